@@ -1,0 +1,117 @@
+"""Page channels: console, PagerDuty Events API v2, SNS (SMS / e-mail) and Slack.
+
+Each takes its transport or boto3 client in ``__init__`` (tests pass fakes). Errors are
+raised as ``ChannelError`` with a reason that never contains the routing key, webhook
+URL or response body, since those are credentials or echo our own text.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TextIO
+
+from chalicelib.errors import ChannelError
+from chalicelib.models import PageKind, Severity
+from chalicelib.paging import PageRequest
+
+PAGERDUTY_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error",
+                      Severity.SEV3: "warning", Severity.SEV4: "info"}
+_PD_ACTIONS = {PageKind.TRIGGER: "trigger", PageKind.ESCALATION: "trigger", PageKind.RESOLVE: "resolve"}
+
+
+class HttpResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Transport(Protocol):
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse: ...
+
+
+class _Response:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+class UrllibTransport:
+    """The real transport: stdlib only, so no HTTP library is loaded on cold start."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https only, checked in config
+                return _Response(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as exc:
+            return _Response(exc.code, dict(exc.headers or {}), exc.read() or b"")
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise ChannelError(f"connection failed: {type(exc).__name__}", retryable=True) from None
+
+
+class ConsoleChannel:
+    """The local default: prints the page (to stderr, keeping stdout for JSON output)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, page: PageRequest) -> None:
+        print(f"PAGE {page.kind.value} → {page.person} ({page.role}): {page.text}",
+              file=self.stream or sys.stderr, flush=True)
+
+
+class PagerDutyChannel:
+    def __init__(self, routing_key: Callable[[], str], endpoint: str, transport: Transport,
+                 timeout: float = 3.0) -> None:
+        self._routing_key, self.endpoint, self.transport, self.timeout = routing_key, endpoint, transport, timeout
+
+    def event(self, page: PageRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": page.incident_id,
+                                "event_action": _PD_ACTIONS[page.kind]}
+        if body["event_action"] == "trigger":
+            body["payload"] = {"summary": page.text[:1024], "source": page.source[:255],
+                               "severity": PAGERDUTY_SEVERITY[page.severity],
+                               "custom_details": {"incident": page.incident_id, "role": page.role}}
+            body["links"] = [{"href": link} for link in page.links]
+        return body
+
+    def send(self, page: PageRequest) -> None:
+        response = self.transport.post(self.endpoint, json.dumps(self.event(page)).encode(),
+                                       {"Content-Type": "application/json"}, self.timeout)
+        if response.status == 202 or 200 <= response.status < 300:
+            return
+        retryable = response.status == 429 or response.status >= 500
+        raise ChannelError(f"PagerDuty answered {response.status}", retryable=retryable)
+
+
+class SlackChannel:
+    def __init__(self, webhook_url: Callable[[], str], transport: Transport, timeout: float = 3.0) -> None:
+        self._webhook_url, self.transport, self.timeout = webhook_url, transport, timeout
+
+    def send(self, page: PageRequest) -> None:
+        response = self.transport.post(self._webhook_url(), json.dumps({"text": page.text}).encode(),
+                                       {"Content-Type": "application/json"}, self.timeout)
+        if not 200 <= response.status < 300:
+            raise ChannelError(f"Slack answered {response.status}",
+                               retryable=response.status == 429 or response.status >= 500)
+
+
+class SnsChannel:
+    def __init__(self, topic_arn: Callable[[], str], client: Callable[[], Any]) -> None:
+        self._topic_arn, self._client = topic_arn, client
+
+    def send(self, page: PageRequest) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client().publish(TopicArn=self._topic_arn(), Message=page.text,
+                                   Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise ChannelError(f"SNS publish failed: {code}", retryable=code in ("Throttling", "InternalError")) from None
+        except BotoCoreError as exc:
+            raise ChannelError(f"SNS publish failed: {type(exc).__name__}", retryable=True) from None

@@ -1,0 +1,242 @@
+"""``python -m chalicelib``: the operator's and the tests' interface (stable).
+
+    simulate FILE [--now ISO]            dry run of one event; prints one JSON object
+    replay FILE... | replay - [--now ISO] run events through the real pipeline; one JSON line each
+    incidents [--json]                    every incident with pages and timeline
+    ack ID --by NAME [--now ISO]
+    resolve ID --by NAME [--now ISO]
+
+The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
+Errors print one line on stderr and exit non-zero; no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chalicelib.errors import IncidentNotFound, InvalidRequest, ResponderError
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except IncidentNotFound as exc:
+        return _fail(f"no incident {exc}")
+    except ResponderError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib", description="alarm responder")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="dry run of one event: classification, decision, planned pages")
+    p.add_argument("file")
+    _add_now(p)
+    p.set_defaults(run=cmd_simulate)
+
+    p = sub.add_parser("replay", help="run events through the real pipeline (files, or - for NDJSON on stdin)")
+    p.add_argument("files", nargs="+")
+    _add_now(p)
+    p.set_defaults(run=cmd_replay)
+
+    p = sub.add_parser("incidents", help="list incidents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_incidents)
+
+    for name, fn in (("ack", cmd_ack), ("resolve", cmd_resolve)):
+        p = sub.add_parser(name, help=f"{name} an incident")
+        p.add_argument("id")
+        p.add_argument("--by", required=True)
+        _add_now(p)
+        p.set_defaults(run=fn)
+    return parser
+
+
+def _add_now(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--now", type=_iso, help="act as of this ISO time (default: the real clock)")
+
+
+def _iso(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _clock(args: argparse.Namespace) -> Callable[[], datetime]:
+    fixed: datetime | None = getattr(args, "now", None)
+    if fixed is not None:
+        return lambda: fixed
+    return lambda: datetime.now(UTC)
+
+
+def _deps(args: argparse.Namespace) -> Any:
+    from chalicelib.wiring import build_deps
+
+    return build_deps(clock=_clock(args))
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from chalicelib import config, sources
+    from chalicelib.pipeline import simulate
+    from chalicelib.settings import Settings
+
+    payload = _read_json(args.file)
+    now = _clock(args)()
+    settings = Settings.from_env()
+    cfg = config.load(settings.config_dir)
+    webhook: dict[str, Any] | None = None
+    if _is_api_gateway_request(payload):
+        signals, webhook = _webhook_signals(payload, settings, now)
+    else:
+        signals = sources.to_signals(payload, now, "simulate")
+    plans = [_plan_json(simulate(signal, cfg, now), webhook) for signal in signals]
+    _print(plans[0] if len(plans) == 1 else {"plans": plans})
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from chalicelib import handlers
+
+    events = list(_replay_inputs(args.files))  # read everything first: a bad file stops before any effect
+    deps = _deps(args)
+    for origin, payload in events:
+        if _is_api_gateway_request(payload):
+            response = handlers.on_api_gateway_request(payload, deps)
+            _print({"input": origin, "status": response.status, **response.body}, compact=True)
+        else:
+            result = handlers.on_event(payload, "replay", deps)
+            for outcome in result["outcomes"]:
+                _print({"input": origin, **outcome}, compact=True)
+    return 0
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    deps = _deps(args)
+    incidents = deps.store.list()
+    if args.json:
+        _print([i.model_dump(mode="json") for i in incidents])
+        return 0
+    for i in incidents:
+        print(f"{i.id}  SEV{i.severity.value}  {i.status.value:<12}  {i.owner:<20}  x{i.count:<4} {i.title}")
+    if not incidents:
+        print("no incidents", file=sys.stderr)
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    incident = _deps(args).pipeline.acknowledge(args.id, args.by)
+    _print(incident.model_dump(mode="json"))
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    incident = _deps(args).pipeline.resolve(args.id, args.by)
+    _print(incident.model_dump(mode="json"))
+    return 0
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
+    signal = plan.signal
+    out: dict[str, Any] = {
+        "severity": plan.severity, "playbook": plan.playbook, "owner": plan.owner,
+        "transition": plan.transition, "incident_key": plan.incident_key,
+        "reason": plan.reason.value, "rule": plan.rule, "response_minutes": plan.response_minutes,
+        "kind": signal.kind.value, "title": signal.title, "delivery_id": signal.delivery_id,
+        "pages": [p.model_dump(mode="json", include={"role", "person", "channel", "kind", "text"})
+                  for p in plan.pages],
+        "playbook_steps": list(plan.playbook_steps),
+    }
+    if signal.unknown_reason:
+        out["unknown_reason"] = signal.unknown_reason
+    if webhook is not None:
+        out["webhook"] = webhook
+    return out
+
+
+def _webhook_signals(payload: dict[str, Any], settings: Any, now: datetime) -> tuple[list[Any], dict[str, Any]]:
+    import base64
+
+    from chalicelib.errors import SignatureError
+    from chalicelib.sources import decode, sentry
+    from chalicelib.sources.unknown import unknown_signal
+
+    headers = {str(k).lower(): str(v) for k, v in (payload.get("headers") or {}).items()}
+    body = payload.get("body") or ""
+    raw = base64.b64decode(body) if payload.get("isBase64Encoded") else str(body).encode()
+    path = str(payload.get("path") or "")
+    check = "unchecked: SENTRY_CLIENT_SECRET not set"
+    if settings.sentry_client_secret is not None:
+        try:
+            sentry.verify_signature(raw, headers, settings.sentry_client_secret.get_secret_value())
+            check = "valid"
+        except SignatureError as exc:
+            check = f"invalid ({exc}): the route would answer 401 and store nothing"
+    decoded = decode(raw)
+    if not path.rstrip("/").endswith("/webhooks/sentry") or not isinstance(decoded, dict):
+        return [unknown_signal(payload, source="http", received=now,
+                               reason=f"no webhook route for {path!r} or body not JSON")], {"signature": check}
+    signal = sentry.to_signal(decoded, resource=headers.get("sentry-hook-resource"),
+                              request_id=headers.get("request-id"), raw=raw, received=now)
+    return [signal], {"route": path, "signature": check}
+
+
+def _is_api_gateway_request(payload: Any) -> bool:
+    return isinstance(payload, dict) and "httpMethod" in payload and ("path" in payload or "resource" in payload)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(path, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(path, "not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(path, f"not JSON: {exc}") from None
+
+
+def _replay_inputs(files: list[str]) -> Iterator[tuple[str, Any]]:
+    for name in files:
+        if name != "-":
+            yield name, _read_json(name)
+            continue
+        for number, line in enumerate(sys.stdin, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"stdin:{number}", json.loads(line)
+            except ValueError as exc:
+                raise InvalidRequest(f"stdin line {number}", f"not JSON: {exc}") from None
+
+
+def _print(value: Any, compact: bool = False) -> None:
+    print(json.dumps(value, default=str, indent=None if compact else 2, sort_keys=compact))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAILED

@@ -1,0 +1,96 @@
+"""Entry points behind ``app.py``'s decorators, free of Chalice so the CLI can call them too.
+
+Each takes what its trigger delivers (an event dict, or a webhook's headers and raw
+body), runs the pipeline and returns a JSON-able answer. Transient failures (store
+throttling, …) propagate so Lambda retries the delivery; everything else about the
+input is turned into a signal and recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib import sources
+from chalicelib.errors import InvalidRequest, SignatureError
+from chalicelib.sources import sentry
+from chalicelib.sources.common import digest
+from chalicelib.sources.unknown import unknown_signal
+from chalicelib.wiring import Deps, get_deps
+
+log = logging.getLogger("responder")
+
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+def on_event(event: dict[str, Any], source_hint: str, deps: Deps | None = None) -> dict[str, Any]:
+    """SNS and EventBridge deliveries: every signal in the event through the pipeline."""
+    deps = deps or get_deps()
+    outcomes = []
+    for signal in sources.to_signals(event, deps.clock(), source_hint):
+        outcome = deps.pipeline.respond(signal, raw=event)
+        # Structured and PHI-free: ids, reasons and classification only.
+        log.info("event handled", extra={"outcome": outcome.summary()})
+        outcomes.append(outcome.summary())
+    return {"outcomes": outcomes}
+
+
+class WebhookResponse:
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body = status, body
+
+
+def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | None = None) -> WebhookResponse:
+    """POST /webhooks/sentry: verify, dedupe on Request-ID, convert, run the pipeline."""
+    deps = deps or get_deps()
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(raw_body) > MAX_WEBHOOK_BYTES:
+        return _error(413, InvalidRequest("body", f"larger than {MAX_WEBHOOK_BYTES} bytes"))
+    if deps.sentry_secret is None:
+        # Misconfiguration, not bad input: 503 makes Sentry retry once it is fixed.
+        return WebhookResponse(503, {"error": "SENTRY_CLIENT_SECRET: not configured"})
+    try:
+        sentry.verify_signature(raw_body, lowered, deps.sentry_secret())
+    except SignatureError as exc:
+        return _error(401, exc)
+    body = sources.decode(raw_body) if raw_body else None
+    received = deps.clock()
+    if not isinstance(body, dict):
+        signal = unknown_signal(raw_body, source="sentry", received=received,
+                                        reason="signed Sentry body is not a JSON object",
+                                        delivery_id=_sentry_delivery(lowered, raw_body))
+        outcome = deps.pipeline.respond(signal, raw=raw_body)
+        return WebhookResponse(400, {"error": "body: not a JSON object", "recorded": outcome.summary()})
+    signal = sentry.to_signal(body, resource=lowered.get("sentry-hook-resource"),
+                              request_id=lowered.get("request-id"), raw=raw_body, received=received)
+    outcome = deps.pipeline.respond(signal, raw=raw_body)
+    log.info("sentry webhook handled", extra={"outcome": outcome.summary()})
+    return WebhookResponse(200, outcome.summary())
+
+
+def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> WebhookResponse:
+    """Replay an API Gateway proxy request through the matching webhook route (used by the CLI)."""
+    path = str(event.get("path") or event.get("rawPath") or "")
+    headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode("utf-8")
+    if path.rstrip("/").endswith("/webhooks/sentry"):
+        return on_sentry_webhook(headers, raw, deps)
+    return _error(404, InvalidRequest("path", f"no webhook route for {path!r}"))
+
+
+def health(deps: Deps | None = None) -> dict[str, Any]:
+    deps = deps or get_deps()
+    return {"status": "ok", "stage": deps.settings.stage,
+            "store": deps.settings.store_url.split(":", 1)[0]}
+
+
+def _sentry_delivery(headers: Mapping[str, str], raw: bytes) -> str:
+    request_id = headers.get("request-id")
+    return f"sentry:{request_id}" if request_id else f"sentry:sha256:{digest(raw)}"
+
+
+def _error(status: int, exc: InvalidRequest) -> WebhookResponse:
+    return WebhookResponse(status, {"error": str(exc), "field": exc.field})

@@ -1,0 +1,146 @@
+"""Incident decisions (pure) and the service that applies them to a store.
+
+``decide`` answers, for one signal and the incident currently open for its key, what
+should happen, as a ``Reason``. ``IncidentService`` applies that decision with the
+store's conditional writes, re-reading and deciding again when it loses a race.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+
+from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
+from chalicelib.models import (
+    Classification, Incident, IncidentStatus, Signal, TimelineEntry, Transition,
+)
+from chalicelib.store import IncidentStore
+
+# A noisy alarm re-fires for hours; its timeline keeps the first repeats and a count.
+MAX_REPEAT_ENTRIES = 50
+_MAX_RACE_RETRIES = 8
+
+
+class Reason(StrEnum):
+    DUPLICATE = "DUPLICATE"                # this delivery was processed before
+    OPENED = "OPENED"                      # a new incident, pages go out
+    ALREADY_OPEN = "ALREADY_OPEN"          # counted on the open incident, nobody paged again
+    SEVERITY_RAISED = "SEVERITY_RAISED"    # open incident got worse: the new owner is paged
+    RESOLVED = "RESOLVED"                  # recovery closed it, whoever was paged is told
+    NO_OPEN_INCIDENT = "NO_OPEN_INCIDENT"  # a recovery with nothing open: recorded only
+    ANNOTATED = "ANNOTATED"                # informational signal added to the open incident
+    RECORDED = "RECORDED"                  # informational signal, nothing open: recorded only
+
+
+def decide(signal: Signal, classification: Classification, current: Incident | None) -> Reason:
+    """What one signal does to the incident open for its key (``current``, or None)."""
+    if signal.transition is Transition.TRIGGER:
+        if current is None:
+            return Reason.OPENED
+        if classification.severity < current.severity:
+            return Reason.SEVERITY_RAISED
+        return Reason.ALREADY_OPEN
+    if signal.transition is Transition.RESOLVE:
+        return Reason.RESOLVED if current is not None else Reason.NO_OPEN_INCIDENT
+    return Reason.ANNOTATED if current is not None else Reason.RECORDED
+
+
+def new_incident(incident_id: str, signal: Signal, c: Classification, now: datetime) -> Incident:
+    entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                          what=f"opened: SEV{c.severity.value} by {c.rule}, owner {c.owner}"
+                               + (f", playbook {c.playbook}" if c.playbook else ""))
+    return Incident(
+        id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
+        resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
+        rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
+    )
+
+
+def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, now: datetime) -> Incident:
+    """The open incident after ``reason`` (all reasons except OPENED and the no-op ones)."""
+    seen = {"last_seen": now, "count": current.count + 1}
+    if reason is Reason.ALREADY_OPEN:
+        if current.count >= MAX_REPEAT_ENTRIES:
+            return current.model_copy(update=seen)
+        return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                                           what=f"repeat #{current.count + 1}: {signal.title}"), **seen)
+    if reason is Reason.SEVERITY_RAISED:
+        return current.noted(
+            TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                          what=f"severity raised SEV{current.severity.value} → SEV{c.severity.value} "
+                               f"by {c.rule}, owner {c.owner}"),
+            severity=c.severity, owner=c.owner, playbook=current.playbook or c.playbook, **seen)
+    if reason is Reason.RESOLVED:
+        return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                                           what=f"resolved by signal: {signal.title}"),
+                             status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by="signal")
+    if reason is Reason.ANNOTATED:
+        return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                                           what=f"noted: {signal.title}"))
+    raise ValueError(f"apply() does not handle {reason}")
+
+
+class IncidentService:
+    """Applies decisions to the store; the only writer of incidents."""
+
+    def __init__(self, store: IncidentStore, new_id: Callable[[], str] | None = None) -> None:
+        self.store = store
+        self.new_id = new_id or (lambda: f"inc-{uuid.uuid4().hex[:12]}")
+
+    def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
+        for _ in range(_MAX_RACE_RETRIES):
+            current = self.store.get_open(signal.incident_key)
+            reason = decide(signal, c, current)
+            try:
+                if reason is Reason.OPENED:
+                    created = self.store.create(new_incident(self.new_id(), signal, c, now))
+                    if created is None:
+                        continue  # another worker opened it first: decide again against theirs
+                    return reason, created
+                if current is None:
+                    return reason, None
+                return reason, self.store.save(apply(reason, current, signal, c, now))
+            except ConflictError:
+                continue
+        raise ConflictError(f"incident key {signal.incident_key} kept changing; giving up for a retry")
+
+    def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
+        """Re-read, apply ``change`` and save, until no one else wrote in between."""
+        for _ in range(_MAX_RACE_RETRIES):
+            current = self.store.get(incident_id)
+            if current is None:
+                raise IncidentNotFound(incident_id)
+            try:
+                return self.store.save(change(current))
+            except ConflictError:
+                continue
+        raise ConflictError(f"incident {incident_id} kept changing; try again")
+
+    def acknowledge(self, incident_id: str, by: str, now: datetime) -> Incident:
+        def ack(incident: Incident) -> Incident:
+            if incident.status is IncidentStatus.RESOLVED:
+                raise InvalidRequest("status", f"incident {incident.id} is resolved; nothing to acknowledge")
+            if incident.status is IncidentStatus.ACKNOWLEDGED:
+                return incident
+            return incident.noted(TimelineEntry(at=now, by=by, what=f"acknowledged by {by}"),
+                                  status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now,
+                                  acknowledged_by=by)
+        current = self.store.get(incident_id)
+        if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
+            return current  # idempotent: a second ack changes nothing
+        return self.update(incident_id, ack)
+
+    def resolve(self, incident_id: str, by: str, now: datetime) -> tuple[Incident, bool]:
+        """Resolve by hand; the bool says whether this call changed anything."""
+        current = self.store.get(incident_id)
+        if current is None:
+            raise IncidentNotFound(incident_id)
+        if current.status is IncidentStatus.RESOLVED:
+            return current, False
+
+        def close(incident: Incident) -> Incident:
+            return incident.noted(TimelineEntry(at=now, by=by, what=f"resolved by {by}"),
+                                  status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
+        return self.update(incident_id, close), True

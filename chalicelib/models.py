@@ -1,0 +1,162 @@
+"""Domain models shared by every stage of the pipeline.
+
+Everything here is a frozen pydantic model or an enum: stages hand values to the
+next stage and never mutate them. Wire formats (SNS, EventBridge, Sentry …) live
+next to their converters in ``chalicelib.sources``; nothing raw passes beyond them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SignalKind(StrEnum):
+    ALARM = "alarm"
+    CLOUDTRAIL = "cloudtrail"
+    ECS_DEPLOYMENT = "ecs_deployment"
+    ECS_TASK = "ecs_task"
+    RDS_EVENT = "rds_event"
+    S3_OBJECT = "s3_object"
+    SENTRY_ISSUE = "sentry_issue"
+    SENTRY_EVENT_ALERT = "sentry_event_alert"
+    SENTRY_METRIC_ALERT = "sentry_metric_alert"
+    SENTRY_ERROR = "sentry_error"
+    SENTRY_INSTALLATION = "sentry_installation"
+    PAGERDUTY = "pagerduty"
+    UNKNOWN = "unknown"
+
+
+class Transition(StrEnum):
+    """What a signal asks of its incident."""
+
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+    NONE = "none"
+
+
+class Severity(IntEnum):
+    SEV1 = 1
+    SEV2 = 2
+    SEV3 = 3
+    SEV4 = 4
+
+
+class Signal(Frozen):
+    """One normalised fact from any source: the only thing later stages see.
+
+    ``title``, ``resource`` and ``links`` are the PHI-free fields a page may show.
+    ``description`` and ``details`` are for classification and the responder's
+    timeline; they never reach a page.
+    """
+
+    kind: SignalKind
+    source: str
+    delivery_id: str
+    incident_key: str
+    transition: Transition
+    occurred_at: datetime
+    title: str
+    resource: str = ""
+    account: str | None = None
+    region: str | None = None
+    state: str | None = None
+    links: tuple[str, ...] = ()
+    # facts the classification rules match on
+    alarm_name: str | None = None
+    description: str | None = None
+    namespaces: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    dimensions: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    event_source: str | None = None
+    event_name: str | None = None
+    error_code: str | None = None
+    caller_account: str | None = None
+    version_targeted: bool = False
+    versioning_status: str | None = None
+    sentry_resource: str | None = None
+    sentry_action: str | None = None
+    sentry_level: str | None = None
+    sentry_environment: str | None = None
+    # safe facts for the timeline, and the reason an input was not recognised
+    details: tuple[tuple[str, str], ...] = ()
+    unknown_reason: str | None = None
+
+
+class Classification(Frozen):
+    severity: Severity
+    owner: str
+    response_minutes: int | None
+    playbook: str | None
+    rule: str = Field(description="the rule, override or default that decided")
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class PageKind(StrEnum):
+    TRIGGER = "trigger"
+    ESCALATION = "escalation"
+    RESOLVE = "resolve"
+
+
+class PageRecord(Frozen):
+    """One message to one person on one channel, exactly as it was sent."""
+
+    role: str
+    person: str
+    channel: str
+    kind: PageKind
+    at: datetime
+    text: str
+    status: str  # "sent" or "failed"
+    error: str | None = None
+
+
+class TimelineEntry(Frozen):
+    at: datetime
+    what: str
+    by: str = "responder"
+    delivery_id: str | None = None
+
+
+class Incident(Frozen):
+    id: str
+    key: str
+    kind: SignalKind
+    title: str
+    resource: str = ""
+    severity: Severity
+    owner: str
+    playbook: str | None
+    rule: str
+    status: IncidentStatus = IncidentStatus.OPEN
+    opened_at: datetime
+    last_seen: datetime
+    count: int = 1
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    links: tuple[str, ...] = ()
+    pages: tuple[PageRecord, ...] = ()
+    timeline: tuple[TimelineEntry, ...] = ()
+    version: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not IncidentStatus.RESOLVED
+
+    def noted(self, entry: TimelineEntry, **changes: object) -> Incident:
+        """A copy with ``entry`` appended to the timeline and ``changes`` applied."""
+        return self.model_copy(update={**changes, "timeline": (*self.timeline, entry)})

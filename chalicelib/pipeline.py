@@ -1,0 +1,157 @@
+"""The responder's pipeline: one delivery in, one ``Outcome`` out.
+
+    source payload ──► Signal ──► Classification ──► Reason ──► Incident ──► pages
+     (sources/*)       (frozen)    (classify.py)    (decide)   (store)     (paging.py)
+
+1. **Convert.** ``sources.to_signals`` turns whatever Lambda or a webhook handed us into
+   frozen ``Signal`` values. Input nobody recognises becomes an ``unknown`` signal with a
+   reason, so it is classified, tracked and seen like everything else.
+2. **Claim the delivery.** ``store.claim_delivery`` leases the delivery id (SNS MessageId,
+   EventBridge id, Sentry Request-ID). A redelivery finds the lease or the completed
+   record and stops with ``Reason.DUPLICATE``. If anything below raises, the lease is
+   released so Lambda's retry can run the delivery again; nothing is half-lost.
+3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
+4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
+   ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
+   ``RECORDED``); ``IncidentService`` applies it with conditional writes, so two
+   concurrent workers never open two incidents for one key.
+5. **Page.** ``paging.plan_pages`` says who hears about it (pure); the ``Pager`` sends on
+   every channel, and each page, sent or failed, is recorded on the incident.
+6. **Complete.** The delivery record keeps the outcome (and, for unknown input, the raw
+   payload) for the dedupe window.
+
+``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state and
+sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from chalicelib.classify import classify
+from chalicelib.config import ResponderConfig
+from chalicelib.incidents import IncidentService, Reason, decide, new_incident
+from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind, TimelineEntry
+from chalicelib.paging import Pager, PageRequest, plan_pages
+from chalicelib.store import IncidentStore
+
+RAW_KEEP_LIMIT = 256 * 1024  # an SNS message is at most 256 KB; keep whole payloads up to that
+
+
+class Outcome(Frozen):
+    delivery_id: str
+    reason: Reason
+    kind: SignalKind
+    transition: str
+    incident_key: str
+    severity: int
+    owner: str
+    playbook: str | None
+    rule: str
+    incident_id: str | None = None
+    pages: tuple[PageRecord, ...] = ()
+    unknown_reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"pages"}) | {"pages": len(self.pages)}
+
+
+class Pipeline:
+    def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
+                 clock: Callable[[], datetime], *, lease_seconds: int = 300, keep_days: int = 14,
+                 new_id: Callable[[], str] | None = None) -> None:
+        self.store, self.config, self.pager, self.clock = store, config, pager, clock
+        self.lease_seconds, self.keep_days = lease_seconds, keep_days
+        self.incidents = IncidentService(store, new_id)
+
+    def respond(self, signal: Signal, raw: Any = None) -> Outcome:
+        now = self.clock()
+        classification = classify(signal, self.config.severity)
+        base = {
+            "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
+            "incident_key": signal.incident_key, "severity": classification.severity.value,
+            "owner": classification.owner, "playbook": classification.playbook,
+            "rule": classification.rule, "unknown_reason": signal.unknown_reason,
+        }
+        if not self.store.claim_delivery(signal.delivery_id, now, self.lease_seconds):
+            return Outcome(reason=Reason.DUPLICATE, **base)
+        try:
+            reason, incident = self.incidents.handle(signal, classification, now)
+            records: tuple[PageRecord, ...] = ()
+            if incident is not None:
+                requests = plan_pages(reason, incident, self.config)
+                if requests:
+                    records = tuple(self.pager.deliver(requests, now))
+                    incident = self._record_pages(incident, records, now)
+            outcome = Outcome(reason=reason, incident_id=incident.id if incident else None,
+                              pages=records, **base)
+            kept = outcome.summary()
+            if signal.kind is SignalKind.UNKNOWN and raw is not None:
+                kept["raw"] = _raw_text(raw)
+            self.store.complete_delivery(signal.delivery_id, kept, now, self.keep_days)
+            return outcome
+        except BaseException:
+            self.store.release_delivery(signal.delivery_id)
+            raise
+
+    def acknowledge(self, incident_id: str, by: str) -> Incident:
+        return self.incidents.acknowledge(incident_id, by, self.clock())
+
+    def resolve(self, incident_id: str, by: str) -> Incident:
+        """Resolve by hand and tell everyone who was paged (once, however often it is called)."""
+        now = self.clock()
+        incident, changed = self.incidents.resolve(incident_id, by, now)
+        requests = plan_pages(Reason.RESOLVED, incident, self.config) if changed else []
+        if requests:
+            incident = self._record_pages(incident, tuple(self.pager.deliver(requests, now)), now)
+        return incident
+
+    def _record_pages(self, incident: Incident, records: tuple[PageRecord, ...], now: datetime) -> Incident:
+        entries = tuple(
+            TimelineEntry(at=now, what=f"{r.kind.value} page to {r.person} ({r.role}) on {r.channel}: "
+                                       f"{r.status}" + (f" — {r.error}" if r.error else ""))
+            for r in records)
+        return self.incidents.update(incident.id, lambda i: i.model_copy(
+            update={"pages": (*i.pages, *records), "timeline": (*i.timeline, *entries)}))
+
+
+class Plan(Frozen):
+    """What ``simulate`` prints: the decisions for one signal, nothing executed."""
+
+    signal: Signal
+    severity: int
+    owner: str
+    response_minutes: int | None
+    playbook: str | None
+    rule: str
+    transition: str
+    incident_key: str
+    reason: Reason
+    pages: tuple[PageRequest, ...]
+    playbook_steps: tuple[dict[str, Any], ...] = ()
+
+
+def simulate(signal: Signal, config: ResponderConfig, now: datetime,
+             current: Incident | None = None) -> Plan:
+    """Steps 3-5 as pure functions: the plan for ``signal`` given the open incident (if any)."""
+    c = classify(signal, config.severity)
+    reason = decide(signal, c, current)
+    incident = current
+    if reason is Reason.OPENED:
+        incident = new_incident("inc-simulated", signal, c, now)
+    elif reason is Reason.SEVERITY_RAISED and current is not None:
+        incident = current.model_copy(update={"severity": c.severity, "owner": c.owner})
+    pages = tuple(plan_pages(reason, incident, config)) if incident is not None else ()
+    return Plan(signal=signal, severity=c.severity.value, owner=c.owner,
+                response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
+                transition=signal.transition.value, incident_key=signal.incident_key,
+                reason=reason, pages=pages)
+
+
+def _raw_text(raw: Any) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (
+        raw if isinstance(raw, str) else json.dumps(raw, default=str))
+    return text[:RAW_KEEP_LIMIT]

@@ -1,0 +1,56 @@
+"""Runtime settings, read from the environment once and validated (the only env reader).
+
+| variable | meaning | default |
+|---|---|---|
+| RESPONDER_STAGE | stage name | local |
+| RESPONDER_STORE | sqlite:///path or dynamodb://table | sqlite:///.responder/state.db |
+| RESPONDER_CONFIG_DIR | folder with severity.yaml and routing.yaml | the shipped chalicelib/config |
+| SENTRY_CLIENT_SECRET | Sentry integration client secret (local) | — |
+| SENTRY_CLIENT_SECRET_ARN | Secrets Manager id of that secret (AWS) | — |
+| RESPONDER_DELIVERY_LEASE_SECONDS | how long one worker owns a delivery before a retry may take it | 300 |
+| RESPONDER_DELIVERY_KEEP_DAYS | how long delivery ids are remembered for dedupe | 14 |
+| SENTRY_DSN | the responder's own error reporting | — (off) |
+
+Secrets are ``SecretStr`` so they never print in a repr, a log or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from chalicelib.errors import ConfigError
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = "local"
+    store_url: str = Field("sqlite:///.responder/state.db", pattern=r"^(sqlite://.*|dynamodb://.+)$")
+    config_dir: str | None = None
+    sentry_client_secret: SecretStr | None = None
+    sentry_client_secret_arn: str | None = None
+    delivery_lease_seconds: int = Field(300, ge=5, le=3600)
+    delivery_keep_days: int = Field(14, ge=1, le=400)
+    sentry_dsn: SecretStr | None = None
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        names = {
+            "stage": "RESPONDER_STAGE", "store_url": "RESPONDER_STORE",
+            "config_dir": "RESPONDER_CONFIG_DIR", "sentry_client_secret": "SENTRY_CLIENT_SECRET",
+            "sentry_client_secret_arn": "SENTRY_CLIENT_SECRET_ARN",
+            "delivery_lease_seconds": "RESPONDER_DELIVERY_LEASE_SECONDS",
+            "delivery_keep_days": "RESPONDER_DELIVERY_KEEP_DAYS", "sentry_dsn": "SENTRY_DSN",
+        }
+        values = {field: env[var] for field, var in names.items() if env.get(var)}
+        try:
+            return cls(**values, env=env)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err["loc"] else "(settings)"
+            raise ConfigError("environment", names.get(field, field), err["msg"]) from None

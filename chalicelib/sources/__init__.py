@@ -1,0 +1,82 @@
+"""Source payloads → ``Signal``: one module per source, and ``to_signals`` to pick one.
+
+``to_signals`` never raises on bad input: whatever it cannot recognise, or whatever a
+converter rejects, comes back as an ``unknown`` signal with a one-line reason. That is
+the first half of the promise that nothing an event says is lost; the pipeline keeps
+the other half.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.sources import cloudwatch_alarm, eventbridge, sentry, sns
+from chalicelib.sources.common import parse_time
+from chalicelib.sources.unknown import unknown_signal
+
+__all__ = ["to_signals", "decode"]
+
+
+def decode(raw: bytes | str) -> Any:
+    """JSON-decode ``raw``; return the text itself if it is not JSON."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def to_signals(payload: Any, received: datetime, source_hint: str = "unknown") -> list[Signal]:
+    """Convert one delivery (as Lambda or a webhook hands it over) into signals."""
+    try:
+        return _dispatch(payload, received, source_hint)
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A converter met a shape it did not expect; keep the event, say why.
+        reason = f"{type(exc).__name__} while converting: {str(exc).splitlines()[0][:200]}"
+        return [unknown_signal(payload, source=source_hint, received=received, reason=reason)]
+
+
+def _dispatch(payload: Any, received: datetime, source_hint: str) -> list[Signal]:
+    if sns.is_lambda_envelope(payload):
+        return sns.from_lambda_envelope(payload, received)
+    if eventbridge.is_eventbridge(payload):
+        return [eventbridge.to_signal(payload, received)]
+    if isinstance(payload, dict) and "alarmData" in payload and "alarmArn" in payload:
+        return [_lambda_alarm_action(payload, received)]
+    if sns.is_http_body(payload):
+        return [sns.from_notification(payload, received)]
+    if sentry.looks_like_sentry(payload):
+        raw = json.dumps(payload, sort_keys=True).encode()
+        return [sentry.to_signal(payload, resource=None, request_id=None, raw=raw, received=received)]
+    if isinstance(payload, dict) and isinstance(payload.get("event"), dict) and "event_type" in payload["event"]:
+        return [_pagerduty_webhook(payload, received)]
+    return [unknown_signal(payload, source=source_hint, received=received,
+                           reason="no converter recognises this payload")]
+
+
+def _lambda_alarm_action(payload: dict[str, Any], received: datetime) -> Signal:
+    data = payload["alarmData"]
+    stamp = (data.get("state") or {}).get("timestamp") or payload.get("time")
+    return cloudwatch_alarm.from_camel(
+        data, source="lambda", delivery_id=f"lambda:{payload['alarmArn']}:{stamp}",
+        arn=payload["alarmArn"], account=payload.get("accountId"), received=received,
+    )
+
+
+def _pagerduty_webhook(payload: dict[str, Any], received: datetime) -> Signal:
+    # Two-way sync is its own feature; here the event is recorded, never dropped.
+    event = payload["event"]
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    key = data.get("incident_key") or data.get("id") or "unknown"
+    return Signal(
+        kind=SignalKind.PAGERDUTY, source="pagerduty", delivery_id=f"pagerduty:{event.get('id')}",
+        incident_key=f"pagerduty:{key}", transition=Transition.NONE,
+        occurred_at=parse_time(event.get("occurred_at"), received),
+        title=f"PagerDuty {event.get('event_type')}", event_name=str(event.get("event_type")),
+        details=(("pagerduty_incident", str(data.get("id") or "")),),
+    )

@@ -1,0 +1,84 @@
+"""SNS deliveries: the Lambda ``Records`` envelope and the HTTP(S) subscription body.
+
+``Sns.Message`` is a JSON string inside JSON; for CloudWatch alarms it is the alarm
+message. A raw ``Publish`` can put any text there, and that text becomes an
+``unknown`` signal (its delivery id is still the SNS ``MessageId``, so a redelivery of
+garbage is deduplicated like anything else). Never parse the alarm name out of
+``Subject``: SNS truncates it to 100 characters.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from chalicelib.models import Signal
+from chalicelib.sources import cloudwatch_alarm
+from chalicelib.sources.common import Wire, parse_time
+from chalicelib.sources.unknown import unknown_signal
+
+
+class SnsNotification(Wire):
+    message_id: str = Field(alias="MessageId")
+    message: str = Field("", alias="Message")
+    type: str = Field("Notification", alias="Type")
+    topic_arn: str | None = Field(None, alias="TopicArn")
+    timestamp: str | None = Field(None, alias="Timestamp")
+
+
+def is_lambda_envelope(payload: Any) -> bool:
+    return isinstance(payload, dict) and isinstance(payload.get("Records"), list) and any(
+        isinstance(r, dict) and "Sns" in r for r in payload["Records"]
+    )
+
+
+def is_http_body(payload: Any) -> bool:
+    return isinstance(payload, dict) and "MessageId" in payload and "Type" in payload and "Message" in payload
+
+
+def from_lambda_envelope(payload: dict[str, Any], received: datetime) -> list[Signal]:
+    signals = []
+    for index, record in enumerate(payload["Records"]):
+        sns = record.get("Sns") if isinstance(record, dict) else None
+        if not isinstance(sns, dict):
+            signals.append(unknown_signal(record, source="sns", received=received,
+                                          reason=f"Records[{index}] has no Sns object"))
+            continue
+        signals.append(from_notification(sns, received))
+    return signals
+
+
+def from_notification(sns: dict[str, Any], received: datetime) -> Signal:
+    try:
+        note = SnsNotification.model_validate(sns)
+    except ValidationError as exc:
+        return unknown_signal(sns, source="sns", received=received,
+                              reason=f"SNS notification invalid: {_first_error(exc)}")
+    delivery_id = f"sns:{note.message_id}"
+    sent = parse_time(note.timestamp, received)
+    if note.type != "Notification":
+        return unknown_signal(sns, source="sns", received=sent, delivery_id=delivery_id,
+                              reason=f"SNS {note.type}: confirm or ignore it by hand",
+                              shape=f"sns/{note.type}")
+    try:
+        message = json.loads(note.message)
+    except ValueError:
+        return unknown_signal(note.message, source="sns", received=sent, delivery_id=delivery_id,
+                              reason="SNS Message is not JSON", shape="sns/text")
+    if not cloudwatch_alarm.is_sns_alarm_message(message):
+        return unknown_signal(message, source="sns", received=sent, delivery_id=delivery_id,
+                              reason="SNS Message is JSON but not a CloudWatch alarm")
+    try:
+        return cloudwatch_alarm.from_sns_message(message, delivery_id, sent)
+    except ValidationError as exc:
+        return unknown_signal(message, source="sns", received=sent, delivery_id=delivery_id,
+                              reason=f"CloudWatch alarm message invalid: {_first_error(exc)}")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(root)"
+    return f"{where}: {err['msg']}"

@@ -1,0 +1,73 @@
+"""Where incidents live: one small interface, two implementations.
+
+- ``SqliteStore`` (``sqlite:///path``): the local default, an embedded file that is safe
+  across processes (transactions take SQLite's write lock, ``BEGIN IMMEDIATE``).
+- ``DynamoStore`` (``dynamodb://table``): AWS, one table, conditional writes.
+
+The interface is built from the three atomic moves the pipeline needs, so two
+concurrent Lambdas can never open two incidents for one key or process one delivery twice:
+
+``claim_delivery``   take a lease on a delivery id (SNS MessageId, EventBridge id, Sentry
+                     Request-ID); a second claim inside the lease, or after completion,
+                     fails → the delivery is a duplicate.
+``create``           open an incident only if no open incident holds its key; the key's
+                     pointer and the incident are written in one transaction.
+``save``             optimistic concurrency: write only if the stored version is the one
+                     read; a resolved incident releases its key in the same transaction.
+
+The same contract tests (``tests/test_store_contract.py``) run against both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.models import Incident
+
+
+class IncidentStore(Protocol):
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
+        """Lease ``delivery_id``; False if it is completed or leased by someone else."""
+
+    def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
+                          keep_days: int) -> None:
+        """Mark the delivery done and keep its outcome (and raw payload, if any)."""
+
+    def release_delivery(self, delivery_id: str) -> None:
+        """Drop an unfinished lease so a retry can process the delivery."""
+
+    def get_delivery(self, delivery_id: str) -> dict[str, Any] | None: ...
+
+    def create(self, incident: Incident) -> Incident | None:
+        """Store a new open incident; None if its key already has an open incident."""
+
+    def save(self, incident: Incident) -> Incident:
+        """Write ``incident`` if the stored version is ``incident.version``; return it at version + 1.
+
+        Raises ``ConflictError`` when someone else wrote first.
+        """
+
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def get_open(self, key: str) -> Incident | None: ...
+
+    def list(self) -> list[Incident]: ...
+
+
+def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:
+    """Build the store named by ``RESPONDER_STORE``: ``sqlite:///path`` or ``dynamodb://table``."""
+    from chalicelib.errors import StoreError
+
+    if url.startswith("sqlite://"):
+        from chalicelib.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    if url.startswith("dynamodb://"):
+        from chalicelib.store.dynamodb import DynamoStore
+
+        table = url.removeprefix("dynamodb://")
+        if not table:
+            raise StoreError("RESPONDER_STORE: dynamodb:// needs a table name")
+        return DynamoStore(table, client=dynamodb_client)
+    raise StoreError("RESPONDER_STORE: expected sqlite:///path or dynamodb://table")

@@ -1,0 +1,192 @@
+"""The AWS store: one DynamoDB table (partition key ``pk``, string), conditional writes.
+
+Items:
+    ``DELIVERY#<id>``  status (leased|done), lease_until, expires_at (also the TTL attribute
+                       ``ttl``), outcome (JSON)
+    ``INCIDENT#<id>``  key, status, version, opened_at, doc (the incident as JSON)
+    ``OPENKEY#<key>``  incident_id: exists exactly while that incident is open
+
+botocore's ``ClientError`` stops here: throttling and 5xx become ``TransientError`` (the
+Lambda retries), a lost condition becomes ``ConflictError`` or a False/None answer, and
+anything else ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.errors import ConflictError, StoreError, TransientError
+from chalicelib.models import Incident, IncidentStatus
+
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
+}
+
+
+class DynamoStore:
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # deferred: cold starts that never touch the store skip it
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, op)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed from exc
+            if code == "TransactionCanceledException":
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+                raise _TransactionCancelled(reasons) from exc
+            if code in _TRANSIENT:
+                raise TransientError(f"dynamodb {op} on {self.table}: {code}") from exc
+            raise StoreError(f"dynamodb {op} on {self.table}: {code}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"dynamodb {op} on {self.table}: {type(exc).__name__}") from exc
+
+    # --- deliveries -------------------------------------------------------------------
+
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
+        ts = int(now.timestamp())
+        try:
+            self._call(
+                "put_item", TableName=self.table,
+                Item={"pk": _s(f"DELIVERY#{delivery_id}"), "status": _s("leased"),
+                      "lease_until": _n(ts + lease_seconds), "ttl": _n(ts + 86400)},
+                # new id, or an abandoned lease (the Lambda that held it died), or an expired record
+                ConditionExpression="attribute_not_exists(pk) OR (#st = :leased AND lease_until < :now)"
+                                    " OR (#st = :done AND expires_at < :now)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues={":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
+            )
+        except _ConditionFailed:
+            return False
+        return True
+
+    def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
+                          keep_days: int) -> None:
+        expires = int((now + timedelta(days=keep_days)).timestamp())
+        self._call("put_item", TableName=self.table, Item={
+            "pk": _s(f"DELIVERY#{delivery_id}"), "status": _s("done"), "expires_at": _n(expires),
+            "ttl": _n(expires), "outcome": _s(json.dumps(outcome, default=str)),
+        })
+
+    def release_delivery(self, delivery_id: str) -> None:
+        try:
+            self._call("delete_item", TableName=self.table, Key={"pk": _s(f"DELIVERY#{delivery_id}")},
+                       ConditionExpression="#st = :leased", ExpressionAttributeNames={"#st": "status"},
+                       ExpressionAttributeValues={":leased": _s("leased")})
+        except _ConditionFailed:
+            pass
+
+    def get_delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        item = self._get(f"DELIVERY#{delivery_id}")
+        if item is None:
+            return None
+        outcome = item.get("outcome", {}).get("S")
+        return {"status": item["status"]["S"], "outcome": json.loads(outcome) if outcome else None}
+
+    # --- incidents --------------------------------------------------------------------
+
+    def create(self, incident: Incident) -> Incident | None:
+        stored = incident.model_copy(update={"version": 1})
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Put": {"TableName": self.table,
+                         "Item": {"pk": _s(f"OPENKEY#{incident.key}"), "incident_id": _s(incident.id)},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": self.table, "Item": self._incident_item(stored),
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ])
+        except _TransactionCancelled as cancelled:
+            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
+                return None
+            raise TransientError(f"dynamodb create cancelled: {cancelled.reasons}") from cancelled
+        return stored
+
+    def save(self, incident: Incident) -> Incident:
+        stored = incident.model_copy(update={"version": incident.version + 1})
+        put = {"TableName": self.table, "Item": self._incident_item(stored),
+               "ConditionExpression": "version = :v",
+               "ExpressionAttributeValues": {":v": _n(incident.version)}}
+        if stored.status is IncidentStatus.RESOLVED:
+            release = {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
+                       "ConditionExpression": "incident_id = :id",
+                       "ExpressionAttributeValues": {":id": _s(stored.id)}}
+            try:
+                self._call("transact_write_items", TransactItems=[{"Put": put}, {"Delete": release}])
+                return stored
+            except _TransactionCancelled as cancelled:
+                if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
+                    raise ConflictError(f"incident {incident.id} changed since version {incident.version}") from None
+                # The key was released already (an earlier save of this resolved incident).
+        try:
+            self._call("put_item", **put)
+        except _ConditionFailed:
+            raise ConflictError(f"incident {incident.id} changed since version {incident.version}") from None
+        return stored
+
+    def get(self, incident_id: str) -> Incident | None:
+        item = self._get(f"INCIDENT#{incident_id}")
+        return Incident.model_validate_json(item["doc"]["S"]) if item else None
+
+    def get_open(self, key: str) -> Incident | None:
+        pointer = self._get(f"OPENKEY#{key}")
+        incident = self.get(pointer["incident_id"]["S"]) if pointer else None
+        return incident if incident is not None and incident.is_open else None
+
+    def list(self) -> list[Incident]:
+        incidents, start = [], None
+        while True:
+            kwargs: dict[str, Any] = {"TableName": self.table,
+                                      "FilterExpression": "begins_with(pk, :p)",
+                                      "ExpressionAttributeValues": {":p": _s("INCIDENT#")}}
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._call("scan", **kwargs)
+            incidents += [Incident.model_validate_json(i["doc"]["S"]) for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(incidents, key=lambda i: (i.opened_at, i.id))
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._call("get_item", TableName=self.table, Key={"pk": _s(pk)},
+                                                 ConsistentRead=True).get("Item")
+        return item
+
+    @staticmethod
+    def _incident_item(incident: Incident) -> dict[str, Any]:
+        return {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
+                "status": _s(incident.status.value), "version": _n(incident.version),
+                "opened_at": _s(incident.opened_at.isoformat()), "doc": _s(incident.model_dump_json())}
+
+
+class _ConditionFailed(Exception):
+    pass
+
+
+class _TransactionCancelled(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(",".join(reasons))
+        self.reasons = reasons
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}

@@ -1,0 +1,145 @@
+"""The embedded store: one SQLite file, safe across threads and processes.
+
+Every write runs in ``BEGIN IMMEDIATE``, which takes SQLite's write lock before the
+first read, so a read-check-write sequence cannot interleave with another process's.
+Threads of one process share one connection behind a lock. WAL mode lets readers
+(``incidents --json``) run while a writer holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from chalicelib.errors import ConflictError, StoreError
+from chalicelib.models import Incident, IncidentStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, lease_until REAL, expires_at REAL, outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, opened_at TEXT NOT NULL,
+    version INTEGER NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
+CREATE TABLE IF NOT EXISTS open_keys (key TEXT PRIMARY KEY, incident_id TEXT NOT NULL);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path = ":memory:", *, busy_timeout_s: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                         check_same_thread=False)
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self.path!r} cannot be opened: {exc}") from exc
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite store busy: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # --- deliveries -------------------------------------------------------------------
+
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
+        ts = now.timestamp()
+        with self._write() as db:
+            row = db.execute("SELECT status, lease_until, expires_at FROM deliveries WHERE id = ?",
+                             (delivery_id,)).fetchone()
+            if row is not None:
+                status, lease_until, expires_at = row
+                if status == "done" and (expires_at is None or expires_at > ts):
+                    return False
+                if status == "leased" and lease_until > ts:
+                    return False
+            db.execute("INSERT OR REPLACE INTO deliveries (id, status, lease_until) VALUES (?, 'leased', ?)",
+                       (delivery_id, ts + lease_seconds))
+            return True
+
+    def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
+                          keep_days: int) -> None:
+        expires = (now + timedelta(days=keep_days)).timestamp()
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO deliveries (id, status, expires_at, outcome) "
+                       "VALUES (?, 'done', ?, ?)",
+                       (delivery_id, expires, json.dumps(outcome, default=str)))
+
+    def release_delivery(self, delivery_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM deliveries WHERE id = ? AND status = 'leased'", (delivery_id,))
+
+    def get_delivery(self, delivery_id: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT status, outcome FROM deliveries WHERE id = ?", (delivery_id,))
+        if not rows:
+            return None
+        status, outcome = rows[0]
+        return {"status": status, "outcome": json.loads(outcome) if outcome else None}
+
+    # --- incidents --------------------------------------------------------------------
+
+    def create(self, incident: Incident) -> Incident | None:
+        stored = incident.model_copy(update={"version": 1})
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM open_keys WHERE key = ?", (incident.key,)).fetchone():
+                return None
+            db.execute("INSERT INTO open_keys (key, incident_id) VALUES (?, ?)", (incident.key, incident.id))
+            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                       (stored.id, stored.key, stored.status.value, stored.opened_at.isoformat(), 1,
+                        stored.model_dump_json()))
+        return stored
+
+    def save(self, incident: Incident) -> Incident:
+        stored = incident.model_copy(update={"version": incident.version + 1})
+        with self._write() as db:
+            updated = db.execute(
+                "UPDATE incidents SET status = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                (stored.status.value, stored.version, stored.model_dump_json(), incident.id, incident.version),
+            ).rowcount
+            if updated != 1:
+                raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
+            if stored.status is IncidentStatus.RESOLVED:
+                db.execute("DELETE FROM open_keys WHERE key = ? AND incident_id = ?", (stored.key, stored.id))
+        return stored
+
+    def get(self, incident_id: str) -> Incident | None:
+        rows = self._read("SELECT doc FROM incidents WHERE id = ?", (incident_id,))
+        return Incident.model_validate_json(rows[0][0]) if rows else None
+
+    def get_open(self, key: str) -> Incident | None:
+        rows = self._read("SELECT i.doc FROM open_keys k JOIN incidents i ON i.id = k.incident_id "
+                          "WHERE k.key = ?", (key,))
+        incident = Incident.model_validate_json(rows[0][0]) if rows else None
+        return incident if incident is not None and incident.is_open else None
+
+    def list(self) -> list[Incident]:
+        rows = self._read("SELECT doc FROM incidents ORDER BY opened_at, id")
+        return [Incident.model_validate_json(doc) for (doc,) in rows]

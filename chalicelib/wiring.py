@@ -1,0 +1,124 @@
+"""The composition root: builds the real collaborators once, lazily; tests swap them whole.
+
+Nothing here runs at import. ``get_deps()`` builds on first use (the first event of a
+cold start) and caches; ``override_deps(deps)`` is the one seam tests and the CLI use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import config as config_module
+from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
+from chalicelib.config import ResponderConfig, RoutingConfig
+from chalicelib.paging import Channel, Pager
+from chalicelib.pipeline import Pipeline
+from chalicelib.secrets import SecretsManagerSecret, env_secret
+from chalicelib.settings import Settings
+from chalicelib.store import IncidentStore, open_store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    config: ResponderConfig
+    store: IncidentStore
+    pager: Pager
+    clock: Callable[[], datetime]
+    pipeline: Pipeline
+    sentry_secret: Callable[[], str] | None
+
+
+def build_deps(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    store: IncidentStore | None = None,
+    channels: dict[str, Callable[[], Channel]] | None = None,
+    transport: Transport | None = None,
+    aws_clients: dict[str, Any] | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> Deps:
+    settings = settings or Settings.from_env()
+    aws = _LazyClients(aws_clients or {})
+    config = config_module.load(settings.config_dir)
+    store = store or open_store(settings.store_url, dynamodb_client=aws.existing("dynamodb"))
+    factories = channel_factories(config.routing, settings, transport or UrllibTransport(), aws)
+    factories.update(channels or {})
+    pager = Pager(factories)
+    pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
+                        keep_days=settings.delivery_keep_days, new_id=new_id)
+    return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock,
+                pipeline=pipeline, sentry_secret=_sentry_secret(settings, clock, aws))
+
+
+def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,
+                      aws: _LazyClients) -> dict[str, Callable[[], Channel]]:
+    env = settings.env
+    factories: dict[str, Callable[[], Channel]] = {}
+    for name, ch in routing.channels.items():
+        if ch.type == "console":
+            factories[name] = ConsoleChannel
+        elif ch.type == "pagerduty":
+            factories[name] = _bind(PagerDutyChannel, env_secret(env, ch.routing_key_env or ""),
+                                    ch.endpoint, transport)
+        elif ch.type == "slack":
+            factories[name] = _bind(SlackChannel, env_secret(env, ch.webhook_url_env or ""), transport)
+        else:
+            factories[name] = _bind(SnsChannel, env_secret(env, ch.topic_arn_env or ""),
+                                    lambda: aws.get("sns"))
+    return factories
+
+
+def _bind(cls: Callable[..., Channel], *args: Any) -> Callable[[], Channel]:
+    return lambda: cls(*args)
+
+
+def _sentry_secret(settings: Settings, clock: Callable[[], datetime],
+                   aws: _LazyClients) -> Callable[[], str] | None:
+    if settings.sentry_client_secret is not None:
+        secret = settings.sentry_client_secret
+        return secret.get_secret_value
+    if settings.sentry_client_secret_arn:
+        return SecretsManagerSecret(settings.sentry_client_secret_arn, clock, aws.existing("secretsmanager"))
+    return None
+
+
+class _LazyClients:
+    """boto3 clients built on first use, so importing and wiring cost no AWS set-up."""
+
+    def __init__(self, given: dict[str, Any]) -> None:
+        self._clients = dict(given)
+
+    def existing(self, name: str) -> Any:
+        return self._clients.get(name)
+
+    def get(self, name: str) -> Any:
+        if name not in self._clients:
+            import boto3
+
+            self._clients[name] = boto3.client(name)  # type: ignore[call-overload]
+        return self._clients[name]
+
+
+_deps: Deps | None = None
+
+
+def get_deps() -> Deps:
+    global _deps
+    if _deps is None:
+        _deps = build_deps()
+    return _deps
+
+
+def override_deps(deps: Deps | None) -> None:
+    """Install ``deps`` for every handler (``None`` returns to lazy real wiring)."""
+    global _deps
+    _deps = deps
