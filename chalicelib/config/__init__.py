@@ -187,7 +187,10 @@ def _load_file(path: Path, model: type[_M]) -> _M:
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
+    out, previous = "", None
     for part in loc:
+        if previous == "matrix":
+            part = f"SEV{part}"  # matrix keys are severities, not list positions
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        previous = part
     return out or "(root)"

@@ -1,0 +1,156 @@
+"""Shared fixtures: real sample events, a fake clock, recording channels, deps on SQLite or moto.
+
+moto is imported before anything builds a boto3 client, and fake credentials point at no
+real account; every test runs without network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+})
+os.environ.pop("SENTRY_DSN", None)
+os.environ.pop("AWS_PROFILE", None)
+
+import boto3  # noqa: E402
+import moto  # noqa: E402,F401  (registers its botocore hook before any client exists)
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from chalicelib.errors import ChannelError  # noqa: E402
+from chalicelib.paging import PageRequest  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.store.dynamodb import DynamoStore  # noqa: E402
+from chalicelib.store.sqlite import SqliteStore  # noqa: E402
+from chalicelib.wiring import Deps, build_deps, override_deps  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = Path(os.environ.get("RESPONDER_EVENTS_DIR", ROOT.parent / "shared" / "events"))
+SENTRY_SECRET = "test-sentry-client-secret-0123456789"
+T0 = datetime(2025, 3, 14, 9, 42, 40, tzinfo=UTC)
+
+# Files in shared/events/ that are not inbound events: outbound PagerDuty calls and responses,
+# and test vectors.
+NOT_INBOUND = {
+    "pagerduty-events-v2-acknowledge.json", "pagerduty-events-v2-resolve.json",
+    "pagerduty-events-v2-response-202.json", "pagerduty-events-v2-response-400.json",
+    "pagerduty-events-v2-trigger.json", "pagerduty-webhook-signature-test-vector.json",
+    "sentry-signature-test-vector.json", "sns-signature-string-to-sign-example.json",
+}
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+def inbound_event_files() -> list[str]:
+    return sorted(p.name for p in EVENTS_DIR.glob("*.json") if p.name not in NOT_INBOUND)
+
+
+def sns_event(name: str, *, message_id: str | None = None, **message_changes: Any) -> dict[str, Any]:
+    """A real SNS sample, optionally with a fresh MessageId and edited alarm message fields."""
+    event = copy.deepcopy(load_event(name))
+    sns = event["Records"][0]["Sns"]
+    if message_id:
+        sns["MessageId"] = message_id
+    if message_changes:
+        message = json.loads(sns["Message"])
+        for key, value in message_changes.items():
+            if isinstance(value, dict) and isinstance(message.get(key), dict):
+                message[key].update(value)
+            else:
+                message[key] = value
+        sns["Message"] = json.dumps(message)
+    return event
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class RecordingChannel:
+    """A channel that keeps what it was asked to send, and can be told to fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[PageRequest] = []
+        self.fail = fail
+
+    def send(self, page: PageRequest) -> None:
+        if self.fail:
+            raise ChannelError("recording channel set to fail", retryable=True)
+        self.sent.append(page)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def console() -> RecordingChannel:
+    return RecordingChannel()
+
+
+def make_deps(store: Any, clock: Callable[[], datetime], channel: RecordingChannel,
+              env: dict[str, str] | None = None, **kwargs: Any) -> Deps:
+    settings = Settings.from_env({"SENTRY_CLIENT_SECRET": SENTRY_SECRET, **(env or {})})
+    return build_deps(settings, clock=clock, store=store, channels={"console": lambda: channel}, **kwargs)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "state.db")
+
+
+@pytest.fixture
+def deps(sqlite_store: SqliteStore, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
+    built = make_deps(sqlite_store, clock, console)
+    override_deps(built)
+    yield built
+    override_deps(None)
+
+
+def create_table(client: Any, name: str = "responder-test") -> str:
+    client.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                        BillingMode="PAY_PER_REQUEST")
+    return name
+
+
+@pytest.fixture
+def dynamo_store() -> Iterator[DynamoStore]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        yield DynamoStore(create_table(client), client=client)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        yield SqliteStore(tmp_path / "contract.db")
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        yield DynamoStore(create_table(client), client=client)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,95 @@
+"""A bad config file fails at load with the file, the key and the reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from chalicelib import config
+from chalicelib.errors import ConfigError
+from chalicelib.settings import Settings
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    for name in ("severity.yaml", "routing.yaml"):
+        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_config_loads() -> None:
+    loaded = config.load()
+    assert len(loaded.severity.rules) > 10
+    assert set(loaded.routing.roles) >= {"founder-primary", "engineering-oncall", "engineering-daytime", "backlog"}
+
+
+@pytest.mark.parametrize("old, new, key, reason", [
+    ("    severity: SEV1\n    playbook: auth-outage", "    severity: SEV7\n    playbook: auth-outage",
+     "rules[", "Input should be"),
+    ("      words: [auth, login, sso, cognito, workos]", "      wordz: [auth]", "rules[", "Extra inputs"),
+    ("    response_minutes: 120", "    response_minutes: -5", "matrix.SEV2.response_minutes", "greater than"),
+    ("      caller: internal\n    severity: SEV1\n    playbook: object-lock-alarm\n  - name: object-lock-retention-or-hold-external",
+     "      caller: inside\n    severity: SEV1\n    playbook: object-lock-alarm\n  - name: object-lock-retention-or-hold-external",
+     "rules[", "internal"),
+])
+def test_bad_severity_file_names_file_key_and_reason(config_dir: Path, old: str, new: str, key: str,
+                                                     reason: str) -> None:
+    edit(config_dir / "severity.yaml", old, new)
+    with pytest.raises(ConfigError) as info:
+        config.load(config_dir)
+    err = info.value
+    assert err.file.endswith("severity.yaml") and key in err.key and reason in err.reason
+    assert str(err).startswith(str(config_dir / "severity.yaml") + ": ")
+
+
+def test_rule_with_empty_match_is_refused(config_dir: Path) -> None:
+    with (config_dir / "severity.yaml").open("a") as f:
+        f.write("  - name: catch-all\n    match: {}\n    severity: SEV1\n")
+    with pytest.raises(ConfigError, match=r"rules\[\d+\]\.match: .*at least one field"):
+        config.load(config_dir)
+
+
+def test_owner_role_missing_from_routing_is_refused(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", "  backlog: []\n", "")
+    with pytest.raises(ConfigError) as info:
+        config.load(config_dir)
+    assert info.value.key == "matrix.SEV4.owner" and "backlog" in info.value.reason
+
+
+def test_routing_reference_to_unknown_channel(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", "  giles:\n    channels: [console]", "  giles:\n    channels: [pager]")
+    with pytest.raises(ConfigError, match="routing.yaml: .*unknown channel 'pager'"):
+        config.load(config_dir)
+
+
+def test_pagerduty_channel_needs_its_secret_reference(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", "  console:\n    type: console", "  console:\n    type: pagerduty")
+    with pytest.raises(ConfigError, match="routing_key_env"):
+        config.load(config_dir)
+
+
+def test_invalid_yaml_names_the_line(config_dir: Path) -> None:
+    (config_dir / "severity.yaml").write_text("matrix: [\n  - a: b\n  c\n")
+    with pytest.raises(ConfigError, match=r"severity.yaml: line \d+: not valid YAML"):
+        config.load(config_dir)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"severity.yaml: \(file\)"):
+        config.load(tmp_path)
+
+
+def test_settings_reject_bad_store_url_without_echoing_secrets() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"RESPONDER_STORE": "postgres://x", "SENTRY_CLIENT_SECRET": "s3cr3t-value"})
+    assert info.value.key == "RESPONDER_STORE" and "s3cr3t-value" not in str(info.value)
+    settings = Settings.from_env({"SENTRY_CLIENT_SECRET": "s3cr3t-value"})
+    assert "s3cr3t-value" not in repr(settings)
