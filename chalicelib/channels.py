@@ -77,6 +77,7 @@ class PagerDutyChannel:
                                "severity": PAGERDUTY_SEVERITY[page.severity],
                                "custom_details": {"incident": page.incident_id, "role": page.role}}
             body["links"] = [{"href": link} for link in page.links]
+            body["client"] = "alarm-responder"
         return body
 
     def send(self, page: PageRequest) -> None:
