@@ -43,9 +43,11 @@ class UrllibTransport:
         import urllib.error
         import urllib.request
 
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+        if not url.startswith("https://"):
+            raise ChannelError("refusing a non-https endpoint")
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - https checked above
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https only, checked in config
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https checked above
                 return _Response(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as exc:
             return _Response(exc.code, dict(exc.headers or {}), exc.read() or b"")
@@ -113,6 +115,7 @@ class SnsChannel:
                                    Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise ChannelError(f"SNS publish failed: {code}", retryable=code in ("Throttling", "InternalError")) from None
+            retryable = code in ("Throttling", "InternalError")
+            raise ChannelError(f"SNS publish failed: {code}", retryable=retryable) from None
         except BotoCoreError as exc:
             raise ChannelError(f"SNS publish failed: {type(exc).__name__}", retryable=True) from None

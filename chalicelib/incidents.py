@@ -14,7 +14,12 @@ from enum import StrEnum
 
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
-    Classification, Incident, IncidentStatus, Signal, TimelineEntry, Transition,
+    Classification,
+    Incident,
+    IncidentStatus,
+    Signal,
+    TimelineEntry,
+    Transition,
 )
 from chalicelib.store import IncidentStore
 

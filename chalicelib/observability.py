@@ -69,7 +69,7 @@ def init_error_reporting(environ: dict[str, str] | None = None) -> bool:
     return True
 
 
-def _drop_request_data(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def _drop_request_data(event: Any, hint: Any) -> Any:
     # Request bodies and exception messages can quote a webhook payload; keep types and stacks.
     event.pop("request", None)
     for exc in (event.get("exception") or {}).get("values") or []:

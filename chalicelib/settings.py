@@ -49,7 +49,7 @@ class Settings(BaseModel):
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         try:
-            return cls(**values, env=env)  # type: ignore[arg-type]
+            return cls(**values, env=env)
         except ValidationError as exc:
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err["loc"] else "(settings)"

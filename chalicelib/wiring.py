@@ -104,7 +104,7 @@ class _LazyClients:
         if name not in self._clients:
             import boto3
 
-            self._clients[name] = boto3.client(name)  # type: ignore[call-overload]
+            self._clients[name] = boto3.client(name)
         return self._clients[name]
 
 

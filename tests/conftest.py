@@ -22,17 +22,17 @@ os.environ.update({
 os.environ.pop("SENTRY_DSN", None)
 os.environ.pop("AWS_PROFILE", None)
 
-import boto3  # noqa: E402
-import moto  # noqa: E402,F401  (registers its botocore hook before any client exists)
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+import moto  # noqa: F401  (registers its botocore hook before any client exists)
+import pytest
+from moto import mock_aws
 
-from chalicelib.errors import ChannelError  # noqa: E402
-from chalicelib.paging import PageRequest  # noqa: E402
-from chalicelib.settings import Settings  # noqa: E402
-from chalicelib.store.dynamodb import DynamoStore  # noqa: E402
-from chalicelib.store.sqlite import SqliteStore  # noqa: E402
-from chalicelib.wiring import Deps, build_deps, override_deps  # noqa: E402
+from chalicelib.errors import ChannelError
+from chalicelib.paging import PageRequest
+from chalicelib.settings import Settings
+from chalicelib.store.dynamodb import DynamoStore
+from chalicelib.store.sqlite import SqliteStore
+from chalicelib.wiring import Deps, build_deps, override_deps
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(os.environ.get("RESPONDER_EVENTS_DIR", ROOT.parent / "shared" / "events"))

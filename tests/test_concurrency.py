@@ -20,7 +20,7 @@ from moto import mock_aws
 from chalicelib.handlers import on_event
 from chalicelib.models import PageKind
 from chalicelib.store.dynamodb import DynamoStore
-from tests.conftest import ROOT, EVENTS_DIR, FakeClock, RecordingChannel, create_table, make_deps, new_id, sns_event
+from tests.conftest import EVENTS_DIR, ROOT, FakeClock, RecordingChannel, create_table, make_deps, new_id, sns_event
 
 
 def race(n: int, work: Any) -> list[Any]:

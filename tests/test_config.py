@@ -66,7 +66,7 @@ def test_owner_role_missing_from_routing_is_refused(config_dir: Path) -> None:
 
 def test_routing_reference_to_unknown_channel(config_dir: Path) -> None:
     edit(config_dir / "routing.yaml", "  giles:\n    channels: [console]", "  giles:\n    channels: [pager]")
-    with pytest.raises(ConfigError, match="routing.yaml: .*unknown channel 'pager'"):
+    with pytest.raises(ConfigError, match=r"routing\.yaml: .*unknown channel 'pager'"):
         config.load(config_dir)
 
 

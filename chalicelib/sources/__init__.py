@@ -19,7 +19,7 @@ from chalicelib.sources import cloudwatch_alarm, eventbridge, sentry, sns
 from chalicelib.sources.common import parse_time
 from chalicelib.sources.unknown import unknown_signal
 
-__all__ = ["to_signals", "decode"]
+__all__ = ["decode", "to_signals"]
 
 
 def decode(raw: bytes | str) -> Any:

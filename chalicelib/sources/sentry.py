@@ -157,7 +157,8 @@ def _installation(body: Mapping[str, Any], data: dict[str, Any], action: str, de
 
 def _legacy_plugin(body: Mapping[str, Any], data: dict[str, Any], action: str, delivery_id: str,
                    received: datetime) -> Signal:
-    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    raw_event = body.get("event")
+    event: dict[str, Any] = raw_event if isinstance(raw_event, dict) else {}
     tags = _tags(event.get("tags"))
     issue_id = str(body.get("id") or "unknown")
     return _sentry_signal(
