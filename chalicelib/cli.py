@@ -13,6 +13,7 @@ Errors print one line on stderr and exit non-zero; no tracebacks for bad input.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -123,10 +124,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
             response = handlers.on_api_gateway_request(payload, deps)
             _print({"input": origin, "status": response.status, **response.body}, compact=True)
         else:
-            result = handlers.on_event(payload, "replay", deps)
+            result = _retrying(functools.partial(handlers.on_event, payload, "replay", deps), deps)
             for outcome in result["outcomes"]:
                 _print({"input": origin, **outcome}, compact=True)
     return 0
+
+
+def _retrying(run: Callable[[], Any], deps: Any) -> Any:
+    """Run ``run``, waiting out another process's lease on the same delivery, as Lambda's retry would."""
+    import time
+
+    from chalicelib.errors import DeliveryInProgress
+
+    deadline = time.monotonic() + deps.settings.delivery_lease_seconds + 5
+    while True:
+        try:
+            return run()
+        except DeliveryInProgress:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@
     ├── InvalidRequest       bad HTTP input or CLI input: a one-line reason naming the field
     │   └── SignatureError   a webhook signature is missing or wrong (HTTP 401)
     ├── TransientError       worth retrying: throttling, 5xx, timeouts (Lambda retries, then the DLQ)
+    │   └── DeliveryInProgress  another worker holds this delivery's lease: retry later
     ├── StoreError           the incident store failed for good (bad table, bad URL)
     │   └── ConflictError    a conditional write lost a race; re-read and try again
     ├── IncidentNotFound     no incident with that id
@@ -39,6 +40,10 @@ class SignatureError(InvalidRequest):
 
 
 class TransientError(ResponderError):
+    pass
+
+
+class DeliveryInProgress(TransientError):
     pass
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import sources
-from chalicelib.errors import InvalidRequest, SignatureError
+from chalicelib.errors import DeliveryInProgress, InvalidRequest, SignatureError
 from chalicelib.sources import sentry
 from chalicelib.sources.common import digest
 from chalicelib.sources.unknown import unknown_signal
@@ -65,7 +65,11 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
         return WebhookResponse(400, {"error": "body: not a JSON object", "recorded": outcome.summary()})
     signal = sentry.to_signal(body, resource=lowered.get("sentry-hook-resource"),
                               request_id=lowered.get("request-id"), raw=raw_body, received=received)
-    outcome = deps.pipeline.respond(signal, raw=raw_body)
+    try:
+        outcome = deps.pipeline.respond(signal, raw=raw_body)
+    except DeliveryInProgress:
+        # Sentry retries 503s (3 times, 5 minutes apart); by then the first worker has finished.
+        return WebhookResponse(503, {"error": "Request-ID: this delivery is being processed; retry later"})
     log.info("sentry webhook handled", extra={"outcome": outcome.summary()})
     return WebhookResponse(200, outcome.summary())
 

@@ -7,9 +7,11 @@
    frozen ``Signal`` values. Input nobody recognises becomes an ``unknown`` signal with a
    reason, so it is classified, tracked and seen like everything else.
 2. **Claim the delivery.** ``store.claim_delivery`` leases the delivery id (SNS MessageId,
-   EventBridge id, Sentry Request-ID). A redelivery finds the lease or the completed
-   record and stops with ``Reason.DUPLICATE``. If anything below raises, the lease is
-   released so Lambda's retry can run the delivery again; nothing is half-lost.
+   EventBridge id, Sentry Request-ID). A redelivery of a completed delivery stops with
+   ``Reason.DUPLICATE``; one that meets another worker's live lease raises
+   ``DeliveryInProgress``, so the trigger retries it later (if that worker died, its lease
+   has expired by then and the retry does the work). If anything below raises, the lease
+   is released so a retry can run the delivery again: nothing is half-lost.
 3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
 4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
@@ -33,12 +35,14 @@ from typing import Any
 
 from chalicelib.classify import classify
 from chalicelib.config import ResponderConfig
+from chalicelib.errors import DeliveryInProgress
 from chalicelib.incidents import IncidentService, Reason, decide, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind, TimelineEntry
 from chalicelib.paging import Pager, PageRequest, plan_pages
-from chalicelib.store import IncidentStore
+from chalicelib.store import Claim, IncidentStore
 
 RAW_KEEP_LIMIT = 256 * 1024  # an SNS message is at most 256 KB; keep whole payloads up to that
+UNKNOWN_KEEP_DAYS = 90  # unrecognised input waits for a human (and a new converter) longer
 
 
 class Outcome(Frozen):
@@ -61,7 +65,7 @@ class Outcome(Frozen):
 
 class Pipeline:
     def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
-                 clock: Callable[[], datetime], *, lease_seconds: int = 300, keep_days: int = 14,
+                 clock: Callable[[], datetime], *, lease_seconds: int = 60, keep_days: int = 14,
                  new_id: Callable[[], str] | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
@@ -76,8 +80,11 @@ class Pipeline:
             "owner": classification.owner, "playbook": classification.playbook,
             "rule": classification.rule, "unknown_reason": signal.unknown_reason,
         }
-        if not self.store.claim_delivery(signal.delivery_id, now, self.lease_seconds):
+        claim = self.store.claim_delivery(signal.delivery_id, now, self.lease_seconds)
+        if claim is Claim.DONE:
             return Outcome(reason=Reason.DUPLICATE, **base)
+        if claim is Claim.IN_PROGRESS:
+            raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
             reason, incident = self.incidents.handle(signal, classification, now)
             records: tuple[PageRecord, ...] = ()
@@ -88,10 +95,10 @@ class Pipeline:
                     incident = self._record_pages(incident, records, now)
             outcome = Outcome(reason=reason, incident_id=incident.id if incident else None,
                               pages=records, **base)
-            kept = outcome.summary()
+            kept, keep_days = outcome.summary(), self.keep_days
             if signal.kind is SignalKind.UNKNOWN and raw is not None:
-                kept["raw"] = _raw_text(raw)
-            self.store.complete_delivery(signal.delivery_id, kept, now, self.keep_days)
+                kept["raw"], keep_days = _raw_text(raw), max(keep_days, UNKNOWN_KEEP_DAYS)
+            self.store.complete_delivery(signal.delivery_id, kept, now, keep_days)
             return outcome
         except BaseException:
             self.store.release_delivery(signal.delivery_id)

@@ -7,7 +7,7 @@
 | RESPONDER_CONFIG_DIR | folder with severity.yaml and routing.yaml | the shipped chalicelib/config |
 | SENTRY_CLIENT_SECRET | Sentry integration client secret (local) | — |
 | SENTRY_CLIENT_SECRET_ARN | Secrets Manager id of that secret (AWS) | — |
-| RESPONDER_DELIVERY_LEASE_SECONDS | how long one worker owns a delivery before a retry may take it | 300 |
+| RESPONDER_DELIVERY_LEASE_SECONDS | lease one worker holds on a delivery (2 × Lambda timeout) | 60 |
 | RESPONDER_DELIVERY_KEEP_DAYS | how long delivery ids are remembered for dedupe | 14 |
 | SENTRY_DSN | the responder's own error reporting | — (off) |
 
@@ -32,7 +32,7 @@ class Settings(BaseModel):
     config_dir: str | None = None
     sentry_client_secret: SecretStr | None = None
     sentry_client_secret_arn: str | None = None
-    delivery_lease_seconds: int = Field(300, ge=5, le=3600)
+    delivery_lease_seconds: int = Field(60, ge=5, le=3600)
     delivery_keep_days: int = Field(14, ge=1, le=400)
     sentry_dsn: SecretStr | None = None
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)

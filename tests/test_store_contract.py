@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.models import Incident, IncidentStatus, Severity, SignalKind
-from chalicelib.store import open_store
+from chalicelib.store import Claim, open_store
 from tests.conftest import T0
 
 
@@ -19,25 +19,26 @@ def incident(incident_id: str = "inc-1", key: str = "alarm:a") -> Incident:
 
 
 def test_claim_is_exclusive_until_released(any_store: Any) -> None:
-    assert any_store.claim_delivery("d-1", T0, 300)
-    assert not any_store.claim_delivery("d-1", T0, 300)
+    assert any_store.claim_delivery("d-1", T0, 300) is Claim.CLAIMED
+    assert any_store.claim_delivery("d-1", T0, 300) is Claim.IN_PROGRESS
     any_store.release_delivery("d-1")
-    assert any_store.claim_delivery("d-1", T0, 300)
+    assert any_store.claim_delivery("d-1", T0, 300) is Claim.CLAIMED
 
 
 def test_completed_delivery_stays_a_duplicate_for_the_keep_window(any_store: Any) -> None:
-    assert any_store.claim_delivery("d-2", T0, 300)
+    assert any_store.claim_delivery("d-2", T0, 300) is Claim.CLAIMED
     any_store.complete_delivery("d-2", {"reason": "OPENED"}, T0, keep_days=14)
-    assert not any_store.claim_delivery("d-2", T0 + timedelta(days=13), 300)
+    assert any_store.claim_delivery("d-2", T0 + timedelta(days=13), 300) is Claim.DONE
     assert any_store.get_delivery("d-2") == {"status": "done", "outcome": {"reason": "OPENED"}}
     any_store.release_delivery("d-2")  # a completed record is not a lease: stays
-    assert not any_store.claim_delivery("d-2", T0 + timedelta(hours=1), 300)
+    assert any_store.claim_delivery("d-2", T0 + timedelta(hours=1), 300) is Claim.DONE
+    assert any_store.claim_delivery("d-2", T0 + timedelta(days=15), 300) is Claim.CLAIMED  # forgotten
 
 
 def test_abandoned_lease_can_be_taken_after_it_expires(any_store: Any) -> None:
-    assert any_store.claim_delivery("d-3", T0, 60)
-    assert not any_store.claim_delivery("d-3", T0 + timedelta(seconds=59), 60)
-    assert any_store.claim_delivery("d-3", T0 + timedelta(seconds=61), 60)
+    assert any_store.claim_delivery("d-3", T0, 60) is Claim.CLAIMED
+    assert any_store.claim_delivery("d-3", T0 + timedelta(seconds=59), 60) is Claim.IN_PROGRESS
+    assert any_store.claim_delivery("d-3", T0 + timedelta(seconds=61), 60) is Claim.CLAIMED
 
 
 def test_create_refuses_a_second_open_incident_for_a_key(any_store: Any) -> None:

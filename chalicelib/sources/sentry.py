@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +104,12 @@ def _issue(body: Mapping[str, Any], data: dict[str, Any], action: str, delivery_
     )
 
 
-def _event_like(kind: SignalKind, field: str, resource: str):  # type: ignore[no-untyped-def]
+_Converter = Callable[[Mapping[str, Any], dict[str, Any], str, str, datetime], Signal]
+
+
+def _event_like(kind: SignalKind, field: str, resource: str) -> _Converter:
+    """Converter for payloads that carry one Sentry event (``event_alert``, ``error``)."""
+
     def convert(body: Mapping[str, Any], data: dict[str, Any], action: str, delivery_id: str,
                 received: datetime) -> Signal:
         event = data.get(field) or {}
@@ -198,7 +203,7 @@ def _issue_id_from(url: Any) -> str | None:
     return match.group(1) if match else None
 
 
-_CONVERTERS = {
+_CONVERTERS: dict[str, _Converter] = {
     "issue": _issue,
     "event_alert": _event_like(SignalKind.SENTRY_EVENT_ALERT, "event", "event_alert"),
     "error": _event_like(SignalKind.SENTRY_ERROR, "error", "error"),

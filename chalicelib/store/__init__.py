@@ -8,8 +8,9 @@ The interface is built from the three atomic moves the pipeline needs, so two
 concurrent Lambdas can never open two incidents for one key or process one delivery twice:
 
 ``claim_delivery``   take a lease on a delivery id (SNS MessageId, EventBridge id, Sentry
-                     Request-ID); a second claim inside the lease, or after completion,
-                     fails → the delivery is a duplicate.
+                     Request-ID). The answer is ``Claim.CLAIMED``, ``Claim.DONE`` (processed
+                     before: a duplicate) or ``Claim.IN_PROGRESS`` (another worker holds an
+                     unexpired lease: retry later; if that worker died, its lease expires).
 ``create``           open an incident only if no open incident holds its key; the key's
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
@@ -21,14 +22,21 @@ The same contract tests (``tests/test_store_contract.py``) run against both.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from chalicelib.models import Incident
 
 
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+
+
 class IncidentStore(Protocol):
-    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
-        """Lease ``delivery_id``; False if it is completed or leased by someone else."""
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> Claim:
+        """Lease ``delivery_id`` unless it is done or leased by someone else."""
 
     def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
                           keep_days: int) -> None:

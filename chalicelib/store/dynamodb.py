@@ -19,6 +19,7 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError, TransientError
 from chalicelib.models import Incident, IncidentStatus
+from chalicelib.store import Claim
 
 _TRANSIENT = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -47,7 +48,7 @@ class DynamoStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed from exc
+                raise _ConditionFailed(exc.response.get("Item")) from exc
             if code == "TransactionCanceledException":
                 reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
                 raise _TransactionCancelled(reasons) from exc
@@ -59,7 +60,7 @@ class DynamoStore:
 
     # --- deliveries -------------------------------------------------------------------
 
-    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> Claim:
         ts = int(now.timestamp())
         try:
             self._call(
@@ -71,10 +72,12 @@ class DynamoStore:
                                     " OR (#st = :done AND expires_at < :now)",
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues={":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed:
-            return False
-        return True
+        except _ConditionFailed as failed:
+            held = (failed.item or {}).get("status", {}).get("S")
+            return Claim.IN_PROGRESS if held == "leased" else Claim.DONE
+        return Claim.CLAIMED
 
     def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
                           keep_days: int) -> None:
@@ -175,7 +178,9 @@ class DynamoStore:
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, item: dict[str, Any] | None = None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 class _TransactionCancelled(Exception):

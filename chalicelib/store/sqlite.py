@@ -19,6 +19,7 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.models import Incident, IncidentStatus
+from chalicelib.store import Claim
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -70,7 +71,7 @@ class SqliteStore:
 
     # --- deliveries -------------------------------------------------------------------
 
-    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> bool:
+    def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> Claim:
         ts = now.timestamp()
         with self._write() as db:
             row = db.execute("SELECT status, lease_until, expires_at FROM deliveries WHERE id = ?",
@@ -78,12 +79,12 @@ class SqliteStore:
             if row is not None:
                 status, lease_until, expires_at = row
                 if status == "done" and (expires_at is None or expires_at > ts):
-                    return False
+                    return Claim.DONE
                 if status == "leased" and lease_until > ts:
-                    return False
+                    return Claim.IN_PROGRESS
             db.execute("INSERT OR REPLACE INTO deliveries (id, status, lease_until) VALUES (?, 'leased', ?)",
                        (delivery_id, ts + lease_seconds))
-            return True
+            return Claim.CLAIMED
 
     def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
                           keep_days: int) -> None:
