@@ -7,6 +7,8 @@ store's conditional writes, re-reading and deciding again when it loses a race.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -25,7 +27,12 @@ from chalicelib.store import IncidentStore
 
 # A noisy alarm re-fires for hours; its timeline keeps the first repeats and a count.
 MAX_REPEAT_ENTRIES = 50
-_MAX_RACE_RETRIES = 8
+_MAX_RACE_RETRIES = 25
+
+
+def _backoff(attempt: int) -> None:
+    # Conflicts clear in milliseconds; jitter keeps racing workers from colliding in lockstep.
+    time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
 
 
 class Reason(StrEnum):
@@ -90,15 +97,19 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
 class IncidentService:
     """Applies decisions to the store; the only writer of incidents."""
 
-    def __init__(self, store: IncidentStore, new_id: Callable[[], str] | None = None) -> None:
+    def __init__(self, store: IncidentStore, new_id: Callable[[], str] | None = None,
+                 pause: Callable[[int], None] = _backoff) -> None:
         self.store = store
         self.new_id = new_id or (lambda: f"inc-{uuid.uuid4().hex[:12]}")
+        self.pause = pause
 
     def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
-        for _ in range(_MAX_RACE_RETRIES):
-            current = self.store.get_open(signal.incident_key)
-            reason = decide(signal, c, current)
+        for attempt in range(_MAX_RACE_RETRIES):
+            if attempt:
+                self.pause(attempt)
             try:
+                current = self.store.get_open(signal.incident_key)
+                reason = decide(signal, c, current)
                 if reason is Reason.OPENED:
                     created = self.store.create(new_incident(self.new_id(), signal, c, now))
                     if created is None:
@@ -113,7 +124,9 @@ class IncidentService:
 
     def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
         """Re-read, apply ``change`` and save, until no one else wrote in between."""
-        for _ in range(_MAX_RACE_RETRIES):
+        for attempt in range(_MAX_RACE_RETRIES):
+            if attempt:
+                self.pause(attempt)
             current = self.store.get(incident_id)
             if current is None:
                 raise IncidentNotFound(incident_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -150,6 +151,29 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         yield DynamoStore(create_table(client), client=client)
+
+
+class AtomicRequests:
+    """A boto3 client whose every call runs alone, as each request does on the real DynamoDB.
+
+    moto's in-process backend is not thread-safe: a reader can see half of a
+    TransactWriteItems. Serialising whole requests restores the service's guarantee while
+    the races *between* requests, the ones our code must survive, stay as they are.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+        return call
 
 
 def new_id() -> str:

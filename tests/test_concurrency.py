@@ -21,7 +21,17 @@ from chalicelib.errors import DeliveryInProgress
 from chalicelib.handlers import on_event
 from chalicelib.models import PageKind
 from chalicelib.store.dynamodb import DynamoStore
-from tests.conftest import EVENTS_DIR, ROOT, FakeClock, RecordingChannel, create_table, make_deps, new_id, sns_event
+from tests.conftest import (
+    EVENTS_DIR,
+    ROOT,
+    AtomicRequests,
+    FakeClock,
+    RecordingChannel,
+    create_table,
+    make_deps,
+    new_id,
+    sns_event,
+)
 
 
 def race(n: int, work: Any) -> list[Any]:
@@ -55,7 +65,7 @@ def race(n: int, work: Any) -> list[Any]:
 def test_eight_threads_one_message_dynamodb() -> None:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        store = DynamoStore(create_table(client), client=client)
+        store = DynamoStore(create_table(client), client=AtomicRequests(client))
         channel = RecordingChannel()
         deps = make_deps(store, FakeClock(), channel)
         event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id())
@@ -69,7 +79,7 @@ def test_eight_threads_one_message_dynamodb() -> None:
 def test_eight_threads_different_deliveries_of_one_alarm_dynamodb() -> None:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        store = DynamoStore(create_table(client), client=client)
+        store = DynamoStore(create_table(client), client=AtomicRequests(client))
         channel = RecordingChannel()
         deps = make_deps(store, FakeClock(), channel)
         events = [sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()) for _ in range(8)]

@@ -148,8 +148,13 @@ class DynamoStore:
 
     def get_open(self, key: str) -> Incident | None:
         pointer = self._get(f"OPENKEY#{key}")
-        incident = self.get(pointer["incident_id"]["S"]) if pointer else None
-        return incident if incident is not None and incident.is_open else None
+        if pointer is None:
+            return None
+        incident = self.get(pointer["incident_id"]["S"])
+        if incident is None:
+            # Both items are written in one transaction, so this is a read between them.
+            raise ConflictError(f"incident key {key} is being written; read again")
+        return incident if incident.is_open else None
 
     def list(self) -> list[Incident]:
         incidents, start = [], None
