@@ -7,7 +7,7 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 
 import os
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SNSEvent
 
 from chalicelib import observability
@@ -58,6 +58,12 @@ def on_cloudtrail_s3(event: CloudWatchEvent) -> dict:
                  name="on_ecs_deployment")
 def on_ecs_deployment(event: CloudWatchEvent) -> dict:
     return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="escalation_sweep")
+def escalation_sweep(event: CloudWatchEvent) -> dict:
+    """Durable timers: page the next escalation step, retry failed pages, use fallbacks."""
+    return _handlers().sweep()
 
 
 @app.route("/webhooks/sentry", methods=["POST"],

@@ -88,7 +88,8 @@ class PagerDutyChannel:
         if response.status == 202 or 200 <= response.status < 300:
             return
         retryable = response.status == 429 or response.status >= 500
-        raise ChannelError(f"PagerDuty answered {response.status}", retryable=retryable)
+        raise ChannelError(f"PagerDuty answered {response.status}", retryable=retryable,
+                           retry_after=_retry_after(response.headers))
 
 
 class SlackChannel:
@@ -100,7 +101,8 @@ class SlackChannel:
                                        {"Content-Type": "application/json"}, self.timeout)
         if not 200 <= response.status < 300:
             raise ChannelError(f"Slack answered {response.status}",
-                               retryable=response.status == 429 or response.status >= 500)
+                               retryable=response.status == 429 or response.status >= 500,
+                               retry_after=_retry_after(response.headers))
 
 
 class SnsChannel:
@@ -119,3 +121,12 @@ class SnsChannel:
             raise ChannelError(f"SNS publish failed: {code}", retryable=retryable) from None
         except BotoCoreError as exc:
             raise ChannelError(f"SNS publish failed: {type(exc).__name__}", retryable=True) from None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form); None if absent or a date."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.config import Match, SeverityConfig
+from chalicelib.config.severity import Match, SeverityConfig
 from chalicelib.models import Classification, Severity, Signal
 from chalicelib.words import any_phrase_in
 

@@ -5,6 +5,8 @@
     incidents [--json]                    every incident with pages and timeline
     ack ID --by NAME [--now ISO]
     resolve ID --by NAME [--now ISO]
+    escalate [--now ISO]                  one run of the escalation sweep
+    oncall [--at ISO] [--json]            who holds each role at that moment
 
 The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
 Errors print one line on stderr and exit non-zero; no tracebacks for bad input.
@@ -57,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("incidents", help="list incidents")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_incidents)
+
+    p = sub.add_parser("escalate", help="run one escalation sweep (pages due steps, retries, fallbacks)")
+    _add_now(p)
+    p.set_defaults(run=cmd_escalate)
+
+    p = sub.add_parser("oncall", help="who holds each role at a moment")
+    p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_oncall)
 
     for name, fn in (("ack", cmd_ack), ("resolve", cmd_resolve)):
         p = sub.add_parser(name, help=f"{name} an incident")
@@ -171,6 +182,31 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_escalate(args: argparse.Namespace) -> int:
+    _print(_deps(args).pipeline.sweep(), compact=True)
+    return 0
+
+
+def cmd_oncall(args: argparse.Namespace) -> int:
+    from chalicelib import config
+    from chalicelib.oncall import holders, in_business_hours
+    from chalicelib.settings import Settings
+
+    at = _clock(args)()
+    routing = config.load(Settings.from_env().config_dir).routing
+    roles = {name: holders(role, at, routing.zone) for name, role in routing.roles.items()}
+    business = in_business_hours(routing.business_hours, at, routing.zone)
+    if args.json:
+        _print({"at": at.isoformat(), "timezone": routing.timezone, "business_hours": business, "roles": roles})
+        return 0
+    local = at.astimezone(routing.zone)
+    print(f"on call at {local:%a %Y-%m-%d %H:%M} {routing.timezone}"
+          + (" (business hours)" if business else ""))
+    for name, people in roles.items():
+        print(f"  {name:<22} {', '.join(people) or '-'}")
+    return 0
+
+
 # --- helpers --------------------------------------------------------------------------
 
 
@@ -183,6 +219,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
         "kind": signal.kind.value, "title": signal.title, "delivery_id": signal.delivery_id,
         "pages": [p.model_dump(mode="json", include={"role", "person", "channel", "kind", "text"})
                   for p in plan.pages],
+        "escalation": list(plan.escalation),
         "playbook_steps": list(plan.playbook_steps),
     }
     if signal.unknown_reason:

@@ -60,6 +60,6 @@ class IncidentNotFound(ResponderError):
 
 
 class ChannelError(ResponderError):
-    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+    def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(reason)
-        self.retryable = retryable
+        self.retryable, self.retry_after = retryable, retry_after

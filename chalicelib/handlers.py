@@ -85,6 +85,14 @@ def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> W
     return _error(404, InvalidRequest("path", f"no webhook route for {path!r}"))
 
 
+def sweep(deps: Deps | None = None) -> dict[str, Any]:
+    """The scheduled escalation sweep (every minute)."""
+    deps = deps or get_deps()
+    report = deps.pipeline.sweep()
+    log.info("sweep done", extra={"outcome": report})
+    return report
+
+
 def health(deps: Deps | None = None) -> dict[str, Any]:
     deps = deps or get_deps()
     return {"status": "ok", "stage": deps.settings.stage,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
+from chalicelib import escalation
+from chalicelib.config import ResponderConfig
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,
@@ -59,7 +61,8 @@ def decide(signal: Signal, classification: Classification, current: Incident | N
     return Reason.ANNOTATED if current is not None else Reason.RECORDED
 
 
-def new_incident(incident_id: str, signal: Signal, c: Classification, now: datetime) -> Incident:
+def new_incident(incident_id: str, signal: Signal, c: Classification, now: datetime,
+                 config: ResponderConfig) -> Incident:
     entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,
                           what=f"opened: SEV{c.severity.value} by {c.rule}, owner {c.owner}"
                                + (f", playbook {c.playbook}" if c.playbook else ""))
@@ -67,10 +70,19 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
         id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
+        escalation=escalation.start(c.severity, config, now),
     )
 
 
-def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, now: datetime) -> Incident:
+def close(incident: Incident, by: str, what: str, now: datetime) -> Incident:
+    """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice."""
+    closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
+        TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
+    return closed.with_pages(*escalation.resolve_pages(closed, now))
+
+
+def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, now: datetime,
+          config: ResponderConfig) -> Incident:
     """The open incident after ``reason`` (all reasons except OPENED and the no-op ones)."""
     seen = {"last_seen": now, "count": current.count + 1}
     if reason is Reason.ALREADY_OPEN:
@@ -79,15 +91,15 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
                                            what=f"repeat #{current.count + 1}: {signal.title}"), **seen)
     if reason is Reason.SEVERITY_RAISED:
+        restarts = int(current.escalation.chain.rsplit("#", 1)[1]) + 1 if current.escalation else 1
         return current.noted(
             TimelineEntry(at=now, delivery_id=signal.delivery_id,
                           what=f"severity raised SEV{current.severity.value} → SEV{c.severity.value} "
                                f"by {c.rule}, owner {c.owner}"),
-            severity=c.severity, owner=c.owner, playbook=current.playbook or c.playbook, **seen)
+            severity=c.severity, owner=c.owner, playbook=current.playbook or c.playbook,
+            escalation=escalation.start(c.severity, config, now, restart=restarts), **seen)
     if reason is Reason.RESOLVED:
-        return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
-                                           what=f"resolved by signal: {signal.title}"),
-                             status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by="signal")
+        return close(current, "signal", f"resolved by signal: {signal.title}", now)
     if reason is Reason.ANNOTATED:
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
                                            what=f"noted: {signal.title}"))
@@ -97,11 +109,15 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
 class IncidentService:
     """Applies decisions to the store; the only writer of incidents."""
 
-    def __init__(self, store: IncidentStore, new_id: Callable[[], str] | None = None,
+    def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: Callable[[], str] | None = None,
                  pause: Callable[[int], None] = _backoff) -> None:
-        self.store = store
+        self.store, self.config = store, config
         self.new_id = new_id or (lambda: f"inc-{uuid.uuid4().hex[:12]}")
         self.pause = pause
+
+    def _stamped(self, incident: Incident) -> Incident:
+        """Every write records when the sweep must next look at the incident."""
+        return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
     def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
         for attempt in range(_MAX_RACE_RETRIES):
@@ -111,13 +127,14 @@ class IncidentService:
                 current = self.store.get_open(signal.incident_key)
                 reason = decide(signal, c, current)
                 if reason is Reason.OPENED:
-                    created = self.store.create(new_incident(self.new_id(), signal, c, now))
+                    created = self.store.create(
+                        self._stamped(new_incident(self.new_id(), signal, c, now, self.config)))
                     if created is None:
                         continue  # another worker opened it first: decide again against theirs
                     return reason, created
                 if current is None:
                     return reason, None
-                return reason, self.store.save(apply(reason, current, signal, c, now))
+                return reason, self.store.save(self._stamped(apply(reason, current, signal, c, now, self.config)))
             except ConflictError:
                 continue
         raise ConflictError(f"incident key {signal.incident_key} kept changing; giving up for a retry")
@@ -130,8 +147,11 @@ class IncidentService:
             current = self.store.get(incident_id)
             if current is None:
                 raise IncidentNotFound(incident_id)
+            changed = change(current)
+            if changed is current:
+                return current  # nothing to write
             try:
-                return self.store.save(change(current))
+                return self.store.save(self._stamped(changed))
             except ConflictError:
                 continue
         raise ConflictError(f"incident {incident_id} kept changing; try again")
@@ -142,9 +162,10 @@ class IncidentService:
                 raise InvalidRequest("status", f"incident {incident.id} is resolved; nothing to acknowledge")
             if incident.status is IncidentStatus.ACKNOWLEDGED:
                 return incident
-            return incident.noted(TimelineEntry(at=now, by=by, what=f"acknowledged by {by}"),
-                                  status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now,
-                                  acknowledged_by=by)
+            acked = incident.noted(TimelineEntry(at=now, by=by, what=f"acknowledged by {by}"),
+                                   status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now,
+                                   acknowledged_by=by)
+            return escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
         current = self.store.get(incident_id)
         if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
             return current  # idempotent: a second ack changes nothing
@@ -158,7 +179,8 @@ class IncidentService:
         if current.status is IncidentStatus.RESOLVED:
             return current, False
 
-        def close(incident: Incident) -> Incident:
-            return incident.noted(TimelineEntry(at=now, by=by, what=f"resolved by {by}"),
-                                  status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
-        return self.update(incident_id, close), True
+        def resolve_by_hand(incident: Incident) -> Incident:
+            if incident.status is IncidentStatus.RESOLVED:
+                return incident
+            return close(incident, by, f"resolved by {by}", now)
+        return self.update(incident_id, resolve_by_hand), True

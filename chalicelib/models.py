@@ -110,17 +110,51 @@ class PageKind(StrEnum):
     RESOLVE = "resolve"
 
 
-class PageRecord(Frozen):
-    """One message to one person on one channel, exactly as it was sent."""
+class PageStatus(StrEnum):
+    PENDING = "pending"      # in the outbox, not yet tried
+    SENDING = "sending"      # a worker holds it until lease_until
+    SENT = "sent"
+    FAILED = "failed"        # will be retried at next_attempt_at
+    GAVE_UP = "gave_up"      # the channel refused for good; the fallback channel carries it
+    CANCELLED = "cancelled"  # acknowledged or resolved before it went out
 
+
+class PageRecord(Frozen):
+    """One message to one person on one channel for one escalation step: the outbox entry.
+
+    ``id`` (step, person, channel) is unique within the incident, so a step never pages a
+    channel twice; the text is fixed when the page is queued and is exactly what is sent.
+    """
+
+    id: str
+    step: str
     role: str
     person: str
     channel: str
     kind: PageKind
-    at: datetime
+    at: datetime  # queued
     text: str
-    status: str  # "sent" or "failed"
+    status: PageStatus = PageStatus.PENDING
     error: str | None = None
+    attempts: int = 0
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    fallback_for: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is PageStatus.SENT
+
+
+class EscalationState(Frozen):
+    """Where an incident is in its chain: ``chain`` names it (severity and how often it was
+    restarted), step offsets count from ``started_at``, ``next_step`` is the next to page."""
+
+    chain: str
+    severity: Severity
+    started_at: datetime
+    next_step: int = 0
 
 
 class TimelineEntry(Frozen):
@@ -151,11 +185,26 @@ class Incident(Frozen):
     links: tuple[str, ...] = ()
     pages: tuple[PageRecord, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()
+    escalation: EscalationState | None = None
+    next_action_at: datetime | None = None  # when the sweep must look at it again
     version: int = 0
 
     @property
     def is_open(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    @property
+    def time_to_acknowledge(self) -> float | None:
+        """Seconds from opening to the first acknowledgement, if any."""
+        if self.acknowledged_at is None:
+            return None
+        return (self.acknowledged_at - self.opened_at).total_seconds()
+
+    def with_pages(self, *pages: PageRecord) -> Incident:
+        """A copy where ``pages`` replace the pages with their ids, or are appended."""
+        updates = {p.id: p for p in pages}
+        kept = tuple(updates.pop(p.id, p) for p in self.pages)
+        return self.model_copy(update={"pages": kept + tuple(updates.values())})
 
     def noted(self, entry: TimelineEntry, **changes: object) -> Incident:
         """A copy with ``entry`` appended to the timeline and ``changes`` applied."""

@@ -17,8 +17,10 @@
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
    ``RECORDED``); ``IncidentService`` applies it with conditional writes, so two
    concurrent workers never open two incidents for one key.
-5. **Page.** ``paging.plan_pages`` says who hears about it (pure); the ``Pager`` sends on
-   every channel, and each page, sent or failed, is recorded on the incident.
+5. **Page.** A new incident starts its severity's escalation chain; ``delivery.Escalator``
+   queues the pages of every step now due in the incident's outbox and sends them, each
+   result recorded on the incident. Later steps, retries and fallbacks are the scheduled
+   sweep's (``Escalator.sweep``); an acknowledgement cancels whatever is still unsent.
 6. **Complete.** The delivery record keeps the outcome (and, for unknown input, the raw
    payload) for the dedupe window.
 
@@ -33,12 +35,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from chalicelib import escalation
 from chalicelib.classify import classify
 from chalicelib.config import ResponderConfig
+from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
 from chalicelib.incidents import IncidentService, Reason, decide, new_incident
-from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind, TimelineEntry
-from chalicelib.paging import Pager, PageRequest, plan_pages
+from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind
+from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 
 RAW_KEEP_LIMIT = 256 * 1024  # an SNS message is at most 256 KB; keep whole payloads up to that
@@ -69,7 +73,8 @@ class Pipeline:
                  new_id: Callable[[], str] | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
-        self.incidents = IncidentService(store, new_id)
+        self.incidents = IncidentService(store, config, new_id)
+        self.escalator = Escalator(store, self.incidents, pager, config)
 
     def respond(self, signal: Signal, raw: Any = None) -> Outcome:
         now = self.clock()
@@ -88,11 +93,8 @@ class Pipeline:
         try:
             reason, incident = self.incidents.handle(signal, classification, now)
             records: tuple[PageRecord, ...] = ()
-            if incident is not None:
-                requests = plan_pages(reason, incident, self.config)
-                if requests:
-                    records = tuple(self.pager.deliver(requests, now))
-                    incident = self._record_pages(incident, records, now)
+            if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
+                records = tuple(self.escalator.advance(incident.id, now))
             outcome = Outcome(reason=reason, incident_id=incident.id if incident else None,
                               pages=records, **base)
             kept, keep_days = outcome.summary(), self.keep_days
@@ -108,21 +110,16 @@ class Pipeline:
         return self.incidents.acknowledge(incident_id, by, self.clock())
 
     def resolve(self, incident_id: str, by: str) -> Incident:
-        """Resolve by hand and tell everyone who was paged (once, however often it is called)."""
+        """Resolve by hand; whoever was paged hears it once, however often this is called."""
         now = self.clock()
         incident, changed = self.incidents.resolve(incident_id, by, now)
-        requests = plan_pages(Reason.RESOLVED, incident, self.config) if changed else []
-        if requests:
-            incident = self._record_pages(incident, tuple(self.pager.deliver(requests, now)), now)
+        if changed:
+            self.escalator.deliver(incident_id, now)
+            incident = self.incidents.store.get(incident_id) or incident
         return incident
 
-    def _record_pages(self, incident: Incident, records: tuple[PageRecord, ...], now: datetime) -> Incident:
-        entries = tuple(
-            TimelineEntry(at=now, what=f"{r.kind.value} page to {r.person} ({r.role}) on {r.channel}: "
-                                       f"{r.status}" + (f" — {r.error}" if r.error else ""))
-            for r in records)
-        return self.incidents.update(incident.id, lambda i: i.model_copy(
-            update={"pages": (*i.pages, *records), "timeline": (*i.timeline, *entries)}))
+    def sweep(self) -> dict[str, Any]:
+        return self.escalator.sweep(self.clock())
 
 
 class Plan(Frozen):
@@ -137,7 +134,8 @@ class Plan(Frozen):
     transition: str
     incident_key: str
     reason: Reason
-    pages: tuple[PageRequest, ...]
+    pages: tuple[PageRecord, ...]
+    escalation: tuple[dict[str, Any], ...] = ()
     playbook_steps: tuple[dict[str, Any], ...] = ()
 
 
@@ -146,16 +144,22 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime,
     """Steps 3-5 as pure functions: the plan for ``signal`` given the open incident (if any)."""
     c = classify(signal, config.severity)
     reason = decide(signal, c, current)
-    incident = current
+    pages: list[PageRecord] = []
+    chain: list[dict[str, Any]] = []
     if reason is Reason.OPENED:
-        incident = new_incident("inc-simulated", signal, c, now)
-    elif reason is Reason.SEVERITY_RAISED and current is not None:
-        incident = current.model_copy(update={"severity": c.severity, "owner": c.owner})
-    pages = tuple(plan_pages(reason, incident, config)) if incident is not None else ()
+        incident = new_incident("inc-simulated", signal, c, now, config)
+        assert incident.escalation is not None
+        steps = escalation.chain_for(c.severity, config).steps
+        for index, step in enumerate(steps):
+            due = escalation.step_due_at(incident.escalation, index, config)
+            chain.append({"step": index + 1, "role": step.role, "at": due.isoformat(),
+                          "unless": "acknowledged first" if index else None})
+            if due <= now:
+                pages += escalation.step_pages(incident, index, config, now)
     return Plan(signal=signal, severity=c.severity.value, owner=c.owner,
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
-                reason=reason, pages=pages)
+                reason=reason, pages=tuple(pages), escalation=tuple(chain))
 
 
 def _raw_text(raw: Any) -> str:

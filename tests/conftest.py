@@ -28,6 +28,7 @@ import moto  # noqa: F401  (registers its botocore hook before any client exists
 import pytest
 from moto import mock_aws
 
+from chalicelib import config
 from chalicelib.errors import ChannelError
 from chalicelib.paging import PageRequest
 from chalicelib.settings import Settings
@@ -38,7 +39,8 @@ from chalicelib.wiring import Deps, build_deps, override_deps
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = Path(os.environ.get("RESPONDER_EVENTS_DIR", ROOT.parent / "shared" / "events"))
 SENTRY_SECRET = "test-sentry-client-secret-0123456789"
-T0 = datetime(2025, 3, 14, 9, 42, 40, tzinfo=UTC)
+# Friday 10:42 in New York: business hours, so Sev3 pages at once (tests of night-time say so).
+T0 = datetime(2025, 3, 14, 14, 42, 40, tzinfo=UTC)
 
 # Files in shared/events/ that are not inbound events: outbound PagerDuty calls and responses,
 # and test vectors.
@@ -48,6 +50,9 @@ NOT_INBOUND = {
     "pagerduty-events-v2-trigger.json", "pagerduty-webhook-signature-test-vector.json",
     "sentry-signature-test-vector.json", "sns-signature-string-to-sign-example.json",
 }
+
+
+CONFIG = config.load()
 
 
 def load_event(name: str) -> Any:
@@ -130,9 +135,12 @@ def deps(sqlite_store: SqliteStore, clock: FakeClock, console: RecordingChannel)
 
 
 def create_table(client: Any, name: str = "responder-test") -> str:
-    client.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                        BillingMode="PAY_PER_REQUEST")
+    """The table exactly as the merge template declares it (keys, the sparse ``due`` index)."""
+    template = json.loads((ROOT / ".chalice" / "merge-template.json").read_text())
+    props = template["Resources"]["IncidentsTable"]["Properties"]
+    client.create_table(TableName=name, KeySchema=props["KeySchema"],
+                        AttributeDefinitions=props["AttributeDefinitions"],
+                        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"], BillingMode="PAY_PER_REQUEST")
     return name
 
 

@@ -13,7 +13,7 @@ import pytest
 from chalicelib.cli import main
 from tests.conftest import EVENTS_DIR, ROOT, load_event
 
-NOW = "2025-03-14T09:43:00+00:00"
+NOW = "2025-03-14T14:43:00+00:00"  # Friday 10:43 in New York
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +80,7 @@ def test_replay_runs_the_pipeline_and_incidents_lists_it(capsys: Any) -> None:
     _, out, _ = run(capsys, "incidents", "--json")
     [incident] = json.loads(out)
     assert {"id", "key", "severity", "status", "owner", "playbook", "opened_at", "pages", "timeline"} <= set(incident)
-    assert incident["opened_at"].startswith("2025-03-14T09:43:00")
+    assert incident["opened_at"].startswith("2025-03-14T14:43:00")
     page = incident["pages"][0]
     assert {"role", "channel", "kind", "at", "text"} <= set(page) and page["kind"] == "trigger"
 
@@ -112,13 +112,13 @@ def test_ack_and_resolve(capsys: Any) -> None:
     run(capsys, "replay", event("eventbridge-cloudtrail-s3-putobjectlegalhold.json"), "--now", NOW)
     _, out, _ = run(capsys, "incidents", "--json")
     incident_id = json.loads(out)[0]["id"]
-    code, out, _ = run(capsys, "ack", incident_id, "--by", "giles", "--now", "2025-03-14T09:50:00Z")
+    code, out, _ = run(capsys, "ack", incident_id, "--by", "giles", "--now", "2025-03-14T14:50:00Z")
     acked = json.loads(out)
     assert code == 0 and acked["status"] == "acknowledged" and acked["acknowledged_by"] == "giles"
-    assert acked["acknowledged_at"].startswith("2025-03-14T09:50:00")
+    assert acked["acknowledged_at"].startswith("2025-03-14T14:50:00")
     _, out, _ = run(capsys, "ack", incident_id, "--by", "christian")
     assert json.loads(out)["acknowledged_by"] == "giles"  # idempotent
-    code, out, err = run(capsys, "resolve", incident_id, "--by", "giles", "--now", "2025-03-14T10:10:00Z")
+    code, out, err = run(capsys, "resolve", incident_id, "--by", "giles", "--now", "2025-03-14T15:10:00Z")
     resolved = json.loads(out)
     assert code == 0 and resolved["status"] == "resolved" and resolved["resolved_by"] == "giles"
     assert "PAGE resolve → giles" in err

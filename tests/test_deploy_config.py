@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 CHALICE = ROOT / ".chalice"
 # DynamoDB API calls the store makes, as IAM actions (transactions need the per-item actions).
 STORE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan",
-                 "dynamodb:ConditionCheckItem"}
+                 "dynamodb:ConditionCheckItem", "dynamodb:Query"}
 
 
 def test_autogen_policy_is_off_and_each_stage_has_a_policy() -> None:
@@ -37,13 +37,13 @@ def test_policy_grants_store_actions_without_wildcard_actions(stage: str) -> Non
 def test_store_uses_only_granted_dynamodb_calls() -> None:
     source = (ROOT / "chalicelib" / "store" / "dynamodb.py").read_text()
     calls = set(re.findall(r'_call\(\s*"(\w+)"', source))
-    assert calls == {"put_item", "delete_item", "get_item", "scan", "transact_write_items"}
+    assert calls == {"put_item", "delete_item", "get_item", "scan", "query", "transact_write_items"}
 
 
 def test_merge_template_wires_dead_letters_for_every_async_function() -> None:
     template = json.loads((CHALICE / "merge-template.json").read_text())
     resources = template["Resources"]
-    for fn in ("OnAlarmSns", "OnAlarmStateChange", "OnCloudtrailS3", "OnEcsDeployment"):
+    for fn in ("OnAlarmSns", "OnAlarmStateChange", "OnCloudtrailS3", "OnEcsDeployment", "EscalationSweep"):
         config = resources[f"{fn}InvokeConfig"]["Properties"]
         assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     table = resources["IncidentsTable"]["Properties"]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import config
 from chalicelib.classify import classify
 from chalicelib.incidents import Reason, apply, decide, new_incident
 from chalicelib.models import IncidentStatus, Severity, Transition
 from chalicelib.sources import to_signals
-from tests.conftest import T0, load_event
-
-CONFIG = config.load()
+from tests.conftest import CONFIG, T0, load_event
 
 
 def signal_of(name: str):  # type: ignore[no-untyped-def]
@@ -30,24 +27,24 @@ def signal_of(name: str):  # type: ignore[no-untyped-def]
 def test_decide(name: str, open_before: bool, reason: Reason) -> None:
     signal, c = signal_of(name)
     trigger, tc = signal_of("sns-cloudwatch-alarm-metric.json")
-    current = new_incident("inc-1", trigger, tc, T0) if open_before else None
+    current = new_incident("inc-1", trigger, tc, T0, CONFIG) if open_before else None
     assert decide(signal, c, current) is reason
 
 
 def test_worse_severity_on_open_incident_raises_it() -> None:
     warning, wc = signal_of("sentry-metric-alert-critical.json")
-    current = new_incident("inc-1", warning, wc.model_copy(update={"severity": Severity.SEV3}), T0)
+    current = new_incident("inc-1", warning, wc.model_copy(update={"severity": Severity.SEV3}), T0, CONFIG)
     assert decide(warning, wc, current) is Reason.SEVERITY_RAISED
-    raised = apply(Reason.SEVERITY_RAISED, current, warning, wc, T0)
+    raised = apply(Reason.SEVERITY_RAISED, current, warning, wc, T0, CONFIG)
     assert raised.severity is Severity.SEV2 and raised.owner == "engineering-oncall"
     assert "severity raised SEV3 → SEV2" in raised.timeline[-1].what
 
 
 def test_repeat_counts_and_caps_timeline() -> None:
     signal, c = signal_of("sns-cloudwatch-alarm-metric.json")
-    current = new_incident("inc-1", signal, c, T0)
+    current = new_incident("inc-1", signal, c, T0, CONFIG)
     for _ in range(80):
-        current = apply(Reason.ALREADY_OPEN, current, signal, c, T0)
+        current = apply(Reason.ALREADY_OPEN, current, signal, c, T0, CONFIG)
     assert current.count == 81
     assert len(current.timeline) == 1 + 49  # opened + repeats up to the cap
 
@@ -56,5 +53,5 @@ def test_resolve_marks_time_and_status() -> None:
     signal, c = signal_of("sns-cloudwatch-alarm-metric.json")
     ok, okc = signal_of("sns-cloudwatch-alarm-ok.json")
     assert ok.transition is Transition.RESOLVE
-    resolved = apply(Reason.RESOLVED, new_incident("inc-1", signal, c, T0), ok, okc, T0)
+    resolved = apply(Reason.RESOLVED, new_incident("inc-1", signal, c, T0, CONFIG), ok, okc, T0, CONFIG)
     assert resolved.status is IncidentStatus.RESOLVED and resolved.resolved_at == T0

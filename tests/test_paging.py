@@ -11,13 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import config
 from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel
 from chalicelib.errors import ChannelError
-from chalicelib.incidents import Reason
-from chalicelib.models import Incident, PageKind, Severity, SignalKind
-from chalicelib.paging import Pager, PageRequest, plan_pages, render
-from tests.conftest import T0, RecordingChannel, load_event
+from chalicelib.models import Incident, PageKind, PageRecord, Severity, SignalKind
+from chalicelib.paging import Pager, PageRequest, render
+from tests.conftest import T0, load_event
 
 ROUTING_KEY = "R0TESTROUTINGKEY0000000000000000"
 
@@ -110,15 +108,14 @@ def test_console_channel_prints() -> None:
     assert "PAGE trigger → giles (founder-primary): hello" in stream.getvalue()
 
 
-def test_one_failing_channel_never_blocks_the_others() -> None:
-    good, bad = RecordingChannel(), RecordingChannel(fail=True)
-    pager = Pager({"good": lambda: good, "bad": lambda: bad})
-    requests = [page().model_copy(update={"channel": c}) for c in ("bad", "good", "missing")]
-    records = pager.deliver(requests, T0)
-    assert [r.status for r in records] == ["failed", "sent", "failed"]
-    assert "recording channel set to fail" in (records[0].error or "")
-    assert "not configured" in (records[2].error or "")
-    assert len(good.sent) == 1
+def test_pager_names_an_unconfigured_channel() -> None:
+    with pytest.raises(ChannelError, match="channel 'missing' is not configured"):
+        Pager({}).send(record("missing"), incident())
+
+
+def record(channel: str) -> PageRecord:
+    return PageRecord(id=f"s/0:giles:{channel}", step="s/0", role="founder-primary", person="giles",
+                      channel=channel, kind=PageKind.TRIGGER, at=T0, text="x")
 
 
 def incident(severity: Severity = Severity.SEV1) -> Incident:
@@ -127,10 +124,17 @@ def incident(severity: Severity = Severity.SEV1) -> Incident:
                     last_seen=T0)
 
 
-def test_plan_pages_follows_routing_and_matrix() -> None:
-    cfg = config.load()
-    [request] = plan_pages(Reason.OPENED, incident(), cfg)
-    assert (request.role, request.person, request.channel) == ("founder-primary", "giles", "console")
-    assert plan_pages(Reason.ALREADY_OPEN, incident(), cfg) == []
-    assert plan_pages(Reason.OPENED, incident(Severity.SEV4).model_copy(update={"owner": "backlog"}), cfg) == []
-    assert render(incident(), PageKind.TRIGGER).startswith("[SEV1] OPEN alarm: auth-login-5xx | arn:a | incident inc-1")
+def test_page_text_is_built_from_safe_fields() -> None:
+    assert render(incident(), PageKind.TRIGGER) == "[SEV1] OPEN alarm: auth-login-5xx | arn:a | incident inc-1"
+    assert render(incident(), PageKind.RESOLVE).startswith("[SEV1] RESOLVED alarm: auth-login-5xx")
+
+
+def test_retry_after_header_is_honoured_in_the_error() -> None:
+    class Limited(FakeTransport):
+        def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
+            super().post(url, body, headers, timeout)
+            return type("R", (), {"status": 429, "headers": {"Retry-After": "120"}, "body": b""})()
+
+    with pytest.raises(ChannelError) as info:
+        PagerDutyChannel(lambda: ROUTING_KEY, "https://events.pagerduty.com/v2/enqueue", Limited()).send(page())
+    assert info.value.retryable and info.value.retry_after == 120.0

@@ -15,12 +15,15 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
                      read; a resolved incident releases its key in the same transaction.
+``due``              incidents whose ``next_action_at`` has come, for the scheduled sweep
+                     (an index on that time, so the sweep never scans).
 
 The same contract tests (``tests/test_store_contract.py``) run against both.
 """
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -61,6 +64,9 @@ class IncidentStore(Protocol):
     def get_open(self, key: str) -> Incident | None: ...
 
     def list(self) -> list[Incident]: ...
+
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        """Incidents whose ``next_action_at`` has come (escalation steps, retries, leases)."""
 
 
 def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:

@@ -3,7 +3,9 @@
 Items:
     ``DELIVERY#<id>``  status (leased|done), lease_until, expires_at (also the TTL attribute
                        ``ttl``), outcome (JSON)
-    ``INCIDENT#<id>``  key, status, version, opened_at, doc (the incident as JSON)
+    ``INCIDENT#<id>``  key, status, version, opened_at, doc (the incident as JSON), and while
+                       something is scheduled ``due_pk`` = "DUE" + ``due_at`` (epoch seconds):
+                       the sparse global index ``due`` serves the sweep
     ``OPENKEY#<key>``  incident_id: exists exactly while that incident is open
 
 botocore's ``ClientError`` stops here: throttling and 5xx become ``TransientError`` (the
@@ -13,6 +15,7 @@ anything else ``StoreError``.
 
 from __future__ import annotations
 
+import builtins
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +24,7 @@ from chalicelib.errors import ConflictError, StoreError, TransientError
 from chalicelib.models import Incident, IncidentStatus
 from chalicelib.store import Claim
 
+DUE_INDEX = "due"
 _TRANSIENT = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
@@ -170,6 +174,21 @@ class DynamoStore:
             if not start:
                 return sorted(incidents, key=lambda i: (i.opened_at, i.id))
 
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        incidents, start = [], None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table, "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_pk = :due AND due_at <= :now",
+                "ExpressionAttributeValues": {":due": _s("DUE"), ":now": _n(int(now.timestamp()))}}
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._call("query", **kwargs)
+            incidents += [Incident.model_validate_json(i["doc"]["S"]) for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return incidents
+
     def _get(self, pk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._call("get_item", TableName=self.table, Key={"pk": _s(pk)},
                                                  ConsistentRead=True).get("Item")
@@ -177,9 +196,13 @@ class DynamoStore:
 
     @staticmethod
     def _incident_item(incident: Incident) -> dict[str, Any]:
-        return {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
+        item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
                 "opened_at": _s(incident.opened_at.isoformat()), "doc": _s(incident.model_dump_json())}
+        if incident.next_action_at is not None:
+            # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
+            item |= {"due_pk": _s("DUE"), "due_at": _n(int(incident.next_action_at.timestamp()))}
+        return item
 
 
 class _ConditionFailed(Exception):

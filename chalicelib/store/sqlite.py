@@ -8,6 +8,7 @@ Threads of one process share one connection behind a lock. WAL mode lets readers
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -27,9 +28,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, opened_at TEXT NOT NULL,
-    version INTEGER NOT NULL, doc TEXT NOT NULL
+    version INTEGER NOT NULL, doc TEXT NOT NULL, due_at REAL
 );
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
+CREATE INDEX IF NOT EXISTS incidents_due ON incidents (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS open_keys (key TEXT PRIMARY KEY, incident_id TEXT NOT NULL);
 """
 
@@ -113,17 +115,19 @@ class SqliteStore:
             if db.execute("SELECT 1 FROM open_keys WHERE key = ?", (incident.key,)).fetchone():
                 return None
             db.execute("INSERT INTO open_keys (key, incident_id) VALUES (?, ?)", (incident.key, incident.id))
-            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc) VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc, due_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (stored.id, stored.key, stored.status.value, stored.opened_at.isoformat(), 1,
-                        stored.model_dump_json()))
+                        stored.model_dump_json(), _due(stored)))
         return stored
 
     def save(self, incident: Incident) -> Incident:
         stored = incident.model_copy(update={"version": incident.version + 1})
         with self._write() as db:
             updated = db.execute(
-                "UPDATE incidents SET status = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
-                (stored.status.value, stored.version, stored.model_dump_json(), incident.id, incident.version),
+                "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",
+                (stored.status.value, stored.version, stored.model_dump_json(), _due(stored), incident.id,
+                 incident.version),
             ).rowcount
             if updated != 1:
                 raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
@@ -144,3 +148,12 @@ class SqliteStore:
     def list(self) -> list[Incident]:
         rows = self._read("SELECT doc FROM incidents ORDER BY opened_at, id")
         return [Incident.model_validate_json(doc) for (doc,) in rows]
+
+    def due(self, now: datetime) -> builtins.list[Incident]:
+        rows = self._read("SELECT doc FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at",
+                          (now.timestamp(),))
+        return [Incident.model_validate_json(doc) for (doc,) in rows]
+
+
+def _due(incident: Incident) -> float | None:
+    return incident.next_action_at.timestamp() if incident.next_action_at else None

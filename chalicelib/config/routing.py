@@ -1,0 +1,199 @@
+"""``routing.yaml``: channels, people, on-call roles (weekly shifts and overrides), escalation.
+
+A role is either a plain list of people (all of them, all the time) or a schedule:
+
+    engineering-oncall:
+      coverage: always            # always | business-hours | none
+      shifts:
+        - {person: alice, days: [mon, tue, wed], start: "09:00", end: "09:00"}  # end ≤ start: next day
+        - {person: bob, days: [thu, fri, sat, sun], start: "09:00", end: "09:00"}
+      overrides:
+        - {person: bob, start: 2026-12-01T09:00:00-05:00, end: 2026-12-02T09:00:00-05:00}
+
+Shift times are wall-clock times in the routing ``timezone``. Validation refuses a role
+whose schedule leaves an hour uncovered (for ``business-hours`` roles: an hour of
+business hours), naming the gap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from chalicelib.config.severity import Strict, severity_value
+from chalicelib.models import Severity
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock_time(value: Any) -> Any:
+    if isinstance(value, str) and value.strip() == "24:00":
+        return time(0, 0)
+    if isinstance(value, int):  # YAML reads 09:00 unquoted as minutes (sexagesimal)
+        return time(value // 60 % 24, value % 60)
+    return value
+
+
+class ChannelConfig(Strict):
+    type: Literal["console", "pagerduty", "sns", "slack"]
+    routing_key_env: str | None = None
+    endpoint: str = "https://events.pagerduty.com/v2/enqueue"
+    topic_arn_env: str | None = None
+    webhook_url_env: str | None = None
+
+    @model_validator(mode="after")
+    def _has_secret_ref(self) -> ChannelConfig:
+        needed = {"pagerduty": "routing_key_env", "sns": "topic_arn_env", "slack": "webhook_url_env"}
+        field = needed.get(self.type)
+        if field and not getattr(self, field):
+            raise ValueError(f"a {self.type} channel needs {field}")
+        if not self.endpoint.startswith("https://"):
+            raise ValueError("endpoint must be https")
+        return self
+
+
+class Person(Strict):
+    channels: tuple[str, ...] = Field(min_length=1)
+    fallback: str | None = None
+
+
+class Shift(Strict):
+    person: str
+    days: tuple[Weekday, ...] = WEEKDAYS
+    start: time = time(0, 0)
+    end: time = time(0, 0)  # equal to start: the whole day
+
+    _times = field_validator("start", "end", mode="before")(_clock_time)
+
+
+class Override(Strict):
+    person: str
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Override:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("override times need a UTC offset")
+        if self.end <= self.start:
+            raise ValueError("override ends before it starts")
+        return self
+
+
+class Role(Strict):
+    coverage: Literal["always", "business-hours", "none"] = "always"
+    shifts: tuple[Shift, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    fallback_channel: str | None = None
+
+    def people(self) -> set[str]:
+        return {s.person for s in self.shifts} | {o.person for o in self.overrides}
+
+
+class BusinessHours(Strict):
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    _times = field_validator("start", "end", mode="before")(_clock_time)
+
+
+class EscalationStep(Strict):
+    role: str
+    after_minutes: int = Field(ge=0)
+
+
+class EscalationChain(Strict):
+    steps: tuple[EscalationStep, ...] = ()
+    business_hours_only: bool = False
+
+    @field_validator("steps")
+    @classmethod
+    def _ordered(cls, steps: tuple[EscalationStep, ...]) -> tuple[EscalationStep, ...]:
+        offsets = [s.after_minutes for s in steps]
+        if offsets != sorted(offsets):
+            raise ValueError("steps must be in order of after_minutes")
+        return steps
+
+
+def _default_chains() -> dict[Severity, EscalationChain]:
+    return {
+        Severity.SEV1: EscalationChain(steps=(EscalationStep(role="founder-primary", after_minutes=0),
+                                              EscalationStep(role="founder-backup", after_minutes=5),
+                                              EscalationStep(role="engineering-oncall", after_minutes=10))),
+        Severity.SEV2: EscalationChain(steps=(EscalationStep(role="engineering-oncall", after_minutes=0),
+                                              EscalationStep(role="founder-primary", after_minutes=60))),
+        Severity.SEV3: EscalationChain(steps=(EscalationStep(role="engineering-daytime", after_minutes=0),),
+                                       business_hours_only=True),
+        Severity.SEV4: EscalationChain(),
+    }
+
+
+class RoutingConfig(Strict):
+    timezone: str = "America/New_York"
+    business_hours: BusinessHours = BusinessHours()
+    fallback_channel: str | None = None
+    max_failures_before_fallback: int = Field(3, ge=1, le=20)
+    channels: dict[str, ChannelConfig]
+    people: dict[str, Person]
+    roles: dict[str, Role]
+    escalation: dict[Severity, EscalationChain] = Field(default_factory=_default_chains)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _people_list_shorthand(cls, roles: Any) -> Any:
+        # `role: [giles, christian]` means: these people, all the time.
+        if not isinstance(roles, dict):
+            return roles
+        return {name: ({"coverage": "always" if spec else "none",
+                        "shifts": [{"person": p} for p in spec]} if isinstance(spec, list) else spec)
+                for name, spec in roles.items()}
+
+    @field_validator("escalation", mode="before")
+    @classmethod
+    def _chains(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged: dict[Any, Any] = dict(_default_chains())
+        merged.update({severity_value(k): v for k, v in value.items()})
+        return merged
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @model_validator(mode="after")
+    def _references(self) -> RoutingConfig:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is unknown") from None
+        channels = set(self.channels)
+        for name in [self.fallback_channel] + [r.fallback_channel for r in self.roles.values()]:
+            if name and name not in channels:
+                raise ValueError(f"fallback channel {name!r} is not in channels")
+        for name, person in self.people.items():
+            for channel in (*person.channels, *([person.fallback] if person.fallback else [])):
+                if channel not in channels:
+                    raise ValueError(f"people.{name} uses unknown channel {channel!r}")
+        for role_name, role in self.roles.items():
+            for person_name in sorted(role.people()):
+                if person_name not in self.people:
+                    raise ValueError(f"roles.{role_name} names unknown person {person_name!r}")
+        for severity, chain in self.escalation.items():
+            for step in chain.steps:
+                if step.role not in self.roles:
+                    raise ValueError(f"escalation.SEV{severity.value} names unknown role {step.role!r}")
+        from chalicelib.oncall import coverage_gaps
+
+        for role_name, role in self.roles.items():
+            gaps = coverage_gaps(role, self.business_hours)
+            if gaps:
+                raise ValueError(f"roles.{role_name} has nobody on call {gaps[0]}"
+                                 + (f" (and {len(gaps) - 1} more gaps)" if len(gaps) > 1 else "")
+                                 + f" ({self.timezone})")
+        return self

@@ -1,0 +1,150 @@
+"""The moving parts of paging: escalate due steps, then send the outbox, exactly once.
+
+``Escalator.advance(incident_id, now)`` is the one routine both the pipeline (right after
+an incident opens, resolves or is acknowledged) and the scheduled sweep run:
+
+1. **Escalate.** Queue outbox entries for every chain step now due, conditionally on the
+   incident's version: of two sweeps, one queues, the other re-reads and finds nothing due.
+2. **Claim.** Mark due entries ``sending`` with a lease, again conditionally: a page is
+   claimed by one worker only. An acknowledgement or resolution that landed first has
+   already cancelled unsent trigger and escalation pages, so they are never claimed.
+3. **Send** each claimed page on its channel, outside any store write.
+4. **Record** each result: sent; failed with the next attempt time (backoff, or the
+   channel's ``Retry-After``); or given up. A failure that calls for it queues the
+   fallback channel for the same step, which goes out in the next round.
+
+A worker that dies between 3 and 4 leaves ``sending`` entries whose lease expires; the
+next sweep sends them again, and PagerDuty's ``dedup_key`` (the incident id) makes that
+retry harmless there.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chalicelib import escalation
+from chalicelib.config import ResponderConfig
+from chalicelib.errors import ChannelError
+from chalicelib.escalation import RetryDecision
+from chalicelib.incidents import IncidentService
+from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, TimelineEntry
+from chalicelib.paging import Pager
+from chalicelib.store import IncidentStore
+
+_ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next round
+
+
+class Escalator:
+    def __init__(self, store: IncidentStore, incidents: IncidentService, pager: Pager,
+                 config: ResponderConfig) -> None:
+        self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
+
+    def sweep(self, now: datetime) -> dict[str, Any]:
+        """One run of the scheduled sweep over every incident with something due."""
+        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0}
+        for incident in self.store.due(now):
+            report["incidents"] += 1
+            for page in self.advance(incident.id, now):
+                report["sent" if page.status is PageStatus.SENT else "failed"] += 1
+        return report
+
+    def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
+        self.escalate(incident_id, now)
+        return self.deliver(incident_id, now)
+
+    def escalate(self, incident_id: str, now: datetime) -> Incident:
+        def queue_due_steps(incident: Incident) -> Incident:
+            due = escalation.due_steps(incident, self.config, now)
+            state = incident.escalation
+            if not due or state is None:
+                return incident
+            steps = escalation.chain_for(state.severity, self.config).steps
+            for index in due:
+                pages = escalation.step_pages(incident, index, self.config, now)
+                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
+                incident = incident.with_pages(*pages).noted(
+                    TimelineEntry(at=now, what=f"escalation step {index + 1}: {steps[index].role} ({who})"))
+            return incident.model_copy(update={"escalation": state.model_copy(update={"next_step": due[-1] + 1})})
+
+        return self.incidents.update(incident_id, queue_due_steps)
+
+    def deliver(self, incident_id: str, now: datetime) -> list[PageRecord]:
+        finished: list[PageRecord] = []
+        for _ in range(_ROUNDS):
+            incident, claimed = self._claim(incident_id, now)
+            if not claimed:
+                break
+            results = [self._send(page, incident) for page in claimed]
+            finished += self._record(incident_id, results, now)
+        return finished
+
+    def _claim(self, incident_id: str, now: datetime) -> tuple[Incident, list[PageRecord]]:
+        taken: list[PageRecord] = []
+
+        def claim(incident: Incident) -> Incident:
+            taken.clear()
+            if incident.status is IncidentStatus.OPEN:
+                extra = escalation.fallbacks_due(incident, self.config, now)
+                if extra:
+                    incident = incident.with_pages(*extra).noted(TimelineEntry(
+                        at=now, what="half the response time passed undelivered: "
+                                     + ", ".join(f"{p.person} on {p.channel}" for p in extra)))
+            else:
+                incident = escalation.cancel_unsent(incident, now, f"incident {incident.status.value}")
+            taken.extend(p.model_copy(update={"status": PageStatus.SENDING, "attempts": p.attempts + 1,
+                                              "lease_until": now + escalation.SEND_LEASE})
+                         for p in incident.pages if escalation.claimable(p, incident, now))
+            return incident.with_pages(*taken) if taken else incident
+
+        incident = self.incidents.update(incident_id, claim)
+        return incident, list(taken)
+
+    def _send(self, page: PageRecord, incident: Incident) -> tuple[PageRecord, ChannelError | None]:
+        try:
+            self.pager.send(page, incident)
+        except ChannelError as exc:
+            return page, exc
+        except Exception as exc:  # noqa: BLE001 - an unexpected channel bug is a retryable failure
+            return page, ChannelError(f"{type(exc).__name__}", retryable=True)
+        return page, None
+
+    def _record(self, incident_id: str, results: list[tuple[PageRecord, ChannelError | None]],
+                now: datetime) -> list[PageRecord]:
+        recorded: list[PageRecord] = []
+
+        def record(incident: Incident) -> Incident:
+            recorded.clear()
+            current = {p.id: p for p in incident.pages}
+            for page, error in results:
+                mine = current.get(page.id)
+                if mine is None or mine.status is not PageStatus.SENDING or mine.attempts != page.attempts:
+                    continue  # someone else took it over after our lease ran out
+                incident, done = self._apply_result(incident, page, error, now)
+                recorded.append(done)
+            return incident
+
+        self.incidents.update(incident_id, record)
+        return recorded
+
+    def _apply_result(self, incident: Incident, page: PageRecord, error: ChannelError | None,
+                      now: datetime) -> tuple[Incident, PageRecord]:
+        label = f"{page.kind.value} page to {page.person} ({page.role}) on {page.channel}"
+        if error is None:
+            sent = page.model_copy(update={"status": PageStatus.SENT, "sent_at": now, "lease_until": None,
+                                           "error": None, "next_attempt_at": None})
+            return incident.with_pages(sent).noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
+        failed, decision = escalation.after_failure(page, error.retryable, error.retry_after, now,
+                                                    self.config, incident.severity)
+        failed = failed.model_copy(update={"error": str(error)[:200]})
+        what = f"{label}: failed (attempt {page.attempts}: {error})"
+        if failed.next_attempt_at is not None:
+            what += f", retry at {failed.next_attempt_at.isoformat()}"
+        incident = incident.with_pages(failed).noted(TimelineEntry(at=now, what=what))
+        if decision in (RetryDecision.FALLBACK, RetryDecision.RETRY_AND_FALLBACK):
+            extra = escalation.fallback_page(page, incident, self.config)
+            if extra is not None:
+                extra = extra.model_copy(update={"at": now})
+                incident = incident.with_pages(extra).noted(
+                    TimelineEntry(at=now, what=f"fallback: {page.person} on {extra.channel}"))
+        return incident, failed
