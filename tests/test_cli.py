@@ -143,3 +143,25 @@ def test_unreadable_file_exits_nonzero_with_one_line(tmp_path: Path, content: st
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert str(path) in result.stderr and result.stdout == ""
+
+
+def test_oncall_at_a_moment(capsys: Any) -> None:
+    code, out, _ = run(capsys, "oncall", "--at", "2025-03-14T03:00:00-04:00", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["business_hours"] is False
+    assert report["roles"]["founder-primary"] == ["giles"] and report["roles"]["engineering-daytime"] == []
+    _, out, _ = run(capsys, "oncall", "--at", "2025-03-14T10:00:00-04:00")
+    assert "engineering-daytime    engineer-daytime" in out and "(business hours)" in out
+
+
+def test_escalate_replays_a_night_in_seconds(capsys: Any) -> None:
+    run(capsys, "replay", event("eventbridge-cloudtrail-s3-putobjectlegalhold.json"), "--now", "2025-03-14T07:00:00Z")
+    pages = []
+    for minute in range(0, 12):
+        code, out, err = run(capsys, "escalate", "--now", f"2025-03-14T07:{minute:02d}:30Z")
+        assert code == 0 and json.loads(out)["incidents"] in (0, 1)
+        pages += [line.split(" → ")[1].split(" ")[0] for line in err.splitlines() if line.startswith("PAGE")]
+    assert pages == ["christian", "engineer-on-call"]  # giles was paged by the replay itself
+    _, out, _ = run(capsys, "incidents", "--json")
+    [incident] = json.loads(out)
+    assert [p["person"] for p in incident["pages"]] == ["giles", "christian", "engineer-on-call"]

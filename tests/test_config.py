@@ -58,14 +58,14 @@ def test_rule_with_empty_match_is_refused(config_dir: Path) -> None:
 
 
 def test_owner_role_missing_from_routing_is_refused(config_dir: Path) -> None:
-    edit(config_dir / "routing.yaml", "  backlog: []\n", "")
+    edit(config_dir / "routing.yaml", "  backlog:\n    coverage: none\n", "")
     with pytest.raises(ConfigError) as info:
         config.load(config_dir)
     assert info.value.key == "matrix.SEV4.owner" and "backlog" in info.value.reason
 
 
 def test_routing_reference_to_unknown_channel(config_dir: Path) -> None:
-    edit(config_dir / "routing.yaml", "  giles:\n    channels: [console]", "  giles:\n    channels: [pager]")
+    edit(config_dir / "routing.yaml", "  giles: {channels: [console]}", "  giles: {channels: [pager]}")
     with pytest.raises(ConfigError, match=r"routing\.yaml: .*unknown channel 'pager'"):
         config.load(config_dir)
 

@@ -1,0 +1,97 @@
+"""On-call schedules and business hours: pure functions of the config and a moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chalicelib import escalation
+from chalicelib.config.routing import BusinessHours, Role
+from chalicelib.models import PageKind, PageRecord, PageStatus, Severity
+from chalicelib.oncall import coverage_gaps, holders, in_business_hours, next_business_moment
+from tests.conftest import CONFIG
+
+NY = ZoneInfo("America/New_York")
+ROTATION = Role.model_validate({
+    "coverage": "always",
+    "shifts": [
+        {"person": "alice", "days": ["mon", "tue", "wed"], "start": "09:00", "end": "09:00"},
+        {"person": "bob", "days": ["thu", "fri", "sat", "sun"], "start": "09:00", "end": "09:00"},
+    ],
+    "overrides": [{"person": "carol", "start": "2026-12-02T09:00:00-05:00", "end": "2026-12-03T09:00:00-05:00"}],
+})
+
+
+@pytest.mark.parametrize("local, expected", [
+    ("2026-11-30T10:00", ["alice"]),   # Monday
+    ("2026-11-26T08:59", ["alice"]),   # Thursday before hand-off: Wednesday's shift runs to 09:00
+    ("2026-12-03T09:00", ["bob"]),
+    ("2026-11-30T08:59", ["bob"]),     # Sunday's shift runs into Monday morning
+    ("2026-12-02T12:00", ["carol"]),   # override wins over Wednesday's shift
+])
+def test_holders_follow_shifts_handoffs_and_overrides(local: str, expected: list[str]) -> None:
+    at = datetime.fromisoformat(local).replace(tzinfo=NY)
+    assert holders(ROTATION, at, NY) == expected
+
+
+def test_rotation_has_no_gap_and_a_missing_day_is_named() -> None:
+    hours = BusinessHours()
+    assert coverage_gaps(ROTATION, hours) == []
+    partial = Role.model_validate({"shifts": [{"person": "a", "days": ["mon", "tue", "wed", "thu", "fri", "sat"]}]})
+    assert coverage_gaps(partial, hours) == ["from Sun 00:00 to Mon 00:00"]
+
+
+def test_business_hours_role_needs_only_business_hours() -> None:
+    daytime = Role.model_validate({"coverage": "business-hours", "shifts": [
+        {"person": "d", "days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]})
+    assert coverage_gaps(daytime, BusinessHours()) == [
+        f"from {day} 17:00 to {day} 18:00" for day in ("Mon", "Tue", "Wed", "Thu", "Fri")]
+
+
+def test_business_hours_follow_new_york_wall_clock_across_dst() -> None:
+    hours = BusinessHours()
+    winter = datetime(2025, 3, 7, 14, 0, tzinfo=UTC)   # 09:00 EST
+    summer = datetime(2025, 3, 14, 13, 0, tzinfo=UTC)  # 09:00 EDT
+    assert in_business_hours(hours, winter, NY) and in_business_hours(hours, summer, NY)
+    assert not in_business_hours(hours, summer - timedelta(minutes=1), NY)
+    friday_evening = datetime(2025, 3, 14, 22, 30, tzinfo=UTC)  # 18:30 EDT Friday
+    assert next_business_moment(hours, friday_evening, NY) == datetime(2025, 3, 17, 9, 0, tzinfo=NY)
+
+
+def test_shipped_schedule_has_everyone_where_the_runbook_says() -> None:
+    night = datetime(2025, 3, 14, 7, 0, tzinfo=UTC)
+    roles = {name: holders(role, night, NY) for name, role in CONFIG.routing.roles.items()}
+    assert roles == {"founder-primary": ["giles"], "founder-backup": ["christian"],
+                     "engineering-oncall": ["engineer-on-call"], "engineering-daytime": [], "backlog": []}
+
+
+def page(attempts: int, at: datetime) -> PageRecord:
+    return PageRecord(id="SEV1#0/0:giles:pd", step="SEV1#0/0", role="founder-primary", person="giles",
+                      channel="pd", kind=PageKind.TRIGGER, at=at, text="x", status=PageStatus.SENDING,
+                      attempts=attempts)
+
+
+@pytest.mark.parametrize("attempts, delay_s, decision", [
+    (1, 30, escalation.RetryDecision.RETRY),
+    (2, 60, escalation.RetryDecision.RETRY),
+    (3, 120, escalation.RetryDecision.RETRY_AND_FALLBACK),
+    (9, 300, escalation.RetryDecision.RETRY_AND_FALLBACK),
+])
+def test_retry_backoff_and_fallback_after_three_failures(attempts: int, delay_s: int, decision: str) -> None:
+    now = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)
+    failed, got = escalation.after_failure(page(attempts, now), True, None, now, CONFIG, Severity.SEV1)
+    assert failed.status is PageStatus.FAILED and failed.next_attempt_at == now + timedelta(seconds=delay_s)
+    assert got == decision
+
+
+def test_retry_after_header_and_half_response_time() -> None:
+    now = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)
+    failed, _ = escalation.after_failure(page(1, now), True, 240.0, now, CONFIG, Severity.SEV1)
+    assert failed.next_attempt_at == now + timedelta(seconds=240)
+    later = now + timedelta(minutes=7, seconds=30)  # half of Sev1's 15 minutes
+    _, decision = escalation.after_failure(page(1, now), True, None, later, CONFIG, Severity.SEV1)
+    assert decision is escalation.RetryDecision.RETRY_AND_FALLBACK
+    gave_up, decision = escalation.after_failure(page(1, now), False, None, now, CONFIG, Severity.SEV1)
+    assert gave_up.status is PageStatus.GAVE_UP and decision is escalation.RetryDecision.FALLBACK
