@@ -161,7 +161,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     deps = _deps(args)
     incidents = deps.store.list()
     if args.json:
-        _print([i.model_dump(mode="json") for i in incidents])
+        _print([_incident_json(i) for i in incidents])
         return 0
     for i in incidents:
         print(f"{i.id}  SEV{i.severity.value}  {i.status.value:<12}  {i.owner:<20}  x{i.count:<4} {i.title}")
@@ -172,13 +172,13 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_ack(args: argparse.Namespace) -> int:
     incident = _deps(args).pipeline.acknowledge(args.id, args.by)
-    _print(incident.model_dump(mode="json"))
+    _print(_incident_json(incident))
     return 0
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
     incident = _deps(args).pipeline.resolve(args.id, args.by)
-    _print(incident.model_dump(mode="json"))
+    _print(_incident_json(incident))
     return 0
 
 
@@ -207,7 +207,13 @@ def cmd_oncall(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- helpers --------------------------------------------------------------------------
+# --- helpers ---
+
+
+def _incident_json(incident: Any) -> dict[str, Any]:
+    out: dict[str, Any] = incident.model_dump(mode="json")
+    out["time_to_acknowledge_seconds"] = incident.time_to_acknowledge
+    return out
 
 
 def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:

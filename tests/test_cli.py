@@ -116,6 +116,7 @@ def test_ack_and_resolve(capsys: Any) -> None:
     acked = json.loads(out)
     assert code == 0 and acked["status"] == "acknowledged" and acked["acknowledged_by"] == "giles"
     assert acked["acknowledged_at"].startswith("2025-03-14T14:50:00")
+    assert acked["time_to_acknowledge_seconds"] == 7 * 60
     _, out, _ = run(capsys, "ack", incident_id, "--by", "christian")
     assert json.loads(out)["acknowledged_by"] == "giles"  # idempotent
     code, out, err = run(capsys, "resolve", incident_id, "--by", "giles", "--now", "2025-03-14T15:10:00Z")

@@ -245,3 +245,34 @@ def test_chain_that_cannot_finish_inside_response_time_is_refused(tmp_path: Path
     (tmp_path / "routing.yaml").write_text(routing)
     with pytest.raises(ConfigError, match=r"escalation\.SEV1: the last step pages at \+20 min.*15-minute"):
         config.load(tmp_path)
+
+
+def test_single_two_hour_gap_is_named_exactly(tmp_path: Path) -> None:
+    for name in ("severity.yaml", "routing.yaml"):
+        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    routing = (tmp_path / "routing.yaml").read_text().replace(
+        "    shifts: [{person: engineer-on-call}]",
+        "    shifts:\n"
+        "      - {person: engineer-on-call, days: [mon, wed, thu, fri, sat, sun]}\n"
+        "      - {person: engineer-on-call, days: [tue], start: \"00:00\", end: \"02:00\"}\n"
+        "      - {person: engineer-on-call, days: [tue], start: \"04:00\", end: \"24:00\"}")
+    (tmp_path / "routing.yaml").write_text(routing)
+    with pytest.raises(ConfigError) as info:
+        config.load(tmp_path)
+    assert info.value.reason.endswith(
+        "roles.engineering-oncall has nobody on call from Tue 02:00 to Tue 04:00 (America/New_York)")
+
+
+def test_one_failing_channel_never_blocks_the_others(any_store: Any, tmp_path: Path) -> None:
+    folder = pagerduty_config(tmp_path)
+    routing = (folder / "routing.yaml").read_text().replace(
+        "  giles: {channels: [pagerduty-giles], fallback: sms-giles}",
+        "  giles: {channels: [pagerduty-giles, console], fallback: sms-giles}")
+    (folder / "routing.yaml").write_text(routing)
+    clock, recorders = FakeClock(T), Recorders(["console", "sms-giles"])
+    deps = deps_for(any_store, clock, recorders, folder, env={"PD_KEY_GILES": "K"},
+                    transport=FlakyPagerDuty(clock, up_at=T + timedelta(hours=1)))
+    incident_id = open_sev1(deps)
+    assert recorders.people("console") == ["giles"]
+    pages = {p.channel: p.status for p in deps.store.get(incident_id).pages}
+    assert pages == {"pagerduty-giles": PageStatus.FAILED, "console": PageStatus.SENT}
