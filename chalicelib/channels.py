@@ -30,6 +30,8 @@ class HttpResponse(Protocol):
 class Transport(Protocol):
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse: ...
 
+    def get(self, url: str, timeout: float) -> HttpResponse: ...
+
 
 class _Response:
     def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
@@ -40,12 +42,19 @@ class UrllibTransport:
     """The real transport: stdlib only, so no HTTP library is loaded on cold start."""
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> HttpResponse:
+        return self._send(url, body, headers, timeout, "POST")
+
+    def get(self, url: str, timeout: float) -> HttpResponse:
+        return self._send(url, None, {}, timeout, "GET")
+
+    def _send(self, url: str, body: bytes | None, headers: Mapping[str, str], timeout: float,
+              method: str) -> HttpResponse:
         import urllib.error
         import urllib.request
 
         if not url.startswith("https://"):
             raise ChannelError("refusing a non-https endpoint")
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - https checked above
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)  # noqa: S310 - https checked above
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https checked above
                 return _Response(response.status, dict(response.headers), response.read())

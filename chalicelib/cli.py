@@ -6,6 +6,7 @@
     ack ID --by NAME [--now ISO]
     resolve ID --by NAME [--now ISO]
     escalate [--now ISO]                  one run of the escalation sweep
+    playbooks [--json]                    every playbook: id, IAM permissions, summary
     oncall [--at ISO] [--json]            who holds each role at that moment
 
 The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_now(p)
     p.set_defaults(run=cmd_escalate)
 
+    p = sub.add_parser("playbooks", help="list the playbooks with their IAM permissions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_playbooks)
+
     p = sub.add_parser("oncall", help="who holds each role at a moment")
     p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
     p.add_argument("--json", action="store_true")
@@ -120,7 +125,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         signals, webhook = _webhook_signals(payload, settings, now)
     else:
         signals = sources.to_signals(payload, now, "simulate")
-    plans = [_plan_json(simulate(signal, cfg, now), webhook) for signal in signals]
+    executor = _planner(settings, cfg)
+    plans = [_plan_json(simulate(signal, cfg, now, executor=executor), webhook) for signal in signals]
     _print(plans[0] if len(plans) == 1 else {"plans": plans})
     return 0
 
@@ -187,6 +193,19 @@ def cmd_escalate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_playbooks(args: argparse.Namespace) -> int:
+    from chalicelib.playbooks import REGISTRY
+
+    listing = [{"id": p.id, "permissions": list(p.permissions), "summary": p.summary}
+               for p in sorted(REGISTRY.values(), key=lambda p: p.id)]
+    if args.json:
+        _print(listing)
+    else:
+        for item in listing:
+            print(f"{item['id']:<26} {item['summary']}\n{'':<26} permissions: {', '.join(item['permissions'])}")
+    return 0
+
+
 def cmd_oncall(args: argparse.Namespace) -> int:
     from chalicelib import config
     from chalicelib.oncall import holders, in_business_hours
@@ -233,6 +252,18 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
     if webhook is not None:
         out["webhook"] = webhook
     return out
+
+
+def _planner(settings: Any, cfg: Any) -> Any:
+    """An executor that can only plan: reads allowed where AWS is (RESPONDER_AWS), no store writes."""
+    from chalicelib.aws import Aws
+    from chalicelib.executor import Executor
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("simulate never escalates")
+
+    return Executor(store=None, incidents=None, config=cfg, aws=Aws(build_missing=settings.aws_enabled),  # type: ignore[arg-type]
+                    http=None, audit=None, stage=settings.stage, escalate_now=refuse)  # type: ignore[arg-type]
 
 
 def _webhook_signals(payload: dict[str, Any], settings: Any, now: datetime) -> tuple[list[Any], dict[str, Any]]:

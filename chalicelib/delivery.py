@@ -20,6 +20,7 @@ retry harmless there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,8 +28,8 @@ from chalicelib import escalation
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ChannelError
 from chalicelib.escalation import RetryDecision
-from chalicelib.incidents import IncidentService
-from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, TimelineEntry
+from chalicelib.incidents import IncidentService, raise_severity
+from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, Severity, TimelineEntry
 from chalicelib.paging import Pager
 from chalicelib.store import IncidentStore
 
@@ -40,13 +41,17 @@ class Escalator:
                  config: ResponderConfig) -> None:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
 
-    def sweep(self, now: datetime) -> dict[str, Any]:
-        """One run of the scheduled sweep over every incident with something due."""
+    def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None) -> dict[str, Any]:
+        """One run of the scheduled sweep over every incident with something due.
+
+        ``also`` runs for each of them too (the executor's verification of watched actions)."""
         report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0}
         for incident in self.store.due(now):
             report["incidents"] += 1
             for page in self.advance(incident.id, now):
                 report["sent" if page.status is PageStatus.SENT else "failed"] += 1
+            if also is not None:
+                also(incident.id, now)
         return report
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
@@ -68,6 +73,29 @@ class Escalator:
             return incident.model_copy(update={"escalation": state.model_copy(update={"next_step": due[-1] + 1})})
 
         return self.incidents.update(incident_id, queue_due_steps)
+
+    def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
+        """A human is needed now (a playbook could not act, a verification failed): page the next
+        step of the chain at once; past its end, raise the severity (or restart the Sev1 chain)."""
+
+        def bump(incident: Incident) -> Incident:
+            state = incident.escalation
+            if incident.status is not IncidentStatus.OPEN or state is None:
+                return incident.noted(TimelineEntry(
+                    at=now, what=f"escalation requested ({why}); incident is {incident.status.value}"))
+            steps = escalation.chain_for(state.severity, self.config).steps
+            if state.next_step < len(steps):
+                pages = escalation.step_pages(incident, state.next_step, self.config, now)
+                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
+                return incident.with_pages(*pages).noted(
+                    TimelineEntry(at=now, what=f"escalated at once ({why}): step {state.next_step + 1}: "
+                                               f"{steps[state.next_step].role} ({who})"),
+                    escalation=state.model_copy(update={"next_step": state.next_step + 1}))
+            worse = Severity(max(incident.severity.value - 1, 1))
+            return raise_severity(incident, worse, f"({why})", now, self.config)
+
+        self.incidents.update(incident_id, bump)
+        return self.advance(incident_id, now)
 
     def deliver(self, incident_id: str, now: datetime) -> list[PageRecord]:
         finished: list[PageRecord] = []

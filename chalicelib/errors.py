@@ -9,7 +9,9 @@
     ├── StoreError           the incident store failed for good (bad table, bad URL)
     │   └── ConflictError    a conditional write lost a race; re-read and try again
     ├── IncidentNotFound     no incident with that id
-    └── ChannelError         a page could not be delivered on one channel
+    ├── ChannelError         a page could not be delivered on one channel
+    └── PlaybookError        a playbook could not read or act (AWS error, timeout, bad facts);
+                             recorded on the timeline, the incident escalates as usual
 
 Messages never contain secrets or payload text: they name fields, ids and reasons only.
 botocore's ``ClientError`` is caught only in the adapters (``store/dynamodb.py``,
@@ -63,3 +65,9 @@ class ChannelError(ResponderError):
     def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retryable, self.retry_after = retryable, retry_after
+
+
+class PlaybookError(ResponderError):
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable

@@ -171,6 +171,8 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
                 times.append(page.at + timedelta(minutes=minutes) / 2)
         elif page.status is PageStatus.SENDING and page.lease_until is not None:
             times.append(page.lease_until)
+    if incident.watch is not None:
+        times.append(incident.watch.next_check_at)
     return min(times) if times else None
 
 

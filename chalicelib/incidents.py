@@ -21,6 +21,7 @@ from chalicelib.models import (
     Classification,
     Incident,
     IncidentStatus,
+    Severity,
     Signal,
     TimelineEntry,
     Transition,
@@ -81,6 +82,19 @@ def close(incident: Incident, by: str, what: str, now: datetime) -> Incident:
     return closed.with_pages(*escalation.resolve_pages(closed, now))
 
 
+def raise_severity(incident: Incident, severity: Severity, why: str, now: datetime,
+                   config: ResponderConfig) -> Incident:
+    """A worse severity: the matrix's owner for it, and its chain started afresh from now.
+
+    Raising to the same severity restarts its chain (a human is needed again)."""
+    restarts = int(incident.escalation.chain.rsplit("#", 1)[1]) + 1 if incident.escalation else 1
+    owner = config.severity.matrix[severity].owner
+    return incident.noted(
+        TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
+                                   f"{why}, owner {owner}"),
+        severity=severity, owner=owner, escalation=escalation.start(severity, config, now, restart=restarts))
+
+
 def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, now: datetime,
           config: ResponderConfig) -> Incident:
     """The open incident after ``reason`` (all reasons except OPENED and the no-op ones)."""
@@ -91,13 +105,8 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
                                            what=f"repeat #{current.count + 1}: {signal.title}"), **seen)
     if reason is Reason.SEVERITY_RAISED:
-        restarts = int(current.escalation.chain.rsplit("#", 1)[1]) + 1 if current.escalation else 1
-        return current.noted(
-            TimelineEntry(at=now, delivery_id=signal.delivery_id,
-                          what=f"severity raised SEV{current.severity.value} → SEV{c.severity.value} "
-                               f"by {c.rule}, owner {c.owner}"),
-            severity=c.severity, owner=c.owner, playbook=current.playbook or c.playbook,
-            escalation=escalation.start(c.severity, config, now, restart=restarts), **seen)
+        raised = raise_severity(current, c.severity, f"by {c.rule}", now, config)
+        return raised.model_copy(update={"playbook": current.playbook or c.playbook, **seen})
     if reason is Reason.RESOLVED:
         return close(current, "signal", f"resolved by signal: {signal.title}", now)
     if reason is Reason.ANNOTATED:

@@ -157,6 +157,29 @@ class EscalationState(Frozen):
     next_step: int = 0
 
 
+class Duty(Frozen):
+    """Something a human owes by a deadline: a customer notice, a post-mortem, a breach notice."""
+
+    kind: str
+    due_at: datetime
+    reason: str
+    done_at: datetime | None = None
+
+
+class WatchState(Frozen):
+    """An action being verified by the sweep (a rollback's service watched for some minutes)."""
+
+    playbook: str
+    scope: str
+    started_at: datetime
+    until: datetime
+    next_check_at: datetime
+    cluster: str
+    service: str
+    alarm_names: tuple[str, ...] = ()
+    health_url: str | None = None
+
+
 class TimelineEntry(Frozen):
     at: datetime
     what: str
@@ -186,6 +209,9 @@ class Incident(Frozen):
     pages: tuple[PageRecord, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()
     escalation: EscalationState | None = None
+    duties: tuple[Duty, ...] = ()
+    watch: WatchState | None = None
+    actions_taken: int = 0  # mutating playbook actions executed for this incident
     next_action_at: datetime | None = None  # when the sweep must look at it again
     version: int = 0
 

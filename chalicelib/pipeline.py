@@ -21,11 +21,15 @@
    queues the pages of every step now due in the incident's outbox and sends them, each
    result recorded on the incident. Later steps, retries and fallbacks are the scheduled
    sweep's (``Escalator.sweep``); an acknowledgement cancels whatever is still unsent.
-6. **Complete.** The delivery record keeps the outcome (and, for unknown input, the raw
+7. **Complete.** The delivery record keeps the outcome (and, for unknown input, the raw
    payload) for the dedupe window.
 
-``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state and
-sends nothing.
+6. **Act.** A new incident with a playbook gets it run by the ``Executor`` inside the safety
+   envelope (dry run, limits, rate limit and breaker, audit); whatever it does or fails to
+   do lands on the timeline, and a failure never stops the escalation.
+
+``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state, and asks
+the playbook for its plan, and sends and changes nothing.
 """
 
 from __future__ import annotations
@@ -36,10 +40,14 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib import escalation
+from chalicelib.audit import AuditLog, JsonlAuditLog
+from chalicelib.aws import Aws
+from chalicelib.channels import Transport
 from chalicelib.classify import classify
 from chalicelib.config import ResponderConfig
 from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
+from chalicelib.executor import Executor
 from chalicelib.incidents import IncidentService, Reason, decide, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind
 from chalicelib.paging import Pager
@@ -62,6 +70,7 @@ class Outcome(Frozen):
     incident_id: str | None = None
     pages: tuple[PageRecord, ...] = ()
     unknown_reason: str | None = None
+    playbook_result: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"pages"}) | {"pages": len(self.pages)}
@@ -70,11 +79,15 @@ class Outcome(Frozen):
 class Pipeline:
     def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
                  clock: Callable[[], datetime], *, lease_seconds: int = 60, keep_days: int = 14,
-                 new_id: Callable[[], str] | None = None) -> None:
+                 new_id: Callable[[], str] | None = None, aws: Aws | None = None,
+                 http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local") -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
         self.incidents = IncidentService(store, config, new_id)
         self.escalator = Escalator(store, self.incidents, pager, config)
+        self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
+                                 audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
+                                 escalate_now=self.escalator.escalate_now)
 
     def respond(self, signal: Signal, raw: Any = None) -> Outcome:
         now = self.clock()
@@ -93,10 +106,17 @@ class Pipeline:
         try:
             reason, incident = self.incidents.handle(signal, classification, now)
             records: tuple[PageRecord, ...] = ()
+            playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
-                records = tuple(self.escalator.advance(incident.id, now))
+                records = tuple(self.escalator.advance(incident.id, now))  # page first: people before robots
+            if incident is not None and reason is Reason.OPENED and incident.playbook:
+                execution = self.executor.run(incident.id, signal, now)
+                playbook_result = execution.error or (
+                    f"{'dry run' if execution.dry_run else 'live'}: {len(execution.results)} steps"
+                    + (", escalated" if execution.escalate else ""))
+                records += tuple(self.escalator.advance(incident.id, now))  # a raised severity pages now
             outcome = Outcome(reason=reason, incident_id=incident.id if incident else None,
-                              pages=records, **base)
+                              pages=records, playbook_result=playbook_result, **base)
             kept, keep_days = outcome.summary(), self.keep_days
             if signal.kind is SignalKind.UNKNOWN and raw is not None:
                 kept["raw"], keep_days = _raw_text(raw), max(keep_days, UNKNOWN_KEEP_DAYS)
@@ -119,7 +139,8 @@ class Pipeline:
         return incident
 
     def sweep(self) -> dict[str, Any]:
-        return self.escalator.sweep(self.clock())
+        """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
+        return self.escalator.sweep(self.clock(), also=self.executor.verify)
 
 
 class Plan(Frozen):
@@ -139,8 +160,8 @@ class Plan(Frozen):
     playbook_steps: tuple[dict[str, Any], ...] = ()
 
 
-def simulate(signal: Signal, config: ResponderConfig, now: datetime,
-             current: Incident | None = None) -> Plan:
+def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: Incident | None = None,
+             executor: Executor | None = None) -> Plan:
     """Steps 3-5 as pure functions: the plan for ``signal`` given the open incident (if any)."""
     c = classify(signal, config.severity)
     reason = decide(signal, c, current)
@@ -149,17 +170,24 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime,
     if reason is Reason.OPENED:
         incident = new_incident("inc-simulated", signal, c, now, config)
         assert incident.escalation is not None
-        steps = escalation.chain_for(c.severity, config).steps
-        for index, step in enumerate(steps):
+        for index, step in enumerate(escalation.chain_for(c.severity, config).steps):
             due = escalation.step_due_at(incident.escalation, index, config)
             chain.append({"step": index + 1, "role": step.role, "at": due.isoformat(),
                           "unless": "acknowledged first" if index else None})
             if due <= now:
                 pages += escalation.step_pages(incident, index, config, now)
+    planned: list[dict[str, Any]] = []
+    if reason is Reason.OPENED and c.playbook and executor is not None:
+        try:
+            _, plan = executor.plan(new_incident("inc-simulated", signal, c, now, config), signal, now)
+            dry = config.playbooks.dry_run_for(c.playbook, executor.stage)
+            planned = [s.model_dump(mode="json") | {"dry_run": dry} for s in plan]
+        except Exception as exc:  # noqa: BLE001 - a simulation reports the failure, like the executor would
+            planned = [{"type": "error", "text": f"the playbook could not plan: {exc}"}]
     return Plan(signal=signal, severity=c.severity.value, owner=c.owner,
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
-                reason=reason, pages=tuple(pages), escalation=tuple(chain))
+                reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned))
 
 
 def _raw_text(raw: Any) -> str:

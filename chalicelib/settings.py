@@ -10,6 +10,8 @@
 | RESPONDER_DELIVERY_LEASE_SECONDS | lease one worker holds on a delivery (2 × Lambda timeout) | 60 |
 | RESPONDER_DELIVERY_KEEP_DAYS | how long delivery ids are remembered for dedupe | 14 |
 | SENTRY_DSN | the responder's own error reporting | — (off) |
+| RESPONDER_AWS | let playbooks call AWS (on/off) | off on stage local, on elsewhere |
+| RESPONDER_AUDIT | playbook audit trail: file://path or s3://bucket/prefix | audit.jsonl beside the SQLite store |
 
 Secrets are ``SecretStr`` so they never print in a repr, a log or an error.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -35,7 +38,24 @@ class Settings(BaseModel):
     delivery_lease_seconds: int = Field(60, ge=5, le=3600)
     delivery_keep_days: int = Field(14, ge=1, le=400)
     sentry_dsn: SecretStr | None = None
+    audit_url: str | None = Field(None, pattern=r"^(file://.+|s3://.+)$")
+    aws: bool | None = None
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    @property
+    def aws_enabled(self) -> bool:
+        """Playbooks reach AWS only where there is one: not on a laptop unless asked to."""
+        return self.aws if self.aws is not None else self.stage != "local"
+
+    def audit_location(self) -> str:
+        """The audit trail: as configured, else a JSON-lines file beside the SQLite store."""
+        if self.audit_url:
+            return self.audit_url
+        if self.store_url.startswith("sqlite://"):
+            path = self.store_url.removeprefix("sqlite://").removeprefix("/")
+            if path and path != ":memory:":
+                return "file://" + str(Path(path).parent / "audit.jsonl")
+        return "file://.responder/audit.jsonl"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +66,7 @@ class Settings(BaseModel):
             "sentry_client_secret_arn": "SENTRY_CLIENT_SECRET_ARN",
             "delivery_lease_seconds": "RESPONDER_DELIVERY_LEASE_SECONDS",
             "delivery_keep_days": "RESPONDER_DELIVERY_KEEP_DAYS", "sentry_dsn": "SENTRY_DSN",
+            "audit_url": "RESPONDER_AUDIT", "aws": "RESPONDER_AWS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         try:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import config as config_module
+from chalicelib.audit import AuditLog, open_audit
+from chalicelib.aws import Aws
 from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
 from chalicelib.config import ResponderConfig, RoutingConfig
 from chalicelib.paging import Channel, Pager
@@ -45,18 +47,24 @@ def build_deps(
     transport: Transport | None = None,
     aws_clients: dict[str, Any] | None = None,
     new_id: Callable[[], str] | None = None,
+    audit: AuditLog | None = None,
+    aws: Aws | None = None,
 ) -> Deps:
     settings = settings or Settings.from_env()
-    aws = _LazyClients(aws_clients or {})
+    clients = _LazyClients(aws_clients or {})
     config = config_module.load(settings.config_dir)
-    store = store or open_store(settings.store_url, dynamodb_client=aws.existing("dynamodb"))
-    factories = channel_factories(config.routing, settings, transport or UrllibTransport(), aws)
+    store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"))
+    factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
     pager = Pager(factories)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
-                        keep_days=settings.delivery_keep_days, new_id=new_id)
+                        keep_days=settings.delivery_keep_days, new_id=new_id,
+                        aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
+                        http=transport or UrllibTransport(),
+                        audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
+                        stage=settings.stage)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock,
-                pipeline=pipeline, sentry_secret=_sentry_secret(settings, clock, aws))
+                pipeline=pipeline, sentry_secret=_sentry_secret(settings, clock, clients))
 
 
 def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,
@@ -99,6 +107,9 @@ class _LazyClients:
 
     def existing(self, name: str) -> Any:
         return self._clients.get(name)
+
+    def given(self) -> dict[str, Any]:
+        return dict(self._clients)
 
     def get(self, name: str) -> Any:
         if name not in self._clients:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib import config
+from chalicelib.aws import Aws
 from chalicelib.errors import ChannelError
 from chalicelib.paging import PageRequest
 from chalicelib.settings import Settings
@@ -117,7 +119,11 @@ def console() -> RecordingChannel:
 
 def make_deps(store: Any, clock: Callable[[], datetime], channel: RecordingChannel,
               env: dict[str, str] | None = None, **kwargs: Any) -> Deps:
-    settings = Settings.from_env({"SENTRY_CLIENT_SECRET": SENTRY_SECRET, **(env or {})})
+    audit = Path(getattr(store, "path", "") or tempfile.mkdtemp()).parent / "audit.jsonl"
+    settings = Settings.from_env({"SENTRY_CLIENT_SECRET": SENTRY_SECRET, "RESPONDER_AUDIT": f"file://{audit}",
+                                  **(env or {})})
+    # Playbooks get only the clients a test hands over: nothing can reach for real AWS.
+    kwargs.setdefault("aws", Aws(build_missing=False))
     return build_deps(settings, clock=clock, store=store, channels={"console": lambda: channel}, **kwargs)
 
 

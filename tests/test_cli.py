@@ -49,7 +49,9 @@ def test_simulate_prints_the_plan_and_changes_nothing(capsys: Any, store_env: Pa
     assert (plan["severity"], plan["playbook"], plan["owner"], plan["transition"]) == (
         2, "deploy-rollback", "engineering-oncall", "trigger")
     assert plan["incident_key"] == "ecs-service:arn:aws:ecs:us-east-1:123456789012:service/prod-cluster/checkout-api"
-    assert [p["role"] for p in plan["pages"]] == ["engineering-oncall"] and plan["playbook_steps"] == []
+    assert [p["role"] for p in plan["pages"]] == ["engineering-oncall"]
+    # on a laptop the playbook cannot read ECS: the plan says so instead of guessing
+    assert plan["playbook_steps"] == [{"type": "error", "text": "the playbook could not plan: ecs: no client configured"}]
     assert not store_env.exists()
 
 

@@ -14,7 +14,7 @@ from chalicelib.settings import Settings
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    for name in ("severity.yaml", "routing.yaml"):
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
         shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
     return tmp_path
 

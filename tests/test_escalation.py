@@ -154,7 +154,7 @@ class FlakyPagerDuty:
 
 
 def pagerduty_config(tmp_path: Path) -> Path:
-    for name in ("severity.yaml", "routing.yaml"):
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
         shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
     routing = (tmp_path / "routing.yaml").read_text()
     routing = routing.replace("channels:\n  console:\n    type: console\n", (
@@ -223,7 +223,7 @@ def test_sev3_at_3am_new_york_pages_engineering_daytime_at_9(any_store: Any) -> 
 
 
 def test_gap_in_schedule_is_refused_naming_it(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml"):
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
         shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "    shifts: [{person: engineer-on-call}]",
@@ -238,7 +238,7 @@ def test_gap_in_schedule_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_chain_that_cannot_finish_inside_response_time_is_refused(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml"):
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
         shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "      - {role: engineering-oncall, after_minutes: 10}", "      - {role: engineering-oncall, after_minutes: 20}")
@@ -248,7 +248,7 @@ def test_chain_that_cannot_finish_inside_response_time_is_refused(tmp_path: Path
 
 
 def test_single_two_hour_gap_is_named_exactly(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml"):
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
         shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "    shifts: [{person: engineer-on-call}]",

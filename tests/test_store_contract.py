@@ -81,3 +81,14 @@ def test_open_store_urls(tmp_path: Any) -> None:
     assert type(open_store("dynamodb://t", dynamodb_client=object())).__name__ == "DynamoStore"
     with pytest.raises(StoreError, match="RESPONDER_STORE"):
         open_store("redis://x")
+
+
+def test_documents_are_versioned(any_store: Any) -> None:
+    assert any_store.get_doc("actions:x") == (None, 0)
+    any_store.put_doc("actions:x", {"n": 1}, 0)
+    with pytest.raises(ConflictError):
+        any_store.put_doc("actions:x", {"n": 9}, 0)
+    any_store.put_doc("actions:x", {"n": 2}, 1)
+    with pytest.raises(ConflictError):
+        any_store.put_doc("actions:x", {"n": 9}, 1)
+    assert any_store.get_doc("actions:x") == ({"n": 2}, 2)

@@ -2,7 +2,8 @@
 
 ``severity.yaml`` (``config.severity``) holds the severity matrix and the ordered
 classification rules; ``routing.yaml`` (``config.routing``) the channels, people, on-call
-schedules and escalation chains. A bad file raises ``ConfigError`` naming the file, the
+schedules and escalation chains; ``playbooks.yaml`` (``config.playbooks``) the playbooks'
+safety envelope and options. A bad file raises ``ConfigError`` naming the file, the
 key (``rules[3].severity``) and the reason, so a typo fails the deploy's tests rather
 than a page at 3 a.m. Checks that need both files (owners exist as roles, every chain
 completes inside its severity's response time) run in ``load``.
@@ -14,8 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from chalicelib.config.playbooks import PlaybooksConfig
 from chalicelib.config.routing import RoutingConfig
 from chalicelib.config.severity import Match, MatrixRow, Rule, SeverityConfig, Strict
 from chalicelib.errors import ConfigError
@@ -30,6 +32,7 @@ _M = TypeVar("_M", bound=BaseModel)
 class ResponderConfig(Strict):
     severity: SeverityConfig
     routing: RoutingConfig
+    playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
 
 
 def load(config_dir: Path | str | None = None) -> ResponderConfig:
@@ -37,6 +40,7 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
     folder = Path(config_dir) if config_dir else DEFAULT_DIR
     severity = _load_file(folder / "severity.yaml", SeverityConfig)
     routing = _load_file(folder / "routing.yaml", RoutingConfig)
+    playbooks = _load_file(folder / "playbooks.yaml", PlaybooksConfig)
     for sev, row in severity.matrix.items():
         if row.owner not in routing.roles:
             raise ConfigError(str(folder / "severity.yaml"), f"matrix.SEV{sev.value}.owner",
@@ -48,7 +52,13 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
             raise ConfigError(str(folder / "routing.yaml"), f"escalation.SEV{sev.value}",
                               f"the last step pages at +{last} min, which cannot complete inside the "
                               f"{limit}-minute response time")
-    return ResponderConfig(severity=severity, routing=routing)
+    from chalicelib.playbooks import REGISTRY
+
+    for index, rule in enumerate(severity.rules):
+        if rule.playbook and rule.playbook not in REGISTRY:
+            raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
+                              f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
+    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks)
 
 
 @cache

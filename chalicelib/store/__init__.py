@@ -17,6 +17,8 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      read; a resolved incident releases its key in the same transaction.
 ``due``              incidents whose ``next_action_at`` has come, for the scheduled sweep
                      (an index on that time, so the sweep never scans).
+``get_doc/put_doc``  small versioned documents shared across incidents (the playbook
+                     executor's per-target action log, for its rate limit and breaker).
 
 The same contract tests (``tests/test_store_contract.py``) run against both.
 """
@@ -67,6 +69,12 @@ class IncidentStore(Protocol):
 
     def due(self, now: datetime) -> builtins.list[Incident]:
         """Incidents whose ``next_action_at`` has come (escalation steps, retries, leases)."""
+
+    def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """A small shared document (the playbook action log of one target) and its version (0: none)."""
+
+    def put_doc(self, key: str, doc: dict[str, Any], expected_version: int) -> None:
+        """Write ``doc`` if its stored version is ``expected_version``; else ``ConflictError``."""
 
 
 def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:

@@ -7,6 +7,7 @@ Items:
                        something is scheduled ``due_pk`` = "DUE" + ``due_at`` (epoch seconds):
                        the sparse global index ``due`` serves the sweep
     ``OPENKEY#<key>``  incident_id: exists exactly while that incident is open
+    ``DOC#<key>``      version, body (JSON): small shared documents (playbook action logs)
 
 botocore's ``ClientError`` stops here: throttling and 5xx become ``TransientError`` (the
 Lambda retries), a lost condition becomes ``ConflictError`` or a False/None answer, and
@@ -188,6 +189,20 @@ class DynamoStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return incidents
+
+    def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        item = self._get(f"DOC#{key}")
+        return (json.loads(item["body"]["S"]), int(item["version"]["N"])) if item else (None, 0)
+
+    def put_doc(self, key: str, doc: dict[str, Any], expected_version: int) -> None:
+        condition = "attribute_not_exists(pk)" if expected_version == 0 else "version = :v"
+        values = {} if expected_version == 0 else {"ExpressionAttributeValues": {":v": _n(expected_version)}}
+        try:
+            self._call("put_item", TableName=self.table, ConditionExpression=condition, **values,
+                       Item={"pk": _s(f"DOC#{key}"), "version": _n(expected_version + 1),
+                             "body": _s(json.dumps(doc, default=str))})
+        except _ConditionFailed:
+            raise ConflictError(f"document {key} changed since version {expected_version}") from None
 
     def _get(self, pk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._call("get_item", TableName=self.table, Key={"pk": _s(pk)},

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
 CREATE INDEX IF NOT EXISTS incidents_due ON incidents (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS open_keys (key TEXT PRIMARY KEY, incident_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 """
 
 
@@ -153,6 +154,22 @@ class SqliteStore:
         rows = self._read("SELECT doc FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at",
                           (now.timestamp(),))
         return [Incident.model_validate_json(doc) for (doc,) in rows]
+
+    def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        rows = self._read("SELECT body, version FROM docs WHERE key = ?", (key,))
+        return (json.loads(rows[0][0]), int(rows[0][1])) if rows else (None, 0)
+
+    def put_doc(self, key: str, doc: dict[str, Any], expected_version: int) -> None:
+        body = json.dumps(doc, default=str)
+        with self._write() as db:
+            if expected_version == 0:
+                done = db.execute("INSERT OR IGNORE INTO docs (key, version, body) VALUES (?, 1, ?)",
+                                  (key, body)).rowcount
+            else:
+                done = db.execute("UPDATE docs SET version = version + 1, body = ? WHERE key = ? AND version = ?",
+                                  (body, key, expected_version)).rowcount
+            if done != 1:
+                raise ConflictError(f"document {key} changed since version {expected_version}")
 
 
 def _due(incident: Incident) -> float | None:

@@ -1,0 +1,293 @@
+"""Runs playbook plans inside the safety envelope, and verifies what they did.
+
+A playbook only plans (``playbooks/*``); this module decides what of the plan may run:
+
+- **Dry run**: the stage default everywhere but prod, or per playbook in
+  ``playbooks.yaml``. Reads happen (the plan needs them), mutating calls do not.
+- **Per-incident limit**: at most ``max_mutating_actions_per_incident`` mutating calls.
+- **Rate limit and circuit breaker** per playbook and target (an ECS service, a flag):
+  at most ``rate_limit.max`` runs per ``per_minutes``; and while an earlier run on the
+  same target is unverified or failed, none at all. Either way the executor escalates to
+  a human instead of acting (``envelope_decision`` is the pure rule).
+- **Record**: every step and its result go on the incident timeline and into the
+  append-only audit log.
+
+A playbook that fails (AWS error, timeout, a bug) never loses the incident: the failure
+is recorded and the incident keeps escalating as usual. ``verify`` is the sweep's half:
+it checks a ``Watch`` (alarms and ``/health`` of a rolled-back service) every minute
+until it passes or fails; failure escalates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from chalicelib.audit import AuditLog
+from chalicelib.aws import Aws
+from chalicelib.channels import Transport
+from chalicelib.config import ResponderConfig
+from chalicelib.config.playbooks import RateLimit
+from chalicelib.errors import ChannelError, ConflictError, PlaybookError
+from chalicelib.incidents import IncidentService, raise_severity
+from chalicelib.models import Duty, Frozen, Incident, IncidentStatus, Signal, TimelineEntry, WatchState
+from chalicelib.playbooks import REGISTRY, Playbook
+from chalicelib.playbooks.context import PlaybookContext
+from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step, Watch
+from chalicelib.store import IncidentStore
+
+WATCH_INTERVAL = timedelta(minutes=1)
+
+
+class Envelope(StrEnum):
+    ALLOWED = "ALLOWED"
+    DRY_RUN = "DRY_RUN"
+    LIMIT_REACHED = "LIMIT_REACHED"    # this incident used its mutating actions
+    RATE_LIMITED = "RATE_LIMITED"      # too many runs on this target in the window
+    BREAKER_OPEN = "BREAKER_OPEN"      # an earlier run on this target is unverified or failed
+
+
+def envelope_decision(log: list[dict[str, Any]], now: datetime, limit: RateLimit) -> Envelope:
+    """May a playbook act on a target again, given the target's action log? (pure)"""
+    since = now - timedelta(minutes=limit.per_minutes)
+    recent = [entry for entry in log if datetime.fromisoformat(entry["at"]) >= since]
+    if any(entry["outcome"] in ("pending", "failed") for entry in recent):
+        return Envelope.BREAKER_OPEN
+    if len(recent) >= limit.max:
+        return Envelope.RATE_LIMITED
+    return Envelope.ALLOWED
+
+
+class StepResult(Frozen):
+    step: dict[str, Any]
+    result: str
+
+
+class Execution(Frozen):
+    playbook: str
+    dry_run: bool
+    results: tuple[StepResult, ...] = ()
+    error: str | None = None
+    escalate: bool = False  # hand it to a human now (breaker, limit, failed action)
+
+
+class Executor:
+    def __init__(self, store: IncidentStore, incidents: IncidentService, config: ResponderConfig, aws: Aws,
+                 http: Transport | None, audit: AuditLog, stage: str,
+                 escalate_now: Callable[[str, datetime, str], object]) -> None:
+        self.store, self.incidents, self.config = store, incidents, config
+        self.aws, self.http, self.audit, self.stage = aws, http, audit, stage
+        self.escalate_now = escalate_now
+
+    # --- planning (also what `simulate` shows) ------------------------------------------
+
+    def plan(self, incident: Incident, signal: Signal | None, now: datetime) -> tuple[Playbook, list[Step]]:
+        playbook = REGISTRY.get(incident.playbook or "")
+        if playbook is None:
+            raise PlaybookError(f"no playbook {incident.playbook!r}")
+        ctx = PlaybookContext(incident=incident, signal=signal, aws=self.aws, http=self.http, now=now,
+                              options=self.config.playbooks.options_for(playbook.id))
+        return playbook, playbook.plan(ctx)
+
+    # --- running --------------------------------------------------------------------------
+
+    def run(self, incident_id: str, signal: Signal | None, now: datetime) -> Execution:
+        incident = self.store.get(incident_id)
+        if incident is None or not incident.playbook:
+            return Execution(playbook="", dry_run=True)
+        dry_run = self.config.playbooks.dry_run_for(incident.playbook, self.stage)
+        try:
+            playbook, steps = self.plan(incident, signal, now)
+        except Exception as exc:  # noqa: BLE001 - a failing playbook must never lose the incident
+            reason = str(exc) if isinstance(exc, PlaybookError) else f"{type(exc).__name__} in the playbook"
+            self._record(incident_id, incident.playbook, now, dry_run,
+                         [TimelineEntry(at=now, what=f"playbook {incident.playbook} failed: {reason}; "
+                                                     "escalating as usual")],
+                         [{"kind": "plan", "result": f"failed: {reason}"}])
+            return Execution(playbook=incident.playbook, dry_run=dry_run, error=reason)
+        return self._execute(incident, playbook, steps, dry_run, now)
+
+    def _execute(self, incident: Incident, playbook: Playbook, steps: list[Step], dry_run: bool,
+                 now: datetime) -> Execution:
+        settings = self.config.playbooks.settings_for(playbook.id)
+        watched = any(isinstance(s, Watch) for s in steps)
+        results: list[StepResult] = []
+        entries: list[TimelineEntry] = []
+        duties: list[Duty] = []
+        watch: WatchState | None = None
+        raise_to: RaiseSeverity | None = None
+        taken, escalate = incident.actions_taken, False
+        mode = "dry run" if dry_run else "live"
+        entries.append(TimelineEntry(at=now, what=f"playbook {playbook.id} ({mode}): {len(steps)} steps planned"))
+        for step in steps:
+            if isinstance(step, ApiCall):
+                result, acted, failed = self._api_call(step, playbook, incident, taken, dry_run, watched, settings, now)
+                taken += acted
+                escalate = escalate or failed
+                entries.append(TimelineEntry(at=now, what=f"{step.iam_action} {_brief(step.params)}: {result}"))
+            elif isinstance(step, Note):
+                result = "noted"
+                entries.append(TimelineEntry(at=now, what=step.text))
+            elif isinstance(step, AddDuty):
+                result = f"due {step.due_at.isoformat()}"
+                duties.append(Duty(kind=step.kind, due_at=step.due_at, reason=step.reason))
+                entries.append(TimelineEntry(at=now, what=f"{step.kind} due by {step.due_at.isoformat()}: "
+                                                          f"{step.reason}"))
+            elif isinstance(step, RaiseSeverity):
+                raise_to, result = step, f"raise to SEV{step.severity.value}"
+            else:
+                if dry_run or taken == incident.actions_taken:
+                    result = "not watching: nothing was changed"
+                else:
+                    watch = WatchState(playbook=playbook.id, scope=_scope(playbook, steps), started_at=now,
+                                       until=step.until, next_check_at=now + WATCH_INTERVAL, cluster=step.cluster,
+                                       service=step.service, alarm_names=step.alarm_names,
+                                       health_url=step.health_url)
+                    result = f"watching {step.cluster}/{step.service} until {step.until.isoformat()}"
+                entries.append(TimelineEntry(at=now, what=result))
+            results.append(StepResult(step=step.model_dump(mode="json"), result=result))
+
+        def apply(current: Incident) -> Incident:
+            updated = current.model_copy(update={
+                "timeline": (*current.timeline, *entries), "duties": (*current.duties, *duties),
+                "actions_taken": taken, "watch": watch or current.watch})
+            if raise_to is not None and raise_to.severity < updated.severity and updated.is_open:
+                updated = raise_severity(updated, raise_to.severity, raise_to.reason, now, self.config)
+            return updated
+
+        self.incidents.update(incident.id, apply)
+        for item in results:
+            self._audit(incident.id, playbook.id, now, dry_run, {"kind": "step", **item.model_dump()})
+        if escalate:
+            self.escalate_now(incident.id, now, f"playbook {playbook.id} could not act; a human decides")
+        return Execution(playbook=playbook.id, dry_run=dry_run, results=tuple(results), escalate=escalate)
+
+    def _api_call(self, step: ApiCall, playbook: Playbook, incident: Incident, taken: int, dry_run: bool,
+                  watched: bool, settings: Any, now: datetime) -> tuple[str, int, bool]:
+        """(result, mutating actions executed, escalate?) for one API call."""
+        if not step.mutating:
+            try:
+                self.aws.call(step.service, step.operation, step.params)
+                return "read", 0, False
+            except PlaybookError as exc:
+                return f"failed: {exc}", 0, False
+        if dry_run:
+            return f"{Envelope.DRY_RUN}: not called", 0, False
+        if taken >= self.config.playbooks.max_mutating_actions_per_incident:
+            return f"{Envelope.LIMIT_REACHED}: not called", 0, True
+        scope = f"actions:{playbook.id}:{step.target or step.iam_action}"
+        decision = self._reserve(scope, incident.id, now, settings.rate_limit, "pending" if watched else "done")
+        if decision is not Envelope.ALLOWED:
+            return f"{decision}: not called", 0, True
+        try:
+            self.aws.call(step.service, step.operation, step.params)
+        except PlaybookError as exc:
+            self.set_outcome(scope, incident.id, "failed")
+            return f"failed: {exc}", 1, True
+        return "done", 1, False
+
+    def _reserve(self, scope: str, incident_id: str, now: datetime, limit: RateLimit, outcome: str) -> Envelope:
+        """Check the envelope and, if allowed, log the action: one conditional write, so racing
+        workers cannot both pass the same limit."""
+        for _ in range(10):
+            doc, version = self.store.get_doc(scope)
+            log = (doc or {}).get("actions", [])
+            decision = envelope_decision(log, now, limit)
+            if decision is not Envelope.ALLOWED:
+                return decision
+            since = now - timedelta(days=1)
+            kept = [e for e in log if datetime.fromisoformat(e["at"]) >= since]
+            entry = {"at": now.isoformat(), "incident": incident_id, "outcome": outcome}
+            try:
+                self.store.put_doc(scope, {"actions": [*kept, entry]}, version)
+                return Envelope.ALLOWED
+            except ConflictError:
+                continue
+        raise ConflictError(f"{scope} kept changing")
+
+    def set_outcome(self, scope: str, incident_id: str, outcome: str) -> None:
+        for _ in range(10):
+            doc, version = self.store.get_doc(scope)
+            log = [dict(e, outcome=outcome) if e.get("incident") == incident_id and e["outcome"] == "pending"
+                   else e for e in (doc or {}).get("actions", [])]
+            try:
+                self.store.put_doc(scope, {"actions": log}, version)
+                return
+            except ConflictError:
+                continue
+
+    # --- verifying (the sweep) --------------------------------------------------------------
+
+    def verify(self, incident_id: str, now: datetime) -> str | None:
+        """Check a watched action; returns "verified", "failed", "watching" or None (nothing to do)."""
+        incident = self.store.get(incident_id)
+        watch = incident.watch if incident else None
+        if incident is None or watch is None or now < watch.next_check_at:
+            return None
+        problems = self._check(watch)
+        if problems:
+            verdict, what = "failed", f"{watch.playbook} verification failed: {'; '.join(problems)}"
+        elif now >= watch.until:
+            verdict, what = "verified", (f"{watch.playbook} verified: {watch.cluster}/{watch.service} healthy for "
+                                         f"{int((watch.until - watch.started_at).total_seconds() // 60)} min")
+        else:
+            verdict, what = "watching", ""
+
+        def record(current: Incident) -> Incident:
+            if current.watch is None:
+                return current
+            if verdict == "watching":
+                return current.model_copy(update={"watch": current.watch.model_copy(
+                    update={"next_check_at": now + WATCH_INTERVAL})})
+            return current.noted(TimelineEntry(at=now, what=what), watch=None)
+
+        updated = self.incidents.update(incident_id, record)
+        if verdict != "watching":
+            self.set_outcome(watch.scope, incident_id, verdict)
+            self._audit(incident_id, watch.playbook, now, False, {"kind": "verify", "result": what})
+        if verdict == "failed" and updated.status is not IncidentStatus.RESOLVED:
+            self.escalate_now(incident_id, now, what)
+        return verdict
+
+    def _check(self, watch: WatchState) -> list[str]:
+        problems = []
+        if watch.alarm_names:
+            try:
+                alarms = self.aws.call("cloudwatch", "describe_alarms", {"AlarmNames": list(watch.alarm_names)})
+                problems += [f"alarm {a['AlarmName']} in ALARM" for a in alarms.get("MetricAlarms", [])
+                             if a.get("StateValue") == "ALARM"]
+            except PlaybookError as exc:
+                problems.append(f"alarms unreadable ({exc})")
+        if watch.health_url and self.http is not None:
+            try:
+                status = self.http.get(watch.health_url, 3.0).status
+                if status != 200:
+                    problems.append(f"/health answered {status}")
+            except ChannelError as exc:
+                problems.append(f"/health unreachable ({exc})")
+        return problems
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _record(self, incident_id: str, playbook_id: str, now: datetime, dry_run: bool,
+                entries: list[TimelineEntry], audit: list[dict[str, Any]]) -> None:
+        self.incidents.update(incident_id, lambda i: i.model_copy(update={"timeline": (*i.timeline, *entries)}))
+        for record in audit:
+            self._audit(incident_id, playbook_id, now, dry_run, record)
+
+    def _audit(self, incident_id: str, playbook_id: str, now: datetime, dry_run: bool,
+               record: dict[str, Any]) -> None:
+        self.audit.append({"at": now.isoformat(), "incident": incident_id, "playbook": playbook_id,
+                           "stage": self.stage, "dry_run": dry_run, "actor": "responder", **record})
+
+
+def _scope(playbook: Playbook, steps: list[Step]) -> str:
+    target = next((s.target or s.iam_action for s in steps if isinstance(s, ApiCall) and s.mutating), "")
+    return f"actions:{playbook.id}:{target}"
+
+
+def _brief(params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k != "MessageBody"}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())[:200]

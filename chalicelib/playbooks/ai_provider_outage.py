@@ -1,0 +1,58 @@
+"""ai-provider-outage: runbook §5.3 (see ``plan``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from chalicelib.config.severity import Strict
+from chalicelib.models import Severity
+from chalicelib.playbooks.context import PlaybookContext
+from chalicelib.playbooks.registry import playbook
+from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step
+
+
+class Options(Strict):
+    route_parameter: str = "/platform/prod/flags/ai_route"
+    fallback_value: str = "bedrock"
+    queue_value: str = "queue"
+    fallback_alarm: str = "ai-gateway-bedrock-executor-failures"
+    partner_notice_hours: int = Field(24, ge=1)  # per the design-partner BAA terms
+
+
+@playbook("ai-provider-outage",
+          permissions=("ssm:GetParameter", "ssm:PutParameter", "cloudwatch:DescribeAlarms"),
+          options=Options)
+def plan(ctx: PlaybookContext) -> list[Step]:
+    """Switch the AI route to the Bedrock fallback, or to queue mode if Bedrock is failing too.
+
+    Trigger: AI gateway executor failures (alarms naming anthropic, bedrock, ai-gateway).
+    Does: reads the route flag (SSM) and the fallback's own alarm; if the fallback is
+    healthy, sets the flag to the fallback route; if its alarm is in ALARM too, sets queue
+    mode ("verification in progress" for affected workflows) and raises the incident to
+    Sev1; marks the design-partner notification (BAA terms) as due.
+    Never: changes provider credentials, model settings, or anything but the route flag.
+    """
+    options: Options = ctx.opts(Options)
+    current = ctx.read("ssm", "get_parameter", {"Name": options.route_parameter})["Parameter"]["Value"]
+    alarms = ctx.read("cloudwatch", "describe_alarms", {"AlarmNames": [options.fallback_alarm]})
+    fallback_down = any(a.get("StateValue") == "ALARM" for a in alarms.get("MetricAlarms", []))
+    if ctx.signal is not None and ctx.signal.alarm_name == options.fallback_alarm:
+        fallback_down = True  # the fallback's own alarm opened this incident
+    target = options.queue_value if fallback_down else options.fallback_value
+    steps: list[Step] = [Note(text=f"ai route is {current!r}; fallback alarm {options.fallback_alarm} is "
+                                   + ("in ALARM" if fallback_down else "not in ALARM"))]
+    if current != target:
+        steps.append(ApiCall(service="ssm", operation="put_parameter",
+                             params={"Name": options.route_parameter, "Value": target, "Type": "String",
+                                     "Overwrite": True},
+                             target=f"ssm:{options.route_parameter}",
+                             why=f"route AI calls to {target!r}"))
+    if fallback_down:
+        steps.append(RaiseSeverity(severity=Severity.SEV1,
+                                   reason="Anthropic and the Bedrock fallback are both failing: calls are queued"))
+    steps.append(AddDuty(kind="design_partner_notification",
+                         due_at=ctx.now + timedelta(hours=options.partner_notice_hours),
+                         reason="design partners are told of AI degradation per BAA terms"))
+    return steps
