@@ -109,7 +109,10 @@ class Pipeline:
             playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
                 records = tuple(self.escalator.advance(incident.id, now))  # page first: people before robots
-            if incident is not None and reason is Reason.OPENED and incident.playbook:
+            # A playbook runs for a new incident, and again when a trigger repeats after it acted
+            # (the envelope then decides: a second rollback within the hour trips the breaker).
+            if incident is not None and incident.playbook and (
+                    reason is Reason.OPENED or (reason is Reason.ALREADY_OPEN and incident.actions_taken > 0)):
                 execution = self.executor.run(incident.id, signal, now)
                 playbook_result = execution.error or (
                     f"{'dry run' if execution.dry_run else 'live'}: {len(execution.results)} steps"
