@@ -18,7 +18,8 @@ from chalicelib.paging import PageRequest
 
 PAGERDUTY_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error",
                       Severity.SEV3: "warning", Severity.SEV4: "info"}
-_PD_ACTIONS = {PageKind.TRIGGER: "trigger", PageKind.ESCALATION: "trigger", PageKind.RESOLVE: "resolve"}
+_PD_ACTIONS = {PageKind.TRIGGER: "trigger", PageKind.ESCALATION: "trigger", PageKind.ACKNOWLEDGE: "acknowledge",
+               PageKind.RESOLVE: "resolve"}
 
 
 class HttpResponse(Protocol):
@@ -87,7 +88,8 @@ class PagerDutyChannel:
             body["payload"] = {"summary": page.text[:1024], "source": page.source[:255],
                                "severity": PAGERDUTY_SEVERITY[page.severity],
                                "custom_details": {"incident": page.incident_id, "role": page.role}}
-            body["links"] = [{"href": link} for link in page.links]
+            body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + [
+                {"href": link} for link in page.links]
             body["client"] = "alarm-responder"
         return body
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import IncidentNotFound, InvalidRequest, ResponderError
+from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest, ResponderError
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return result
     except IncidentNotFound as exc:
         return _fail(f"no incident {exc}")
+    except ConflictError as exc:
+        return _fail(str(exc))
     except ResponderError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

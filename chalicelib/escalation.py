@@ -13,6 +13,7 @@ a delivered page, the same step also goes out on the fallback channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -66,42 +67,61 @@ def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> lis
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
 
 
-def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime) -> list[PageRecord]:
-    """The outbox entries for chain step ``index``: everyone holding its role now, on each channel."""
+AckLinker = Callable[[Incident, str, datetime], str]
+
+
+def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
+               ack_link: AckLinker | None = None) -> list[PageRecord]:
+    """The outbox entries for chain step ``index``: everyone holding its role now, on each channel,
+    each with a one-click acknowledgement link bound to that person (when links are configured)."""
     assert incident.escalation is not None
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
     role = config.routing.roles[role_name]
     kind = PageKind.TRIGGER if index == 0 and state.chain.endswith("#0") else PageKind.ESCALATION
     step_id = f"{state.chain}/{index}"
-    text = render(incident, kind)
-    return [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                       channel=channel, kind=kind, at=now, text=text)
-            for person in holders(role, now, config.routing.zone)
-            for channel in config.routing.people[person].channels]
+    pages = []
+    for person in holders(role, now, config.routing.zone):
+        url = ack_link(incident, person, now) if ack_link else None
+        text = render(incident, kind, ack_url=url)
+        pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
+                             channel=channel, kind=kind, at=now, text=text, ack_url=url)
+                  for channel in config.routing.people[person].channels]
+    return pages
 
 
-def resolve_pages(incident: Incident, now: datetime) -> list[PageRecord]:
+def resolve_pages(incident: Incident, now: datetime, skip_channels: frozenset[str] = frozenset()) -> list[PageRecord]:
     """A resolve notification to every person and channel that was paged for this incident."""
-    text = render(incident, PageKind.RESOLVE)
+    return _notices(incident, PageKind.RESOLVE, now, skip_channels)
+
+
+def acknowledge_pages(incident: Incident, now: datetime, channels: frozenset[str]) -> list[PageRecord]:
+    """An acknowledge event on each of ``channels`` (PagerDuty) that carried a page for this incident."""
+    return _notices(incident, PageKind.ACKNOWLEDGE, now, frozenset(), only=channels)
+
+
+def _notices(incident: Incident, kind: PageKind, now: datetime, skip: frozenset[str],
+             only: frozenset[str] | None = None) -> list[PageRecord]:
+    text = render(incident, kind)
     reached = dict.fromkeys((p.role, p.person, p.channel) for p in incident.pages
-                            if p.kind is not PageKind.RESOLVE and p.delivered)
-    return [PageRecord(id=f"resolve:{person}:{channel}", step="resolve", role=role, person=person,
-                       channel=channel, kind=PageKind.RESOLVE, at=now, text=text)
-            for role, person, channel in reached if not _has_page(incident, f"resolve:{person}:{channel}")]
+                            if p.kind.calls_for_action and p.delivered
+                            and p.channel not in skip and (only is None or p.channel in only))
+    return [PageRecord(id=f"{kind.value}:{person}:{channel}", step=kind.value, role=role, person=person,
+                       channel=channel, kind=kind, at=now, text=text)
+            for role, person, channel in reached if not _has_page(incident, f"{kind.value}:{person}:{channel}")]
 
 
 def cancel_unsent(incident: Incident, now: datetime, why: str) -> Incident:
     """Acknowledged or resolved: no trigger or escalation page may still go out."""
     cancelled = [p.model_copy(update={"status": PageStatus.CANCELLED, "error": why, "next_attempt_at": None})
                  for p in incident.pages
-                 if p.kind is not PageKind.RESOLVE and p.status in (PageStatus.PENDING, PageStatus.FAILED)]
+                 if p.kind.calls_for_action and p.status in (PageStatus.PENDING, PageStatus.FAILED)]
     return incident.with_pages(*cancelled) if cancelled else incident
 
 
 def claimable(page: PageRecord, incident: Incident, now: datetime) -> bool:
     """May a worker take this page for sending now?"""
-    if page.kind is not PageKind.RESOLVE and incident.status is not IncidentStatus.OPEN:
+    if page.kind.calls_for_action and incident.status is not IncidentStatus.OPEN:
         return False
     if page.status is PageStatus.PENDING:
         return True
@@ -160,7 +180,7 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
         if state.next_step < len(steps):
             times.append(step_due_at(state, state.next_step, config))
     for page in incident.pages:
-        if page.kind is not PageKind.RESOLVE and incident.status is not IncidentStatus.OPEN:
+        if page.kind.calls_for_action and incident.status is not IncidentStatus.OPEN:
             continue
         if page.status is PageStatus.PENDING:
             times.append(page.at)

@@ -75,11 +75,18 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
     )
 
 
-def close(incident: Incident, by: str, what: str, now: datetime) -> Incident:
-    """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice."""
+def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
+    return frozenset(name for name, ch in config.routing.channels.items() if ch.type == "pagerduty")
+
+
+def close(incident: Incident, by: str, what: str, now: datetime, config: ResponderConfig,
+          source: str = "responder") -> Incident:
+    """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice
+    (except PagerDuty itself when the resolution came from PagerDuty: no echo)."""
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
-    return closed.with_pages(*escalation.resolve_pages(closed, now))
+    skip = pagerduty_channels(config) if source == "pagerduty" else frozenset()
+    return closed.with_pages(*escalation.resolve_pages(closed, now, skip))
 
 
 def raise_severity(incident: Incident, severity: Severity, why: str, now: datetime,
@@ -108,7 +115,7 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
         raised = raise_severity(current, c.severity, f"by {c.rule}", now, config)
         return raised.model_copy(update={"playbook": current.playbook or c.playbook, **seen})
     if reason is Reason.RESOLVED:
-        return close(current, "signal", f"resolved by signal: {signal.title}", now)
+        return close(current, "signal", f"resolved by signal: {signal.title}", now, config)
     if reason is Reason.ANNOTATED:
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
                                            what=f"noted: {signal.title}"))
@@ -165,22 +172,29 @@ class IncidentService:
                 continue
         raise ConflictError(f"incident {incident_id} kept changing; try again")
 
-    def acknowledge(self, incident_id: str, by: str, now: datetime) -> Incident:
+    def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder") -> Incident:
+        """Acknowledge (idempotent). Unsent pages are cancelled; PagerDuty hears of it, unless
+        the acknowledgement came from PagerDuty."""
         def ack(incident: Incident) -> Incident:
             if incident.status is IncidentStatus.RESOLVED:
-                raise InvalidRequest("status", f"incident {incident.id} is resolved; nothing to acknowledge")
+                raise ConflictError(f"incident {incident.id} is resolved; nothing to acknowledge")
             if incident.status is IncidentStatus.ACKNOWLEDGED:
                 return incident
-            acked = incident.noted(TimelineEntry(at=now, by=by, what=f"acknowledged by {by}"),
+            via = f" via {source}" if source != "responder" else ""
+            acked = incident.noted(TimelineEntry(at=now, by=by, what=f"acknowledged by {by}{via}"),
                                    status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now,
                                    acknowledged_by=by)
-            return escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
+            acked = escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
+            if source == "pagerduty":
+                return acked
+            return acked.with_pages(*escalation.acknowledge_pages(acked, now, pagerduty_channels(self.config)))
         current = self.store.get(incident_id)
         if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
             return current  # idempotent: a second ack changes nothing
         return self.update(incident_id, ack)
 
-    def resolve(self, incident_id: str, by: str, now: datetime) -> tuple[Incident, bool]:
+    def resolve(self, incident_id: str, by: str, now: datetime, source: str = "responder",
+                note: str | None = None) -> tuple[Incident, bool]:
         """Resolve by hand; the bool says whether this call changed anything."""
         current = self.store.get(incident_id)
         if current is None:
@@ -191,5 +205,7 @@ class IncidentService:
         def resolve_by_hand(incident: Incident) -> Incident:
             if incident.status is IncidentStatus.RESOLVED:
                 return incident
-            return close(incident, by, f"resolved by {by}", now)
+            via = f" via {source}" if source != "responder" else ""
+            return close(incident, by, f"resolved by {by}{via}" + (f": {note}" if note else ""), now, self.config,
+                         source)
         return self.update(incident_id, resolve_by_hand), True

@@ -107,7 +107,13 @@ class IncidentStatus(StrEnum):
 class PageKind(StrEnum):
     TRIGGER = "trigger"
     ESCALATION = "escalation"
+    ACKNOWLEDGE = "acknowledge"  # to PagerDuty only: keeps its incident in step with ours
     RESOLVE = "resolve"
+
+    @property
+    def calls_for_action(self) -> bool:
+        """Trigger and escalation pages ask a human to act; the others only inform."""
+        return self in (PageKind.TRIGGER, PageKind.ESCALATION)
 
 
 class PageStatus(StrEnum):
@@ -141,6 +147,7 @@ class PageRecord(Frozen):
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None
     fallback_for: str | None = None
+    ack_url: str | None = None  # the one-click acknowledgement link in this page, if any
 
     @property
     def delivered(self) -> bool:

@@ -18,6 +18,7 @@ SUMMARY_LIMIT = 1024  # PagerDuty's payload.summary limit; every channel gets th
 
 
 class PageRequest(Frozen):
+    ack_url: str | None = None
     role: str
     person: str
     channel: str
@@ -34,13 +35,15 @@ class Channel(Protocol):
         """Deliver ``page`` or raise ``ChannelError``."""
 
 
-def render(incident: Incident, kind: PageKind) -> str:
-    verb = {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED",
+def render(incident: Incident, kind: PageKind, ack_url: str | None = None) -> str:
+    verb = {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
             PageKind.RESOLVE: "RESOLVED"}[kind]
     parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind.value}: {incident.title}"]
     if incident.resource and incident.resource not in incident.title:
         parts.append(incident.resource)
     parts.append(f"incident {incident.id}")
+    if ack_url:
+        parts.append(f"ack: {ack_url}")  # before the other link: the page text may be cut at the limit
     if incident.links:
         parts.append(incident.links[0])
     return " | ".join(parts)[:SUMMARY_LIMIT]
@@ -49,7 +52,8 @@ def render(incident: Incident, kind: PageKind) -> str:
 def request_for(page: PageRecord, incident: Incident) -> PageRequest:
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=page.text, incident_id=incident.id, severity=incident.severity,
-                       source=incident.resource or incident.kind.value, links=incident.links)
+                       source=incident.resource or incident.kind.value, links=incident.links,
+                       ack_url=page.ack_url)
 
 
 class Pager:

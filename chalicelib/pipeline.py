@@ -49,7 +49,7 @@ from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
 from chalicelib.executor import Executor
 from chalicelib.incidents import IncidentService, Reason, decide, new_incident
-from chalicelib.models import Frozen, Incident, PageRecord, Signal, SignalKind
+from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 
@@ -129,17 +129,27 @@ class Pipeline:
             self.store.release_delivery(signal.delivery_id)
             raise
 
-    def acknowledge(self, incident_id: str, by: str) -> Incident:
-        return self.incidents.acknowledge(incident_id, by, self.clock())
+    def acknowledge(self, incident_id: str, by: str, source: str = "responder") -> Incident:
+        """Acknowledge (idempotent; 409 on a resolved incident); PagerDuty is told unless it told us."""
+        now = self.clock()
+        incident = self.incidents.acknowledge(incident_id, by, now, source)
+        if any(p.status is PageStatus.PENDING for p in incident.pages):
+            self.escalator.deliver(incident_id, now)
+            incident = self.store.get(incident_id) or incident
+        return incident
 
-    def resolve(self, incident_id: str, by: str) -> Incident:
+    def resolve(self, incident_id: str, by: str, source: str = "responder", note: str | None = None) -> Incident:
         """Resolve by hand; whoever was paged hears it once, however often this is called."""
         now = self.clock()
-        incident, changed = self.incidents.resolve(incident_id, by, now)
+        incident, changed = self.incidents.resolve(incident_id, by, now, source, note)
         if changed:
             self.escalator.deliver(incident_id, now)
-            incident = self.incidents.store.get(incident_id) or incident
+            incident = self.store.get(incident_id) or incident
         return incident
+
+    def add_note(self, incident_id: str, by: str, text: str) -> Incident:
+        now = self.clock()
+        return self.incidents.update(incident_id, lambda i: i.noted(TimelineEntry(at=now, by=by, what=f"note: {text}")))
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""

@@ -127,7 +127,7 @@ def test_ack_and_resolve(capsys: Any) -> None:
     assert "PAGE resolve → giles" in err
     assert [p["kind"] for p in resolved["pages"]] == ["trigger", "resolve"]
     code, _, err = run(capsys, "ack", incident_id, "--by", "giles")
-    assert code == 1 and err.startswith("error: status:") and "\n" == err[-1] and err.count("\n") == 1
+    assert code == 1 and err == f"error: incident {incident_id} is resolved; nothing to acknowledge\n"
 
 
 def test_unknown_incident_is_one_line(capsys: Any) -> None:
