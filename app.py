@@ -7,8 +7,8 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 
 import os
 
-from chalice import Chalice, Rate, Response
-from chalice.app import CloudWatchEvent, SNSEvent
+from chalice import AuthResponse, Chalice, Rate, Response
+from chalice.app import AuthRequest, CloudWatchEvent, SNSEvent
 
 from chalicelib import observability
 
@@ -64,6 +64,95 @@ def on_ecs_deployment(event: CloudWatchEvent) -> dict:
 def escalation_sweep(event: CloudWatchEvent) -> dict:
     """Durable timers: page the next escalation step, retry failed pages, use fallbacks."""
     return _handlers().sweep()
+
+
+@app.route("/webhooks/pagerduty", methods=["POST"],
+           content_types=["application/json", "text/plain", "application/octet-stream"])
+def pagerduty_webhook() -> Response:
+    request = app.current_request
+    result = _handlers().on_pagerduty_webhook(dict(request.headers), request.raw_body or b"")
+    return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
+
+
+# --- the incident API: bearer tokens; the authorizer identifies, each view checks the role ---
+
+
+@app.authorizer(ttl_seconds=0)  # no policy cache: a revoked token stops working at once
+def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
+    identity = _handlers().identify(auth_request.token)
+    return AuthResponse(routes=["*"], principal_id=identity["user"], context=identity)
+
+
+def _api(view_name: str, *args: object) -> Response:
+    from chalicelib import api, handlers
+
+    request = app.current_request
+    principal = handlers.principal_from((request.context or {}).get("authorizer") or {})
+    view = getattr(api, view_name)
+    result = view(handlers.get_deps(), principal, *args)
+    body = result.body
+    return Response(body=body, status_code=result.status, headers=result.headers)
+
+
+def _raw() -> bytes:
+    return app.current_request.raw_body or b""
+
+
+@app.route("/incidents", methods=["GET"], authorizer=token_authorizer)
+def list_incidents() -> Response:
+    return _api("list_incidents", dict(app.current_request.query_params or {}))
+
+
+@app.route("/incidents/{incident_id}", methods=["GET"], authorizer=token_authorizer)
+def get_incident(incident_id: str) -> Response:
+    return _api("get_incident", incident_id)
+
+
+@app.route("/incidents/{incident_id}/ack", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def ack_incident(incident_id: str) -> Response:
+    return _api("acknowledge", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/resolve", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def resolve_incident(incident_id: str) -> Response:
+    return _api("resolve", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/notes", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def add_note(incident_id: str) -> Response:
+    return _api("add_note", incident_id, _raw())
+
+
+@app.route("/tokens", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
+def create_token() -> Response:
+    return _api("create_token", _raw())
+
+
+@app.route("/tokens/{token_id}", methods=["DELETE"], authorizer=token_authorizer)
+def revoke_token(token_id: str) -> Response:
+    return _api("revoke_token", token_id)
+
+
+# --- one-click ack links: the link is the credential; GET changes nothing ---
+
+
+@app.route("/ack/{token}", methods=["GET"])
+def ack_link_page(token: str) -> Response:
+    from chalicelib import ackpage
+
+    result = ackpage.show(_handlers().get_deps(), token)
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
+@app.route("/ack/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def ack_link_submit(token: str) -> Response:
+    from chalicelib import ackpage
+
+    result = ackpage.submit(_handlers().get_deps(), token)
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
 @app.route("/webhooks/sentry", methods=["POST"],

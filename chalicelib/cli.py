@@ -7,6 +7,7 @@
     resolve ID --by NAME [--now ISO]
     escalate [--now ISO]                  one run of the escalation sweep
     playbooks [--json]                    every playbook: id, IAM permissions, summary
+    tokens create --user NAME --role ROLE [--json] | tokens revoke ID_OR_TOKEN
     oncall [--at ISO] [--json]            who holds each role at that moment
 
 The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
@@ -66,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("escalate", help="run one escalation sweep (pages due steps, retries, fallbacks)")
     _add_now(p)
     p.set_defaults(run=cmd_escalate)
+
+    p = sub.add_parser("tokens", help="API tokens: create (printed once) or revoke")
+    token_sub = p.add_subparsers(required=True, metavar="ACTION")
+    create = token_sub.add_parser("create", help="create a token for a person and role")
+    create.add_argument("--user", required=True)
+    create.add_argument("--role", required=True, choices=["viewer", "responder", "admin"])
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(run=cmd_token_create)
+    revoke = token_sub.add_parser("revoke", help="revoke a token (by id or the token itself)")
+    revoke.add_argument("token")
+    revoke.set_defaults(run=cmd_token_revoke)
 
     p = sub.add_parser("playbooks", help="list the playbooks with their IAM permissions")
     p.add_argument("--json", action="store_true")
@@ -192,6 +204,23 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_escalate(args: argparse.Namespace) -> int:
     _print(_deps(args).pipeline.sweep(), compact=True)
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from chalicelib.tokens import Role
+
+    _, token = _deps(args).tokens.create(args.user, Role.parse(args.role))
+    if args.json:
+        _print({"token": token}, compact=True)
+    else:
+        print(token)  # alone on stdout: `TOKEN=$(python -m chalicelib tokens create …)`
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    token_id = _deps(args).tokens.revoke(args.token)
+    print(f"revoked {token_id}", file=sys.stderr)
     return 0
 
 

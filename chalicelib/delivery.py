@@ -38,8 +38,9 @@ _ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next r
 
 class Escalator:
     def __init__(self, store: IncidentStore, incidents: IncidentService, pager: Pager,
-                 config: ResponderConfig) -> None:
+                 config: ResponderConfig, ack_link: escalation.AckLinker | None = None) -> None:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
+        self.ack_link = ack_link
 
     def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None) -> dict[str, Any]:
         """One run of the scheduled sweep over every incident with something due.
@@ -66,7 +67,7 @@ class Escalator:
                 return incident
             steps = escalation.chain_for(state.severity, self.config).steps
             for index in due:
-                pages = escalation.step_pages(incident, index, self.config, now)
+                pages = escalation.step_pages(incident, index, self.config, now, self.ack_link)
                 who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
                 incident = incident.with_pages(*pages).noted(
                     TimelineEntry(at=now, what=f"escalation step {index + 1}: {steps[index].role} ({who})"))
@@ -85,7 +86,7 @@ class Escalator:
                     at=now, what=f"escalation requested ({why}); incident is {incident.status.value}"))
             steps = escalation.chain_for(state.severity, self.config).steps
             if state.next_step < len(steps):
-                pages = escalation.step_pages(incident, state.next_step, self.config, now)
+                pages = escalation.step_pages(incident, state.next_step, self.config, now, self.ack_link)
                 who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
                 return incident.with_pages(*pages).noted(
                     TimelineEntry(at=now, what=f"escalated at once ({why}): step {state.next_step + 1}: "

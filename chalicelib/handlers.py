@@ -74,6 +74,28 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
     return WebhookResponse(200, outcome.summary())
 
 
+def on_pagerduty_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | None = None) -> WebhookResponse:
+    """POST /webhooks/pagerduty: verify, dedupe on X-Webhook-Id, acknowledge / resolve ours."""
+    from chalicelib import pagerduty_sync
+
+    deps = deps or get_deps()
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if len(raw_body) > MAX_WEBHOOK_BYTES:
+        return _error(413, InvalidRequest("body", f"larger than {MAX_WEBHOOK_BYTES} bytes"))
+    if deps.pagerduty_secret is None:
+        return WebhookResponse(503, {"error": "PAGERDUTY_WEBHOOK_SECRET: not configured"})
+    try:
+        pagerduty_sync.verify_signature(raw_body, lowered, deps.pagerduty_secret())
+    except SignatureError as exc:
+        return _error(401, exc)
+    body = sources.decode(raw_body)
+    if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
+        return _error(400, InvalidRequest("event", "a PagerDuty webhook v3 body has an event object"))
+    outcome = pagerduty_sync.apply_event(deps, body, lowered.get("x-webhook-id", ""))
+    log.info("pagerduty webhook handled", extra={"outcome": outcome})
+    return WebhookResponse(503 if outcome["reason"] == "IN_PROGRESS" else 200, outcome)
+
+
 def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> WebhookResponse:
     """Replay an API Gateway proxy request through the matching webhook route (used by the CLI)."""
     path = str(event.get("path") or event.get("rawPath") or "")
@@ -82,6 +104,8 @@ def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> W
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else str(body).encode("utf-8")
     if path.rstrip("/").endswith("/webhooks/sentry"):
         return on_sentry_webhook(headers, raw, deps)
+    if path.rstrip("/").endswith("/webhooks/pagerduty"):
+        return on_pagerduty_webhook(headers, raw, deps)
     return _error(404, InvalidRequest("path", f"no webhook route for {path!r}"))
 
 
@@ -91,6 +115,27 @@ def sweep(deps: Deps | None = None) -> dict[str, Any]:
     report = deps.pipeline.sweep()
     log.info("sweep done", extra={"outcome": report})
     return report
+
+
+def identify(token: str | None, deps: Deps | None = None) -> dict[str, str]:
+    """The custom authorizer's half: who holds this bearer token (strings only, for API Gateway)."""
+    from chalicelib.tokens import bearer
+
+    deps = deps or get_deps()
+    principal = deps.tokens.verify(bearer(token))
+    if principal is None:
+        return {"user": "anonymous", "role": "none", "token_id": ""}
+    return {"user": principal.user, "role": principal.role.name.lower(), "token_id": principal.token_id}
+
+
+def principal_from(context: Mapping[str, Any]) -> Any:
+    """The view's half: the principal the authorizer put in the request context, or None."""
+    from chalicelib.tokens import Principal, Role
+
+    role = str(context.get("role") or "none")
+    if role == "none" or role.upper() not in Role.__members__:
+        return None
+    return Principal(user=str(context.get("user")), role=Role[role.upper()], token_id=str(context.get("token_id")))
 
 
 def health(deps: Deps | None = None) -> dict[str, Any]:
@@ -105,4 +150,4 @@ def _sentry_delivery(headers: Mapping[str, str], raw: bytes) -> str:
 
 
 def _error(status: int, exc: InvalidRequest) -> WebhookResponse:
-    return WebhookResponse(status, {"error": str(exc), "field": exc.field})
+    return WebhookResponse(status, {"message": str(exc), "error": str(exc), "field": exc.field})

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from chalicelib import escalation
 from chalicelib.config import ResponderConfig
-from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
+from chalicelib.errors import ConflictError, IncidentNotFound
 from chalicelib.models import (
     Classification,
     Incident,

@@ -47,6 +47,7 @@ from chalicelib.classify import classify
 from chalicelib.config import ResponderConfig
 from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
+from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
 from chalicelib.incidents import IncidentService, Reason, decide, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
@@ -80,11 +81,12 @@ class Pipeline:
     def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
                  clock: Callable[[], datetime], *, lease_seconds: int = 60, keep_days: int = 14,
                  new_id: Callable[[], str] | None = None, aws: Aws | None = None,
-                 http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local") -> None:
+                 http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local",
+                 ack_link: AckLinker | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
         self.incidents = IncidentService(store, config, new_id)
-        self.escalator = Escalator(store, self.incidents, pager, config)
+        self.escalator = Escalator(store, self.incidents, pager, config, ack_link)
         self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)

@@ -10,6 +10,10 @@
 | RESPONDER_DELIVERY_LEASE_SECONDS | lease one worker holds on a delivery (2 × Lambda timeout) | 60 |
 | RESPONDER_DELIVERY_KEEP_DAYS | how long delivery ids are remembered for dedupe | 14 |
 | SENTRY_DSN | the responder's own error reporting | — (off) |
+| RESPONDER_PUBLIC_URL | base URL of the API, for one-click ack links in pages | — (no links) |
+| RESPONDER_LINK_SECRET / _ARN | HMAC key of ack links (env locally, Secrets Manager id in AWS) | — |
+| RESPONDER_ACK_LINK_MINUTES | how long an ack link works | 30 |
+| PAGERDUTY_WEBHOOK_SECRET / _ARN | PagerDuty webhook v3 signing secret (env / Secrets Manager id) | — |
 | RESPONDER_AWS | let playbooks call AWS (on/off) | off on stage local, on elsewhere |
 | RESPONDER_AUDIT | playbook audit trail: file://path or s3://bucket/prefix | audit.jsonl beside the SQLite store |
 
@@ -40,6 +44,12 @@ class Settings(BaseModel):
     sentry_dsn: SecretStr | None = None
     audit_url: str | None = Field(None, pattern=r"^(file://.+|s3://.+)$")
     aws: bool | None = None
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    link_secret: SecretStr | None = None
+    link_secret_arn: str | None = None
+    ack_link_minutes: int = Field(30, ge=1, le=24 * 60)
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_webhook_secret_arn: str | None = None
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
 
     @property
@@ -66,7 +76,11 @@ class Settings(BaseModel):
             "sentry_client_secret_arn": "SENTRY_CLIENT_SECRET_ARN",
             "delivery_lease_seconds": "RESPONDER_DELIVERY_LEASE_SECONDS",
             "delivery_keep_days": "RESPONDER_DELIVERY_KEEP_DAYS", "sentry_dsn": "SENTRY_DSN",
-            "audit_url": "RESPONDER_AUDIT", "aws": "RESPONDER_AWS",
+            "audit_url": "RESPONDER_AUDIT", "aws": "RESPONDER_AWS", "public_url": "RESPONDER_PUBLIC_URL",
+            "link_secret": "RESPONDER_LINK_SECRET", "link_secret_arn": "RESPONDER_LINK_SECRET_ARN",
+            "ack_link_minutes": "RESPONDER_ACK_LINK_MINUTES",
+            "pagerduty_webhook_secret": "PAGERDUTY_WEBHOOK_SECRET",
+            "pagerduty_webhook_secret_arn": "PAGERDUTY_WEBHOOK_SECRET_ARN",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         try:

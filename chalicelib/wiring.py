@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import SecretStr
 
 from chalicelib import config as config_module
 from chalicelib.audit import AuditLog, open_audit
 from chalicelib.aws import Aws
 from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
 from chalicelib.config import ResponderConfig, RoutingConfig
+from chalicelib.links import AckLinks
 from chalicelib.paging import Channel, Pager
 from chalicelib.pipeline import Pipeline
 from chalicelib.secrets import SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
+from chalicelib.tokens import TokenService
 
 
 def utc_now() -> datetime:
@@ -36,6 +40,12 @@ class Deps:
     clock: Callable[[], datetime]
     pipeline: Pipeline
     sentry_secret: Callable[[], str] | None
+    pagerduty_secret: Callable[[], str] | None = None
+    links: AckLinks | None = None
+
+    @property
+    def tokens(self) -> TokenService:
+        return TokenService(self.store, self.clock)
 
 
 def build_deps(
@@ -57,14 +67,20 @@ def build_deps(
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
     pager = Pager(factories)
+    link_secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
+    links = (AckLinks(settings.public_url, link_secret, timedelta(minutes=settings.ack_link_minutes))
+             if settings.public_url and link_secret else None)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage)
-    return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock,
-                pipeline=pipeline, sentry_secret=_sentry_secret(settings, clock, clients))
+                        stage=settings.stage, ack_link=links.make if links else None)
+    return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
+                sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
+                pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
+                                         clock, clients),
+                links=links)
 
 
 def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,
@@ -89,13 +105,13 @@ def _bind(cls: Callable[..., Channel], *args: Any) -> Callable[[], Channel]:
     return lambda: cls(*args)
 
 
-def _sentry_secret(settings: Settings, clock: Callable[[], datetime],
-                   aws: _LazyClients) -> Callable[[], str] | None:
-    if settings.sentry_client_secret is not None:
-        secret = settings.sentry_client_secret
-        return secret.get_secret_value
-    if settings.sentry_client_secret_arn:
-        return SecretsManagerSecret(settings.sentry_client_secret_arn, clock, aws.existing("secretsmanager"))
+def _secret(local: SecretStr | None, arn: str | None, clock: Callable[[], datetime],
+            aws: _LazyClients) -> Callable[[], str] | None:
+    """A secret from the environment (local) or Secrets Manager (AWS, cached), or None."""
+    if local is not None:
+        return local.get_secret_value
+    if arn:
+        return SecretsManagerSecret(arn, clock, aws.existing("secretsmanager"))
     return None
 
 

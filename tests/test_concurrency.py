@@ -102,9 +102,9 @@ def test_eight_processes_one_message_sqlite(tmp_path: Path) -> None:
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
     reasons = sorted(json.loads(out)["reason"] for out, _ in outputs)
-    assert reasons == ["DUPLICATE"] * 7 + ["OPENED"]
+    assert reasons == ["DUPLICATE"] * 7 + ["OPENED"], outputs
     pages = sum(err.count("PAGE trigger") for _, err in outputs)
-    assert pages == 1
+    assert pages == 1, outputs
     listing = subprocess.run([sys.executable, "-m", "chalicelib", "incidents", "--json"], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=True)
     [incident] = json.loads(listing.stdout)

@@ -1,0 +1,246 @@
+"""The incident HTTP API, free of Chalice: each view takes the caller and the request's parts
+and returns an ``ApiResponse``. ``app.py`` only routes.
+
+Access: the custom authorizer identifies the bearer token's person and role (or marks the
+caller unknown); each view states the role it needs. No or unknown token → 401, a role
+too low → 403, both as JSON. Every error body is ``{"message", "error", "field"?}`` with a
+one-line reason; every change records who made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
+from chalicelib.models import Incident, IncidentStatus
+from chalicelib.tokens import Principal, Role
+from chalicelib.wiring import Deps
+
+MAX_BODY = 256 * 1024
+MAX_NOTE = 4000
+PAGE_LIMIT_MAX = 100
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+
+
+def error(status: int, message: str, field_name: str | None = None) -> ApiResponse:
+    kind = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict",
+            413: "too_large", 503: "unavailable"}.get(status, "error")
+    body: dict[str, Any] = {"message": message, "error": kind}
+    if field_name:
+        body["field"] = field_name
+    return ApiResponse(status, body)
+
+
+def require(principal: Principal | None, role: Role) -> ApiResponse | None:
+    if principal is None:
+        return error(401, "a valid bearer token is required", "Authorization")
+    if principal.role < role:
+        return error(403, f"role {principal.role.name.lower()} may not do this; needs {role.name.lower()}")
+    return None
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    out: dict[str, Any] = incident.model_dump(mode="json", exclude={"version", "next_action_at"})
+    out["time_to_acknowledge_seconds"] = incident.time_to_acknowledge
+    return out
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def list_incidents(deps: Deps, principal: Principal | None, query: Mapping[str, str]) -> ApiResponse:
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    try:
+        status = _enum(query, "status", IncidentStatus)
+        severity = _int(query, "severity", 1, 4)
+        since = _time(query, "since")
+        limit = _int(query, "limit", 1, PAGE_LIMIT_MAX) or 50
+        after = _cursor(query.get("cursor"))
+    except InvalidRequest as exc:
+        return error(400, str(exc), exc.field)
+    unknown = sorted(set(query) - {"status", "severity", "since", "limit", "cursor"})
+    if unknown:
+        return error(400, f"{unknown[0]}: unknown filter", unknown[0])
+    rows = sorted(deps.store.list(), key=lambda i: (i.opened_at, i.id), reverse=True)  # newest first
+    rows = [i for i in rows if (status is None or i.status is status)
+            and (severity is None or i.severity.value == severity) and (since is None or i.opened_at >= since)]
+    if after is not None:
+        rows = [i for i in rows if (i.opened_at, i.id) < after]
+    page, more = rows[:limit], len(rows) > limit
+    cursor = _make_cursor(page[-1]) if more and page else None
+    return ApiResponse(200, {"incidents": [_summary(i) for i in page], "next_cursor": cursor})
+
+
+def get_incident(deps: Deps, principal: Principal | None, incident_id: str) -> ApiResponse:
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    incident = deps.store.get(incident_id)
+    if incident is None:
+        return error(404, f"no incident {incident_id}", "id")
+    return ApiResponse(200, incident_json(incident))
+
+
+# --- changing -------------------------------------------------------------------------------
+
+
+def acknowledge(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    return _act(lambda: deps.pipeline.acknowledge(incident_id, principal.user), incident_id)
+
+
+def resolve(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    try:
+        body = _json_object(raw_body, required=False)
+        note = _text(body, "note", required=False)
+    except InvalidRequest as exc:
+        return error(400, str(exc), exc.field)
+    return _act(lambda: deps.pipeline.resolve(incident_id, principal.user, note=note), incident_id)
+
+
+def add_note(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    try:
+        text = _text(_json_object(raw_body, required=True), "text", required=True)
+    except InvalidRequest as exc:
+        return error(400, str(exc), exc.field)
+    response = _act(lambda: deps.pipeline.add_note(incident_id, principal.user, text or ""), incident_id)
+    return ApiResponse(201, response.body) if response.status == 200 else response
+
+
+def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
+    if denied := require(principal, Role.ADMIN) or _size(raw_body):
+        return denied
+    try:
+        body = _json_object(raw_body, required=True)
+        user = _text(body, "user", required=True) or ""
+        role = Role.parse(_text(body, "role", required=True) or "")
+        token_id, token = deps.tokens.create(user, role)
+    except InvalidRequest as exc:
+        return error(400, str(exc), exc.field)
+    return ApiResponse(201, {"id": token_id, "token": token, "user": user, "role": role.name.lower()})
+
+
+def revoke_token(deps: Deps, principal: Principal | None, token_id: str) -> ApiResponse:
+    if denied := require(principal, Role.ADMIN):
+        return denied
+    try:
+        deps.tokens.revoke(token_id)
+    except InvalidRequest as exc:
+        return error(404, str(exc), "id")
+    return ApiResponse(200, deps.tokens.describe(token_id))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _act(run: Any, incident_id: str) -> ApiResponse:
+    try:
+        return ApiResponse(200, incident_json(run()))
+    except IncidentNotFound:
+        return error(404, f"no incident {incident_id}", "id")
+    except ConflictError as exc:
+        return error(409, str(exc), "status")
+
+
+def _summary(incident: Incident) -> dict[str, Any]:
+    return incident.model_dump(mode="json", include={
+        "id", "key", "kind", "title", "severity", "status", "owner", "playbook", "opened_at", "last_seen",
+        "count", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by"})
+
+
+def _size(raw_body: bytes) -> ApiResponse | None:
+    return error(413, f"body is larger than {MAX_BODY} bytes", "body") if len(raw_body) > MAX_BODY else None
+
+
+def _json_object(raw_body: bytes, required: bool) -> dict[str, Any]:
+    if not raw_body.strip():
+        if required:
+            raise InvalidRequest("body", "a JSON object is required")
+        return {}
+    try:
+        value = json.loads(raw_body)
+    except ValueError:
+        raise InvalidRequest("body", "not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("body", "must be a JSON object")
+    return value
+
+
+def _text(body: Mapping[str, Any], name: str, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(name, "is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(name, "must be a non-empty string")
+    if len(value) > MAX_NOTE:
+        raise InvalidRequest(name, f"must be at most {MAX_NOTE} characters")
+    return value.strip()
+
+
+def _enum(query: Mapping[str, str], name: str, kind: type[IncidentStatus]) -> IncidentStatus | None:
+    if name not in query:
+        return None
+    try:
+        return kind(query[name])
+    except ValueError:
+        raise InvalidRequest(name, f"must be one of {', '.join(k.value for k in kind)}") from None
+
+
+def _int(query: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    if name not in query:
+        return None
+    try:
+        value = int(query[name])
+    except ValueError:
+        raise InvalidRequest(name, f"must be a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise InvalidRequest(name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _time(query: Mapping[str, str], name: str) -> datetime | None:
+    if name not in query:
+        return None
+    try:
+        value = datetime.fromisoformat(query[name].replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(name, "must be an ISO 8601 time with a UTC offset") from None
+    if value.tzinfo is None:
+        raise InvalidRequest(name, "must be an ISO 8601 time with a UTC offset")
+    return value
+
+
+def _make_cursor(incident: Incident) -> str:
+    raw = json.dumps([incident.opened_at.isoformat(), incident.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor(value: str | None) -> tuple[datetime, str] | None:
+    if not value:
+        return None
+    try:
+        opened, incident_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        return datetime.fromisoformat(opened), str(incident_id)
+    except (ValueError, TypeError):
+        raise InvalidRequest("cursor", "is not a cursor this API returned") from None

@@ -1,0 +1,81 @@
+"""One-click acknowledgement links: signed, bound to an incident and the paged person,
+expiring, single-use.
+
+A link is ``<RESPONDER_PUBLIC_URL>/ack/<payload>.<signature>``; the payload (base64url JSON)
+holds the incident id, the person, the expiry and a nonce; the signature is
+HMAC-SHA256 with the link secret. ``GET`` on a link changes nothing (mail scanners prefetch
+links); its form ``POST`` acknowledges once: the nonce is recorded with a conditional
+write, so a second use finds it taken.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from chalicelib.errors import ConflictError
+from chalicelib.models import Frozen, Incident
+from chalicelib.store import IncidentStore
+
+DEFAULT_TTL = timedelta(minutes=30)
+
+
+class LinkProblem(StrEnum):
+    MALFORMED = "MALFORMED"
+    FORGED = "FORGED"
+    EXPIRED = "EXPIRED"
+    USED = "USED"
+
+
+class AckClaim(Frozen):
+    incident_id: str
+    person: str
+    expires_at: datetime
+    nonce: str
+
+
+class AckLinks:
+    def __init__(self, base_url: str, secret: Callable[[], str], ttl: timedelta = DEFAULT_TTL) -> None:
+        self.base_url, self._secret, self.ttl = base_url.rstrip("/"), secret, ttl
+
+    def make(self, incident: Incident, person: str, now: datetime) -> str:
+        claim = {"i": incident.id, "p": person, "e": int((now + self.ttl).timestamp()), "n": secrets.token_hex(8)}
+        payload = _b64(json.dumps(claim, separators=(",", ":")).encode())
+        return f"{self.base_url}/ack/{payload}.{self._sign(payload)}"
+
+    def check(self, token: str, now: datetime) -> AckClaim | LinkProblem:
+        """The claim of a genuine, unexpired link, or what is wrong with it (changes nothing)."""
+        payload, _, signature = token.partition(".")
+        if not payload or not signature:
+            return LinkProblem.MALFORMED
+        if not hmac.compare_digest(self._sign(payload), signature):
+            return LinkProblem.FORGED
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            claim = AckClaim(incident_id=raw["i"], person=raw["p"], nonce=raw["n"],
+                             expires_at=datetime.fromtimestamp(int(raw["e"]), tz=now.tzinfo))
+        except (ValueError, KeyError, TypeError):
+            return LinkProblem.MALFORMED
+        return LinkProblem.EXPIRED if now >= claim.expires_at else claim
+
+    @staticmethod
+    def use(store: IncidentStore, claim: AckClaim, now: datetime) -> bool:
+        """Spend the link; False if it was spent before (a conditional write decides)."""
+        try:
+            store.put_doc(f"acklink:{claim.nonce}", {"used_at": now.isoformat(), "incident": claim.incident_id}, 0)
+        except ConflictError:
+            return False
+        return True
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret().encode(), payload.encode(), hashlib.sha256).digest())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

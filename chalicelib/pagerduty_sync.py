@@ -1,0 +1,87 @@
+"""Two-way PagerDuty sync: webhooks v3 in (acknowledge / resolve ours), nothing echoed back.
+
+``X-PagerDuty-Signature`` holds one ``v1=<hex>`` entry per active secret (two during a
+rotation); the request is genuine if any entry equals HMAC-SHA256 of the raw body.
+Delivery is at least once, so ``X-Webhook-Id`` is deduplicated like any other delivery.
+PagerDuty disables a subscription after three dropped (4xx) webhooks, so a genuine
+webhook we cannot match still gets a 2xx, with the reason.
+
+Our incidents are PagerDuty's ``incident_key`` (our ``dedup_key`` is the incident id).
+A change that came from PagerDuty is applied with ``source="pagerduty"``, which sends no
+acknowledge or resolve event back to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.errors import ConflictError, SignatureError
+from chalicelib.models import Incident
+from chalicelib.store import Claim
+from chalicelib.wiring import Deps
+
+
+def verify_signature(raw_body: bytes, headers: Mapping[str, str], secret: str) -> None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    header = lowered.get("x-pagerduty-signature", "")
+    given = [entry.strip()[3:] for entry in header.split(",") if entry.strip().startswith("v1=")]
+    if not given:
+        raise SignatureError("X-PagerDuty-Signature", "missing")
+    expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, candidate.lower()) for candidate in given):
+        raise SignatureError("X-PagerDuty-Signature", "no v1 signature matches the body")
+
+
+def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
+    """Our incident for PagerDuty's incident_key: our id, else the open incident with that key."""
+    if not incident_key:
+        return None
+    incident = deps.store.get(incident_key)
+    if incident is not None:
+        return incident
+    for key in (incident_key, "alarm:" + incident_key.removeprefix("cloudwatch:")):
+        incident = deps.store.get_open(key)
+        if incident is not None:
+            return incident
+    return None
+
+
+def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, Any]:
+    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    event_type = str(event.get("event_type") or "")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
+    delivery = f"pagerduty:{webhook_id or event.get('id')}"
+    now = deps.clock()
+    claim = deps.store.claim_delivery(delivery, now, deps.settings.delivery_lease_seconds)
+    if claim is Claim.DONE:
+        return {"reason": "DUPLICATE", "event_type": event_type}
+    if claim is Claim.IN_PROGRESS:
+        return {"reason": "IN_PROGRESS", "event_type": event_type}
+    try:
+        outcome = _apply(deps, event_type, data, agent)
+    except BaseException:
+        deps.store.release_delivery(delivery)
+        raise
+    deps.store.complete_delivery(delivery, outcome, now, deps.settings.delivery_keep_days)
+    return outcome
+
+
+def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
+    if event_type not in ("incident.acknowledged", "incident.resolved"):
+        return {"reason": "IGNORED", "event_type": event_type}
+    incident = find_incident(deps, data.get("incident_key"))
+    if incident is None:
+        return {"reason": "NO_MATCH", "event_type": event_type}
+    by = f"pagerduty:{agent.get('summary') or agent.get('id') or 'unknown'}"
+    try:
+        if event_type == "incident.acknowledged":
+            deps.pipeline.acknowledge(incident.id, by, source="pagerduty")
+            return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
+        deps.pipeline.resolve(incident.id, by, source="pagerduty")
+        return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
+    except ConflictError:
+        return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
