@@ -82,7 +82,8 @@ body {{ font: 18px/1.4 system-ui, sans-serif; margin: 0; padding: 24px; backgrou
 main {{ max-width: 28rem; margin: auto; background: #fff; border-radius: 12px; padding: 24px; }}
 h1 {{ font-size: 1.3rem; margin-top: 0; }}
 .incident {{ background: #fff3cd; padding: 12px; border-radius: 8px; }}
-button {{ width: 100%; font-size: 1.2rem; padding: 16px; border: 0; border-radius: 8px; background: #0b5; color: #fff; }}
+button {{ width: 100%; font-size: 1.2rem; padding: 16px; border: 0; border-radius: 8px;
+          background: #0b5; color: #fff; }}
 </style></head>
 <body><main><h1>{html.escape(heading)}</h1>{about}{body}</main></body></html>
 """

@@ -50,10 +50,9 @@ def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
 
 
 def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, Any]:
-    event = body.get("event") if isinstance(body.get("event"), dict) else {}
+    event = _object(body.get("event"))
     event_type = str(event.get("event_type") or "")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    agent = event.get("agent") if isinstance(event.get("agent"), dict) else {}
+    data, agent = _object(event.get("data")), _object(event.get("agent"))
     delivery = f"pagerduty:{webhook_id or event.get('id')}"
     now = deps.clock()
     claim = deps.store.claim_delivery(delivery, now, deps.settings.delivery_lease_seconds)
@@ -85,3 +84,7 @@ def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, A
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:
         return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
