@@ -80,6 +80,8 @@ def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, A
         if event_type == "incident.acknowledged":
             deps.pipeline.acknowledge(incident.id, by, source="pagerduty")
             return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
+        if not incident.is_open:
+            return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
         deps.pipeline.resolve(incident.id, by, source="pagerduty")
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:

@@ -1,0 +1,181 @@
+"""Two-way PagerDuty sync: signed webhooks v3 in, acknowledge/resolve events out, no echo."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib import config
+from chalicelib.handlers import on_event
+from chalicelib.models import IncidentStatus
+from chalicelib.settings import Settings
+from chalicelib.store.sqlite import SqliteStore
+from chalicelib.wiring import Deps, build_deps, override_deps
+from tests.conftest import FakeClock, load_event, new_id
+
+SECRET = "pd-webhook-secret-for-tests"
+
+
+class PagerDutyEvents:
+    """The Events API v2 as a fake transport: records what we send PagerDuty."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
+        self.sent.append(json.loads(body))
+        return type("R", (), {"status": 202, "headers": {}, "body": b"{}"})()
+
+    def get(self, url: str, timeout: float) -> Any:
+        return type("R", (), {"status": 200, "headers": {}, "body": b""})()
+
+    def actions(self) -> list[str]:
+        return [e["event_action"] for e in self.sent]
+
+
+@pytest.fixture
+def pd() -> PagerDutyEvents:
+    return PagerDutyEvents()
+
+
+@pytest.fixture
+def deps(tmp_path: Path, pd: PagerDutyEvents) -> Iterator[Deps]:
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
+        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    routing = (tmp_path / "routing.yaml").read_text()
+    routing = routing.replace("channels:\n  console:\n    type: console\n", (
+        "channels:\n  console:\n    type: console\n"
+        "  pagerduty-founders:\n    type: pagerduty\n    routing_key_env: PD_KEY\n"))
+    routing = routing.replace("  giles: {channels: [console]}", "  giles: {channels: [pagerduty-founders, console]}")
+    (tmp_path / "routing.yaml").write_text(routing)
+    settings = Settings.from_env({"RESPONDER_CONFIG_DIR": str(tmp_path), "PD_KEY": "R0TESTKEY",
+                                  "PAGERDUTY_WEBHOOK_SECRET": SECRET,
+                                  "RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"})
+    built = build_deps(settings, clock=FakeClock(), store=SqliteStore(tmp_path / "s.db"), transport=pd,
+                       channels={"console": lambda: _Quiet()})
+    override_deps(built)
+    yield built
+    override_deps(None)
+
+
+class _Quiet:
+    def send(self, page: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def client(deps: Deps) -> Iterator[Client]:
+    with Client(app_module.app, stage_name="dev") as c:
+        yield c
+
+
+def sev1(deps: Deps) -> str:
+    outcome = on_event(load_event("eventbridge-cloudtrail-s3-putobjectretention.json"), "eventbridge", deps)
+    return str(outcome["outcomes"][0]["incident_id"])
+
+
+def webhook(event_type: str, incident_key: str, *, secret: str = SECRET, signature: str | None = None,
+            webhook_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+    name = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}[event_type]
+    body = load_event(f"pagerduty-webhook-incident-{name}.json")
+    body["event"]["data"]["incident_key"] = incident_key
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    sig = signature if signature is not None else "v1=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Webhook-Id": webhook_id or new_id(),
+                 "X-PagerDuty-Signature": sig}
+
+
+def test_signature_test_vector_verifies_with_either_rotated_secret() -> None:
+    from chalicelib.pagerduty_sync import verify_signature
+
+    vector = load_event("pagerduty-webhook-signature-test-vector.json")
+    for secret in vector["secrets"]:
+        verify_signature(vector["rawBody"].encode(), vector["headers"], secret)
+
+
+@pytest.mark.parametrize("signature", ["", "v1=deadbeef", "v0=abc", None])
+def test_bad_signature_is_401_and_changes_nothing(client: Client, deps: Deps, signature: str | None) -> None:
+    incident_id = sev1(deps)
+    raw, headers = webhook("incident.acknowledged", incident_id,
+                           secret="wrong" if signature is None else SECRET, signature=signature)
+    if signature == "":
+        del headers["X-PagerDuty-Signature"]
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.status_code == 401 and response.json_body["field"] == "X-PagerDuty-Signature"
+    assert deps.store.get(incident_id).status is IncidentStatus.OPEN
+
+
+def test_pagerduty_ack_acknowledges_ours_once_and_sends_nothing_back(client: Client, deps: Deps,
+                                                                      pd: PagerDutyEvents) -> None:
+    incident_id = sev1(deps)
+    assert pd.actions() == ["trigger"] and pd.sent[0]["dedup_key"] == incident_id
+    raw, headers = webhook("incident.acknowledged", incident_id)
+    first = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    again = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)  # PagerDuty's redelivery
+    assert first.json_body["reason"] == "ACKNOWLEDGED" and again.json_body["reason"] == "DUPLICATE"
+    incident = deps.store.get(incident_id)
+    assert incident.status is IncidentStatus.ACKNOWLEDGED and incident.acknowledged_by == "pagerduty:Jane Doe"
+    assert sum("acknowledged by" in e.what for e in incident.timeline) == 1
+    assert pd.actions() == ["trigger"]  # no acknowledge event echoed back
+
+
+def test_our_ack_and_resolve_are_sent_to_pagerduty(deps: Deps, pd: PagerDutyEvents) -> None:
+    incident_id = sev1(deps)
+    deps.pipeline.acknowledge(incident_id, "giles")
+    deps.pipeline.resolve(incident_id, "giles")
+    assert pd.actions() == ["trigger", "acknowledge", "resolve"]
+    assert {e["dedup_key"] for e in pd.sent} == {incident_id}
+    assert set(pd.sent[1]) == {"routing_key", "dedup_key", "event_action"}
+
+
+def test_pagerduty_resolve_resolves_ours_and_only_other_channels_hear_it(client: Client, deps: Deps,
+                                                                          pd: PagerDutyEvents) -> None:
+    incident_id = sev1(deps)
+    raw, headers = webhook("incident.resolved", incident_id)
+    assert client.http.post("/webhooks/pagerduty", headers=headers, body=raw).json_body["reason"] == "RESOLVED"
+    incident = deps.store.get(incident_id)
+    assert incident.status is IncidentStatus.RESOLVED and incident.resolved_by == "pagerduty:Events API v2 (alarm-responder)"
+    assert pd.actions() == ["trigger"]
+    assert [(p.channel, p.kind.value) for p in incident.pages if p.kind.value == "resolve"] == [("console", "resolve")]
+
+
+def test_sample_incident_key_of_an_alarm_matches_our_open_incident(client: Client, deps: Deps) -> None:
+    from tests.conftest import sns_event
+
+    on_event(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()), "sns", deps)
+    raw = load_event("pagerduty-webhook-signature-test-vector.json")["rawBody"].encode()
+    headers = {"Content-Type": "application/json", "X-Webhook-Id": new_id(),
+               "X-PagerDuty-Signature": "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()}
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.json_body["reason"] == "ACKNOWLEDGED"
+
+
+def test_unmatched_or_other_events_are_accepted_with_a_reason(client: Client, deps: Deps) -> None:
+    raw, headers = webhook("incident.acknowledged", "inc-unknown")
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.status_code == 200 and response.json_body["reason"] == "NO_MATCH"
+    body = load_event("pagerduty-webhook-incident-triggered.json")
+    raw = json.dumps(body).encode()
+    headers = {"X-Webhook-Id": new_id(), "Content-Type": "application/json",
+               "X-PagerDuty-Signature": "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()}
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.status_code == 200 and response.json_body["reason"] == "IGNORED"
+
+
+def test_pagerduty_reporting_our_own_resolve_back_ends_the_loop(client: Client, deps: Deps,
+                                                                pd: PagerDutyEvents) -> None:
+    incident_id = sev1(deps)
+    deps.pipeline.resolve(incident_id, "giles")  # we tell PagerDuty ...
+    raw, headers = webhook("incident.resolved", incident_id)  # ... and it tells us back
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.status_code == 200 and response.json_body["reason"] == "ALREADY_RESOLVED"
+    assert pd.actions() == ["trigger", "resolve"]
