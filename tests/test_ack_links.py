@@ -76,7 +76,7 @@ def test_link_used_on_a_still_open_incident_cannot_be_used_twice(deps: Deps) -> 
     from chalicelib.links import LinkProblem
 
     assert deps.links is not None
-    incident_id, token = paged(deps)
+    _, token = paged(deps)
     claim = deps.links.check(token, deps.clock())
     assert not isinstance(claim, LinkProblem)
     assert deps.links.use(deps.store, claim, deps.clock()) is True
@@ -115,7 +115,7 @@ def test_forged_or_tampered_link_changes_nothing(client: Client, deps: Deps, tam
 
 
 def test_each_paged_person_gets_their_own_link(deps: Deps, clock: Any) -> None:
-    incident_id, first = paged(deps)
+    incident_id, _ = paged(deps)
     clock.advance(minutes=5)
     deps.pipeline.sweep()
     pages = deps.store.get(incident_id).pages

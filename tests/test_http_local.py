@@ -76,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 log.close()
-                raise RuntimeError(f"chalice local did not start: {(folder / 'chalice.log').read_text()[-2000:]}")
+                raise RuntimeError(f"chalice local did not start: {(folder / 'chalice.log').read_text()[-2000:]}") from None
             time.sleep(0.2)  # waiting for a real server process, not for test time
     try:
         yield {"base": base, "env": env, "token": token, "store": f"{folder}/state.db", "cli": cli}
