@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib import escalation
+from chalicelib import comms, escalation
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ChannelError
 from chalicelib.escalation import RetryDecision
@@ -57,6 +57,7 @@ class Escalator:
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
         self.escalate(incident_id, now)
+        self.incidents.update(incident_id, lambda incident: comms.reminders_due(incident, self.config, now))
         return self.deliver(incident_id, now)
 
     def escalate(self, incident_id: str, now: datetime) -> Incident:

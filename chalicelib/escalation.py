@@ -193,6 +193,11 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
             times.append(page.lease_until)
     if incident.watch is not None:
         times.append(incident.watch.next_check_at)
+    from chalicelib.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
+
+    reminder = reminder_at(incident, config)
+    if reminder is not None:
+        times.append(reminder)
     return min(times) if times else None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib import escalation
+from chalicelib import comms, escalation
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ConflictError, IncidentNotFound
 from chalicelib.models import (
@@ -67,12 +67,14 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
     entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,
                           what=f"opened: SEV{c.severity.value} by {c.rule}, owner {c.owner}"
                                + (f", playbook {c.playbook}" if c.playbook else ""))
-    return Incident(
+    incident = Incident(
         id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
         escalation=escalation.start(c.severity, config, now),
     )
+    incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
+    return incident.with_pages(*comms.founder_update(incident, "opened", config, now))
 
 
 def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
@@ -86,7 +88,9 @@ def close(incident: Incident, by: str, what: str, now: datetime, config: Respond
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
     skip = pagerduty_channels(config) if source == "pagerduty" else frozenset()
-    return closed.with_pages(*escalation.resolve_pages(closed, now, skip))
+    closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
+    return closed.with_pages(*escalation.resolve_pages(closed, now, skip),
+                             *comms.founder_update(closed, "resolved", config, now))
 
 
 def raise_severity(incident: Incident, severity: Severity, why: str, now: datetime,
@@ -96,10 +100,11 @@ def raise_severity(incident: Incident, severity: Severity, why: str, now: dateti
     Raising to the same severity restarts its chain (a human is needed again)."""
     restarts = int(incident.escalation.chain.rsplit("#", 1)[1]) + 1 if incident.escalation else 1
     owner = config.severity.matrix[severity].owner
-    return incident.noted(
+    raised = incident.noted(
         TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
                                    f"{why}, owner {owner}"),
         severity=severity, owner=owner, escalation=escalation.start(severity, config, now, restart=restarts))
+    return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 
 def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, now: datetime,
@@ -185,6 +190,7 @@ class IncidentService:
                                    status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now,
                                    acknowledged_by=by)
             acked = escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
+            acked = acked.with_pages(*comms.founder_update(acked, "acknowledged", self.config, now))
             if source == "pagerduty":
                 return acked
             return acked.with_pages(*escalation.acknowledge_pages(acked, now, pagerduty_channels(self.config)))
@@ -209,3 +215,15 @@ class IncidentService:
             return close(incident, by, f"resolved by {by}{via}" + (f": {note}" if note else ""), now, self.config,
                          source)
         return self.update(incident_id, resolve_by_hand), True
+
+
+def mark_phi_exposure(incident: Incident, by: str, now: datetime, config: ResponderConfig) -> Incident:
+    """PHI exposure suspected: Sev1 by definition, and the BAA's breach-notification clock starts."""
+    if incident.phi_exposure_suspected:
+        return incident
+    marked = incident.noted(TimelineEntry(at=now, by=by, what=f"PHI exposure suspected, marked by {by}"),
+                            phi_exposure_suspected=True,
+                            duties=(*incident.duties, comms.breach_duty(config, now)))
+    if marked.severity is not Severity.SEV1 and marked.is_open:
+        marked = raise_severity(marked, Severity.SEV1, "(PHI exposure suspected)", now, config)
+    return marked

@@ -109,6 +109,8 @@ class PageKind(StrEnum):
     ESCALATION = "escalation"
     ACKNOWLEDGE = "acknowledge"  # to PagerDuty only: keeps its incident in step with ours
     RESOLVE = "resolve"
+    UPDATE = "update"            # to the founders' channel: opened, acknowledged, resolved (Sev1/Sev2)
+    REMINDER = "reminder"        # a duty is overdue (the post-mortem draft)
 
     @property
     def calls_for_action(self) -> bool:
@@ -171,6 +173,8 @@ class Duty(Frozen):
     due_at: datetime
     reason: str
     done_at: datetime | None = None
+    done_by: str | None = None
+    reminded_at: datetime | None = None
 
 
 class WatchState(Frozen):
@@ -219,6 +223,7 @@ class Incident(Frozen):
     duties: tuple[Duty, ...] = ()
     watch: WatchState | None = None
     actions_taken: int = 0  # mutating playbook actions executed for this incident
+    phi_exposure_suspected: bool = False
     next_action_at: datetime | None = None  # when the sweep must look at it again
     version: int = 0
 

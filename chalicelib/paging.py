@@ -35,10 +35,12 @@ class Channel(Protocol):
         """Deliver ``page`` or raise ``ChannelError``."""
 
 
-def render(incident: Incident, kind: PageKind, ack_url: str | None = None) -> str:
-    verb = {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
-            PageKind.RESOLVE: "RESOLVED"}[kind]
+def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb: str | None = None) -> str:
+    verb = verb or {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
+                    PageKind.RESOLVE: "RESOLVED", PageKind.UPDATE: "UPDATE", PageKind.REMINDER: "REMINDER"}[kind]
     parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind.value}: {incident.title}"]
+    if incident.phi_exposure_suspected:
+        parts.append("PHI exposure suspected")  # the fact, never the data
     if incident.resource and incident.resource not in incident.title:
         parts.append(incident.resource)
     parts.append(f"incident {incident.id}")

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib import escalation
+from chalicelib import comms, escalation
 from chalicelib.audit import AuditLog, JsonlAuditLog
 from chalicelib.aws import Aws
 from chalicelib.channels import Transport
@@ -49,7 +49,7 @@ from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
 from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
-from chalicelib.incidents import IncidentService, Reason, decide, new_incident
+from chalicelib.incidents import IncidentService, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
@@ -148,6 +148,16 @@ class Pipeline:
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident
         return incident
+
+    def mark_phi_exposure(self, incident_id: str, by: str) -> Incident:
+        now = self.clock()
+        self.incidents.update(incident_id, lambda i: mark_phi_exposure(i, by, now, self.config))
+        self.escalator.advance(incident_id, now)  # a raise to Sev1 pages the founders now
+        return self.store.get(incident_id) or self.incidents.update(incident_id, lambda i: i)
+
+    def complete_duty(self, incident_id: str, kind: str, by: str) -> Incident:
+        now = self.clock()
+        return self.incidents.update(incident_id, lambda i: comms.complete(i, kind, by, now))
 
     def add_note(self, incident_id: str, by: str, text: str) -> Incident:
         now = self.clock()

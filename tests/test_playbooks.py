@@ -330,7 +330,7 @@ def test_ai_outage_switches_to_bedrock(h: Harness) -> None:
     assert h.clients["ssm"].get_parameter(Name="/platform/prod/flags/ai_route")["Parameter"]["Value"] == "bedrock"
     incident = deps.store.get(outcome["incident_id"])
     assert incident.severity is Severity.SEV2
-    assert [d.kind for d in incident.duties] == ["design_partner_notification"]
+    assert [d.kind for d in incident.duties] == ["customer_notification", "design_partner_notification"]
 
 
 def test_ai_outage_with_bedrock_down_queues_and_raises_to_sev1(h: Harness) -> None:
@@ -353,8 +353,9 @@ def test_auth_outage_enables_admin_auth_fallback(h: Harness) -> None:
     assert (outcome["severity"], outcome["playbook"]) == (1, "auth-outage")
     flag = h.clients["ssm"].get_parameter(Name="/platform/prod/flags/admin_auth_fallback")["Parameter"]["Value"]
     assert flag == "enabled"
-    [duty] = deps.store.get(outcome["incident_id"]).duties
-    assert duty.kind == "customer_notification" and duty.due_at == T + timedelta(minutes=60)
+    duties = {(d.kind, d.due_at) for d in deps.store.get(outcome["incident_id"]).duties}
+    # the playbook's own SLA clock (60 min) beside the generic Sev1 one (240 min)
+    assert ("customer_notification", T + timedelta(minutes=60)) in duties
 
 
 def npdb_alarm() -> dict[str, Any]:
@@ -374,7 +375,7 @@ def test_source_authority_vendor_down_queues_reverification(h: Harness) -> None:
                                            "incident": outcome["incident_id"], "reason": "vendor unavailable"}
     incident = deps.store.get(outcome["incident_id"])
     assert any("npdb status endpoint: down (HTTP 503)" in t.what for t in incident.timeline)
-    assert [(d.kind, d.due_at) for d in incident.duties] == [("postmortem", T + timedelta(hours=24))]
+    assert ("postmortem", T + timedelta(hours=24)) in [(d.kind, d.due_at) for d in incident.duties]
 
 
 def test_source_authority_up_attaches_our_adapter_errors(h: Harness) -> None:

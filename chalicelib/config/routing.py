@@ -133,6 +133,22 @@ def _default_chains() -> dict[Severity, EscalationChain]:
     }
 
 
+class Communications(Strict):
+    """Runbook §9-10: who hears of Sev1/Sev2 incidents, and the deadlines people owe."""
+
+    founder_channel: str | None = None            # a channel name: posts on open, ack and resolve
+    update_severities: tuple[Severity, ...] = (Severity.SEV1, Severity.SEV2)
+    postmortem_due_hours: int = Field(24, ge=1)   # after resolution, Sev1/Sev2
+    postmortem_severities: tuple[Severity, ...] = (Severity.SEV1, Severity.SEV2)
+    breach_notice_days: int = Field(60, ge=1)     # BAA: PHI exposure suspected
+    customer_notice_minutes: dict[Severity, int] = Field(
+        default_factory=lambda: {Severity.SEV1: 240, Severity.SEV2: 1440})  # per the customers' SLA
+    reminder_role: str = "engineering-daytime"
+
+    _severities = field_validator("customer_notice_minutes", mode="before")(
+        lambda v: {severity_value(k): n for k, n in v.items()} if isinstance(v, dict) else v)
+
+
 class RoutingConfig(Strict):
     timezone: str = "America/New_York"
     business_hours: BusinessHours = BusinessHours()
@@ -142,6 +158,7 @@ class RoutingConfig(Strict):
     people: dict[str, Person]
     roles: dict[str, Role]
     escalation: dict[Severity, EscalationChain] = Field(default_factory=_default_chains)
+    communications: Communications = Communications()
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -173,6 +190,11 @@ class RoutingConfig(Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {self.timezone!r} is unknown") from None
         channels = set(self.channels)
+        if self.communications.founder_channel and self.communications.founder_channel not in channels:
+            raise ValueError(f"communications.founder_channel {self.communications.founder_channel!r} "
+                             "is not in channels")
+        if self.communications.reminder_role not in self.roles:
+            raise ValueError(f"communications.reminder_role {self.communications.reminder_role!r} is not a role")
         for name in [self.fallback_channel] + [r.fallback_channel for r in self.roles.values()]:
             if name and name not in channels:
                 raise ValueError(f"fallback channel {name!r} is not in channels")
