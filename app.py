@@ -126,6 +126,23 @@ def add_note(incident_id: str) -> Response:
     return _api("add_note", incident_id, _raw())
 
 
+@app.route("/incidents/{incident_id}/postmortem", methods=["GET"], authorizer=token_authorizer)
+def incident_postmortem(incident_id: str) -> Response:
+    return _api("postmortem", incident_id)
+
+
+@app.route("/incidents/{incident_id}/phi-exposure", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def incident_phi_exposure(incident_id: str) -> Response:
+    return _api("mark_phi_exposure", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/duties/{kind}/done", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def incident_duty_done(incident_id: str, kind: str) -> Response:
+    return _api("complete_duty", incident_id, kind)
+
+
 @app.route("/tokens", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
 def create_token() -> Response:
     return _api("create_token", _raw())

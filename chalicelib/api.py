@@ -24,6 +24,7 @@ from chalicelib.wiring import Deps
 MAX_BODY = 256 * 1024
 MAX_NOTE = 4000
 PAGE_LIMIT_MAX = 100
+DUTY_KINDS = frozenset({"postmortem", "customer_notification", "design_partner_notification", "breach_notification"})
 
 
 @dataclass
@@ -124,6 +125,34 @@ def add_note(deps: Deps, principal: Principal | None, incident_id: str, raw_body
         return error(400, str(exc), exc.field)
     response = _act(lambda: deps.pipeline.add_note(incident_id, principal.user, text or ""), incident_id)
     return ApiResponse(201, response.body) if response.status == 200 else response
+
+
+def postmortem(deps: Deps, principal: Principal | None, incident_id: str) -> ApiResponse:
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    from chalicelib.postmortem import draft
+
+    incident = deps.store.get(incident_id)
+    if incident is None:
+        return error(404, f"no incident {incident_id}", "id")
+    return ApiResponse(200, draft(incident, deps.config, deps.clock()),
+                       {"Content-Type": "text/markdown; charset=utf-8"})
+
+
+def mark_phi_exposure(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    return _act(lambda: deps.pipeline.mark_phi_exposure(incident_id, principal.user), incident_id)
+
+
+def complete_duty(deps: Deps, principal: Principal | None, incident_id: str, kind: str) -> ApiResponse:
+    if denied := require(principal, Role.RESPONDER):
+        return denied
+    assert principal is not None
+    if kind not in DUTY_KINDS:
+        return error(400, f"kind: must be one of {', '.join(sorted(DUTY_KINDS))}", "kind")
+    return _act(lambda: deps.pipeline.complete_duty(incident_id, kind, principal.user), incident_id)
 
 
 def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:

@@ -8,6 +8,9 @@
     escalate [--now ISO]                  one run of the escalation sweep
     playbooks [--json]                    every playbook: id, IAM permissions, summary
     tokens create --user NAME --role ROLE [--json] | tokens revoke ID_OR_TOKEN
+    postmortem ID [--done --by NAME]      the post-mortem draft (Markdown), or mark it written
+    phi ID --by NAME                      mark "PHI exposure suspected" (Sev1, breach clock)
+    report monthly --month YYYY-MM --out DIR   Markdown report with a PNG chart
     oncall [--at ISO] [--json]            who holds each role at that moment
 
 The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
@@ -78,6 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", help="revoke a token (by id or the token itself)")
     revoke.add_argument("token")
     revoke.set_defaults(run=cmd_token_revoke)
+
+    p = sub.add_parser("postmortem", help="print the post-mortem draft, or mark it written")
+    p.add_argument("id")
+    p.add_argument("--done", action="store_true")
+    p.add_argument("--by")
+    _add_now(p)
+    p.set_defaults(run=cmd_postmortem)
+
+    p = sub.add_parser("phi", help="mark an incident 'PHI exposure suspected'")
+    p.add_argument("id")
+    p.add_argument("--by", required=True)
+    _add_now(p)
+    p.set_defaults(run=cmd_phi)
+
+    p = sub.add_parser("report", help="reports")
+    report_sub = p.add_subparsers(required=True, metavar="KIND")
+    monthly = report_sub.add_parser("monthly", help="the monthly incident report")
+    monthly.add_argument("--month", required=True, type=_month)
+    monthly.add_argument("--out", required=True)
+    _add_now(monthly)
+    monthly.set_defaults(run=cmd_report_monthly)
 
     p = sub.add_parser("playbooks", help="list the playbooks with their IAM permissions")
     p.add_argument("--json", action="store_true")
@@ -205,6 +229,44 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 def cmd_escalate(args: argparse.Namespace) -> int:
     _print(_deps(args).pipeline.sweep(), compact=True)
     return 0
+
+
+def cmd_postmortem(args: argparse.Namespace) -> int:
+    from chalicelib.postmortem import draft
+
+    deps = _deps(args)
+    if args.done:
+        if not args.by:
+            raise InvalidRequest("--by", "who wrote the post-mortem is required with --done")
+        _print(_incident_json(deps.pipeline.complete_duty(args.id, "postmortem", args.by)))
+        return 0
+    incident = deps.store.get(args.id)
+    if incident is None:
+        raise IncidentNotFound(args.id)
+    print(draft(incident, deps.config, deps.clock()))
+    return 0
+
+
+def cmd_phi(args: argparse.Namespace) -> int:
+    _print(_incident_json(_deps(args).pipeline.mark_phi_exposure(args.id, args.by)))
+    return 0
+
+
+def cmd_report_monthly(args: argparse.Namespace) -> int:
+    from chalicelib.report import write_monthly
+
+    deps = _deps(args)
+    path = write_monthly(deps.store.list(), args.month, Path(args.out), deps.config, deps.clock())
+    print(path)
+    return 0
+
+
+def _month(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month (YYYY-MM): {text!r}") from None
+    return text
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:

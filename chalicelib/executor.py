@@ -105,7 +105,7 @@ class Executor:
             self._record(incident_id, incident.playbook, now, dry_run,
                          [TimelineEntry(at=now, what=f"playbook {incident.playbook} failed: {reason}; "
                                                      "escalating as usual")],
-                         [{"kind": "plan", "result": f"failed: {reason}"}])
+                         [{"kind": "plan", "result": f"failed: {reason}"}], outcome=f"failed: {reason}")
             return Execution(playbook=incident.playbook, dry_run=dry_run, error=reason)
         return self._execute(incident, playbook, steps, dry_run, now)
 
@@ -149,10 +149,12 @@ class Executor:
                 entries.append(TimelineEntry(at=now, what=result))
             results.append(StepResult(step=step.model_dump(mode="json"), result=result))
 
+        outcome = f"{mode}: {len(steps)} steps" + (", escalated" if escalate else "")
+
         def apply(current: Incident) -> Incident:
             updated = current.model_copy(update={
                 "timeline": (*current.timeline, *entries), "duties": (*current.duties, *duties),
-                "actions_taken": taken, "watch": watch or current.watch})
+                "actions_taken": taken, "watch": watch or current.watch, "playbook_outcome": outcome})
             if raise_to is not None and raise_to.severity < updated.severity and updated.is_open:
                 updated = raise_severity(updated, raise_to.severity, raise_to.reason, now, self.config)
             return updated
@@ -246,6 +248,8 @@ class Executor:
         updated = self.incidents.update(incident_id, record)
         if verdict != "watching":
             self.set_outcome(watch.scope, incident_id, verdict)
+            self.incidents.update(incident_id, lambda i: i.model_copy(update={
+                "playbook_outcome": f"{i.playbook_outcome or watch.playbook}, {verdict}"}))
             self._audit(incident_id, watch.playbook, now, False, {"kind": "verify", "result": what})
         if verdict == "failed" and updated.status is not IncidentStatus.RESOLVED:
             self.escalate_now(incident_id, now, what)
@@ -272,8 +276,9 @@ class Executor:
     # --- records ----------------------------------------------------------------------------
 
     def _record(self, incident_id: str, playbook_id: str, now: datetime, dry_run: bool,
-                entries: list[TimelineEntry], audit: list[dict[str, Any]]) -> None:
-        self.incidents.update(incident_id, lambda i: i.model_copy(update={"timeline": (*i.timeline, *entries)}))
+                entries: list[TimelineEntry], audit: list[dict[str, Any]], outcome: str | None = None) -> None:
+        self.incidents.update(incident_id, lambda i: i.model_copy(update={
+            "timeline": (*i.timeline, *entries), "playbook_outcome": outcome or i.playbook_outcome}))
         for record in audit:
             self._audit(incident_id, playbook_id, now, dry_run, record)
 

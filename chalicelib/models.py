@@ -224,6 +224,7 @@ class Incident(Frozen):
     watch: WatchState | None = None
     actions_taken: int = 0  # mutating playbook actions executed for this incident
     phi_exposure_suspected: bool = False
+    playbook_outcome: str | None = None  # "live: 3 steps", "dry run: 3 steps", "failed: …", "… escalated"
     next_action_at: datetime | None = None  # when the sweep must look at it again
     version: int = 0
 

@@ -1,0 +1,109 @@
+"""Post-mortem drafts in the runbook's template (§9), filled from the incident's own record.
+
+Facts come from the timeline: what detected it and when, who was paged when, who
+acknowledged after how long, every playbook step and its result, when and how it
+resolved. Root cause, lessons and action items are left for people. Blameless: the
+Lessons section is a prompt, never filled with anyone's name; names appear only where
+the record states a fact (who was paged, who acknowledged).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from chalicelib.config import ResponderConfig
+from chalicelib.models import Incident, PageStatus
+
+SECTIONS = ("Incident date", "Impact", "Root cause", "Detection", "Response", "Resolution", "Lessons",
+            "Action items")
+
+
+def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
+    row = config.severity.matrix[incident.severity]
+    end = incident.resolved_at
+    lines = [
+        f"# Post-mortem: {incident.title}",
+        "",
+        f"_Draft for incident `{incident.id}`, generated {_t(now)} from its timeline. Blameless: describe "
+        "systems, signals and decisions, not people._",
+        "",
+        "## Incident date",
+        f"- Started: {_t(incident.opened_at)}",
+        f"- Ended: {_t(end) if end else 'not resolved yet'}",
+        f"- Duration: {_duration(end - incident.opened_at) if end else 'ongoing'}",
+        "",
+        "## Impact",
+        f"- Severity: SEV{incident.severity.value} ({row.definition}); response target: {row.response}",
+        f"- Surfaces: {incident.kind.value} {incident.resource or incident.title}",
+        f"- Duration of impact: {_duration(end - incident.opened_at) if end else 'ongoing'}",
+        "- Customers affected: _to be filled in_",
+        f"- PHI exposure suspected: {'yes' if incident.phi_exposure_suspected else 'no'}",
+    ]
+    for duty in incident.duties:
+        state = f"done {_t(duty.done_at)}" if duty.done_at else f"due {_t(duty.due_at)}"
+        lines.append(f"- Duty: {duty.kind.replace('_', ' ')}: {state}")
+    lines += [
+        "",
+        "## Root cause",
+        "_To be written by the team: the technical cause, and why the safeguards did not catch it._",
+        "",
+        "## Detection",
+        f"- {_t(incident.opened_at)}: detected as {incident.kind.value} `{incident.key}`, classified "
+        f"SEV{incident.severity.value} by {incident.rule}",
+        f"- Signals received: {incident.count} (last {_t(incident.last_seen)})",
+        "",
+        "## Response",
+        "| Time (UTC) | What |",
+        "|---|---|",
+    ]
+    lines += [f"| {_t(e.at)} | {_cell(e.what)}{'' if e.by == 'responder' else f' ({_cell(e.by)})'} |"
+              for e in incident.timeline if not e.what.startswith(("repeat #", "opened:"))]
+    lines.append("")
+    sent = [p for p in incident.pages if p.status is PageStatus.SENT and p.kind.calls_for_action]
+    if sent:
+        lines.append(f"- First page: {_t(min(p.sent_at or p.at for p in sent))}; pages sent: {len(sent)}")
+    if incident.acknowledged_at and incident.time_to_acknowledge is not None:
+        target = row.response_minutes
+        verdict = "" if target is None else (" (within" if incident.time_to_acknowledge <= target * 60
+                                               else " (outside") + f" the {target}-minute target)"
+        lines.append(f"- Acknowledged {_t(incident.acknowledged_at)} by {incident.acknowledged_by}, "
+                     f"{_duration(timedelta(seconds=incident.time_to_acknowledge))} after opening{verdict}")
+    if incident.playbook:
+        lines.append(f"- Playbook {incident.playbook}: {incident.playbook_outcome or 'did not run'}")
+    lines += [
+        "",
+        "## Resolution",
+        f"- Resolved {_t(end)} ({incident.resolved_by})" if end else "- Not resolved yet",
+        "- What fixed it: _to be filled in_",
+        "",
+        "## Lessons",
+        "_What we learned about our systems and processes. Blameless: no names in this section._",
+        "",
+        "- ",
+        "",
+        "## Action items",
+        "| Action | Owner | Due date |",
+        "|---|---|---|",
+        "|  |  |  |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text under ``## heading`` (for tests and tooling)."""
+    parts = markdown.split(f"## {heading}\n", 1)
+    return parts[1].split("\n## ", 1)[0] if len(parts) == 2 else ""
+
+
+def _t(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
