@@ -125,6 +125,7 @@ def _chart(stats: MonthlyStats, path: Path) -> str:
     counts.bar(labels, [s.count for s in stats.by_severity.values()],
                color=["#c0392b", "#e67e22", "#f1c40f", "#95a5a6"])
     counts.set_title(f"Incidents {stats.month}")
+    counts.yaxis.get_major_locator().set_params(integer=True)
     width = 0.38
     positions = range(len(labels))
     times.bar([p - width / 2 for p in positions], [s.mtta_minutes or 0 for s in stats.by_severity.values()],
