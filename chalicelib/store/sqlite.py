@@ -76,26 +76,27 @@ class SqliteStore:
 
     def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> Claim:
         ts = now.timestamp()
-        with self._write() as db:
-            row = db.execute("SELECT status, lease_until, expires_at FROM deliveries WHERE id = ?",
-                             (delivery_id,)).fetchone()
-            if row is not None:
-                status, lease_until, expires_at = row
-                if status == "done" and (expires_at is None or expires_at > ts):
-                    return Claim.DONE
-                if status == "leased" and lease_until > ts:
-                    return Claim.IN_PROGRESS
-            db.execute("INSERT OR REPLACE INTO deliveries (id, status, lease_until) VALUES (?, 'leased', ?)",
-                       (delivery_id, ts + lease_seconds))
-            return Claim.CLAIMED
+        # One statement, so one atomic write: a new id, an abandoned lease or a forgotten
+        # record is (re)leased; anything else is left alone and reported.
+        with self._lock:
+            claimed = self._conn.execute(
+                "INSERT INTO deliveries (id, status, lease_until) VALUES (?, 'leased', ?) "
+                "ON CONFLICT(id) DO UPDATE SET status = 'leased', lease_until = excluded.lease_until, "
+                "expires_at = NULL, outcome = NULL "
+                "WHERE (deliveries.status = 'leased' AND deliveries.lease_until <= ?) "
+                "OR (deliveries.status = 'done' AND deliveries.expires_at <= ?)",
+                (delivery_id, ts + lease_seconds, ts, ts)).rowcount
+            if claimed == 1:
+                return Claim.CLAIMED
+            row = self._conn.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+        return Claim.IN_PROGRESS if row and row[0] == "leased" else Claim.DONE
 
     def complete_delivery(self, delivery_id: str, outcome: dict[str, Any], now: datetime,
                           keep_days: int) -> None:
         expires = (now + timedelta(days=keep_days)).timestamp()
-        with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO deliveries (id, status, expires_at, outcome) "
-                       "VALUES (?, 'done', ?, ?)",
-                       (delivery_id, expires, json.dumps(outcome, default=str)))
+        with self._lock:  # a single statement commits atomically on its own
+            self._conn.execute("INSERT OR REPLACE INTO deliveries (id, status, expires_at, outcome) "
+                               "VALUES (?, 'done', ?, ?)", (delivery_id, expires, json.dumps(outcome, default=str)))
 
     def release_delivery(self, delivery_id: str) -> None:
         with self._write() as db:
@@ -124,6 +125,15 @@ class SqliteStore:
 
     def save(self, incident: Incident) -> Incident:
         stored = incident.model_copy(update={"version": incident.version + 1})
+        if stored.status is not IncidentStatus.RESOLVED:  # one conditional UPDATE: atomic by itself
+            with self._lock:
+                updated = self._conn.execute(
+                    "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",
+                    (stored.status.value, stored.version, stored.model_dump_json(), _due(stored), incident.id,
+                     incident.version)).rowcount
+            if updated != 1:
+                raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
+            return stored
         with self._write() as db:
             updated = db.execute(
                 "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",

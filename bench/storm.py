@@ -1,0 +1,184 @@
+"""Storm benchmark: N CloudWatch alarm notifications over M alarms through the real Lambda entry.
+
+Each event goes in as Lambda hands it to the SNS function (``app.app.handler_map["on_alarm_sns"]``),
+through conversion, dedupe, classification, the store and the pager; pages go to an
+in-process channel that stamps when it was called. Reported: events/s, CPU µs per event,
+event-in → page-out p50/p99 (the first event of each alarm pages), handler latency
+p50/p99 for every event, pages sent (must equal M), and peak traced memory.
+
+    python bench/storm.py --store sqlite          # the embedded store
+    python bench/storm.py --store dynamodb        # DynamoDB through a moto server on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+
+SAMPLE = ROOT / "examples" / "events" / "sns-cloudwatch-alarm-metric.json"
+
+
+class StampingChannel:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, float]] = []
+
+    def send(self, page: Any) -> None:
+        self.sent.append((page.incident_id, time.perf_counter()))
+
+
+class Clock:
+    """Business-hours fake time that moves 1 ms per call: repeatable whatever the real hour."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+def events(total: int, alarms: int) -> list[tuple[int, dict[str, Any]]]:
+    base = json.loads(SAMPLE.read_text())
+    message = json.loads(base["Records"][0]["Sns"]["Message"])
+    out = []
+    for n in range(total):
+        alarm = n % alarms
+        event = copy.deepcopy(base)
+        body = dict(message, AlarmName=f"storm-alarm-{alarm:03d}",
+                    AlarmArn=f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:storm-alarm-{alarm:03d}",
+                    AlarmDescription="Storm benchmark alarm.\nseverity: SEV2")
+        event["Records"][0]["Sns"]["MessageId"] = str(uuid.UUID(int=n))
+        event["Records"][0]["Sns"]["Message"] = json.dumps(body)
+        out.append((alarm, event))
+    return out
+
+
+def build(store_kind: str, folder: Path) -> tuple[Any, StampingChannel, Any]:
+    from chalicelib.aws import Aws
+    from chalicelib.settings import Settings
+    from chalicelib.wiring import build_deps, override_deps
+
+    channel = StampingChannel()
+    server = None
+    if store_kind == "sqlite":
+        store_url = f"sqlite:///{folder}/storm.db"
+        clients: dict[str, Any] = {}
+    else:
+        import logging
+
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        client = boto3.client("dynamodb", endpoint_url=f"http://{host}:{port}")
+        template = json.loads((ROOT / ".chalice" / "merge-template.json").read_text())
+        props = template["Resources"]["IncidentsTable"]["Properties"]
+        client.create_table(TableName="storm", KeySchema=props["KeySchema"],
+                            AttributeDefinitions=props["AttributeDefinitions"],
+                            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"], BillingMode="PAY_PER_REQUEST")
+        store_url, clients = "dynamodb://storm", {"dynamodb": client}
+    settings = Settings.from_env({"RESPONDER_STORE": store_url, "RESPONDER_AUDIT": f"file://{folder}/audit.jsonl"})
+    deps = build_deps(settings, clock=Clock(), channels={"console": lambda: channel}, aws_clients=clients,
+                      aws=Aws(build_missing=False))
+    override_deps(deps)
+    return deps, channel, server
+
+
+def warmup_event() -> dict[str, Any]:
+    event = json.loads(SAMPLE.read_text())
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    event["Records"][0]["Sns"]["MessageId"] = "warm-up"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(dict(
+        message, AlarmName="warm-up", AlarmArn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:warm-up"))
+    return event
+
+
+def run(store_kind: str, total: int, alarms: int, trace_memory: bool = False) -> dict[str, Any]:
+    import logging
+
+    import app
+
+    logging.getLogger("responder").setLevel(logging.WARNING)  # measure the pipeline, not log formatting
+    handler = app.app.handler_map["on_alarm_sns"]
+    context = type("Context", (), {"function_name": "storm", "aws_request_id": "r"})()
+    with tempfile.TemporaryDirectory() as tmp:
+        deps, channel, server = build(store_kind, Path(tmp))
+        work = events(total, alarms)
+        handler(warmup_event(), context)  # warm-up: imports and first-use costs (not counted)
+        channel.sent.clear()
+        started: dict[int, float] = {}
+        latencies: list[float] = []
+        if trace_memory:
+            tracemalloc.start()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for alarm, event in work:
+            t0 = time.perf_counter()
+            started.setdefault(alarm, t0)
+            handler(event, context)
+            if not trace_memory:  # the list of 10,000 latencies would be most of the traced memory
+                latencies.append(time.perf_counter() - t0)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
+        tracemalloc.stop()
+        pages = channel.sent
+        first_event = {alarm: t for alarm, t in started.items()}
+        by_incident = {}
+        for incident in deps.store.list():
+            if incident.title.startswith("storm-alarm-"):
+                by_incident[incident.id] = int(incident.title.rsplit("-", 1)[1])
+        page_latency = sorted(t - first_event[by_incident[i]] for i, t in pages if i in by_incident)
+        if server is not None:
+            server.stop()
+    ms = sorted(x * 1000 for x in latencies) or [0.0]
+    return {
+        "store": store_kind, "events": total, "alarms": alarms,
+        "pages": len([i for i, _ in pages if i in by_incident]),
+        "events_per_s": round(total / wall, 1), "cpu_us_per_event": round(cpu / total * 1e6, 1),
+        "page_latency_ms_p50": round(statistics.median(page_latency) * 1000, 2),
+        "page_latency_ms_p99": round(page_latency[int(len(page_latency) * 0.99) - 1] * 1000, 2),
+        "handler_ms_p50": round(statistics.median(ms), 3), "handler_ms_p99": round(ms[int(len(ms) * 0.99) - 1], 3),
+        **({"peak_traced_mb": round(peak / 1e6, 3)} if trace_memory else {}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", choices=["sqlite", "dynamodb"], default="sqlite")
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--alarms", type=int, default=100)
+    parser.add_argument("--memory-check", action="store_true",
+                        help="also run 100 events and compare peak memory (10,000 within 1.2 × the peak of 100)")
+    args = parser.parse_args()
+    result = run(args.store, args.events, args.alarms)
+    if args.memory_check:  # separate runs: tracing allocations slows everything down
+        big = run(args.store, args.events, args.alarms, trace_memory=True)["peak_traced_mb"]
+        small = run(args.store, args.alarms, args.alarms, trace_memory=True)["peak_traced_mb"]
+        result |= {"peak_traced_mb": big, f"peak_traced_mb_at_{args.alarms}_events": small,
+                   "memory_ratio": round(big / small, 2)}
+    print(json.dumps(result, indent=2))
+    if result["pages"] != args.alarms:
+        raise SystemExit(f"expected exactly {args.alarms} pages, got {result['pages']}")
+
+
+if __name__ == "__main__":
+    main()
