@@ -1,0 +1,47 @@
+"""Add precompiled bytecode to a Chalice deployment zip (run by scripts/package).
+
+Chalice ships no .pyc and stamps every zip entry 1980-01-01, so Lambda would compile every
+module on every cold start (timestamp-checked .pyc files never match those mtimes). Bytecode
+compiled with ``--invalidation-mode unchecked-hash`` is used without looking at mtimes.
+Compile with the Lambda runtime's Python minor version (3.11 here): bytecode is per version.
+"""
+
+from __future__ import annotations
+
+import compileall
+import py_compile
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+
+def precompile(source: Path, target: Path) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with zipfile.ZipFile(source) as archive:
+            archive.extractall(root)
+        compileall.compile_dir(root, quiet=1, workers=0, legacy=False,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        count = 0
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(info, path.read_bytes())
+                    count += path.suffix == ".pyc"
+        return count
+
+
+if __name__ == "__main__":
+    if sys.version_info[:2] != (3, 11):
+        raise SystemExit("compile with Python 3.11, the Lambda runtime's version")
+    zip_in = Path(sys.argv[1])
+    zip_out = Path(sys.argv[2]) if len(sys.argv) > 2 else zip_in
+    temporary = zip_out.with_suffix(".tmp.zip")
+    pycs = precompile(zip_in, temporary)
+    shutil.move(temporary, zip_out)
+    print(f"{zip_out}: {pycs} .pyc files (unchecked-hash)")
