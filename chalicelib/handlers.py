@@ -62,7 +62,9 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
                                         reason="signed Sentry body is not a JSON object",
                                         delivery_id=_sentry_delivery(lowered, raw_body))
         outcome = deps.pipeline.respond(signal, raw=raw_body)
-        return WebhookResponse(400, {"error": "body: not a JSON object", "recorded": outcome.summary()})
+        return WebhookResponse(400, {"message": "body: not a JSON object (recorded as an unknown signal)",
+                                     "error": "body: not a JSON object", "field": "body",
+                                     "recorded": outcome.summary()})
     signal = sentry.to_signal(body, resource=lowered.get("sentry-hook-resource"),
                               request_id=lowered.get("request-id"), raw=raw_body, received=received)
     try:

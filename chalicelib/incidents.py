@@ -29,7 +29,7 @@ from chalicelib.models import (
 from chalicelib.store import IncidentStore
 
 # A noisy alarm re-fires for hours; its timeline keeps the first repeats and a count.
-MAX_REPEAT_ENTRIES = 50
+MAX_REPEAT_ENTRIES = 10
 _MAX_RACE_RETRIES = 25
 
 

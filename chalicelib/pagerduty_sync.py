@@ -31,7 +31,9 @@ def verify_signature(raw_body: bytes, headers: Mapping[str, str], secret: str) -
     if not given:
         raise SignatureError("X-PagerDuty-Signature", "missing")
     expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, candidate.lower()) for candidate in given):
+    # bytes, not str: compare_digest refuses non-ASCII strings, and a header can hold anything
+    if not any(hmac.compare_digest(expected.encode(), candidate.lower().encode("utf-8", "replace"))
+               for candidate in given):
         raise SignatureError("X-PagerDuty-Signature", "no v1 signature matches the body")
 
 

@@ -204,3 +204,9 @@ def test_sentry_payload_full_of_user_data_yields_a_clean_page(
 def test_health(client: Client) -> None:
     response = client.http.get("/health")
     assert response.status_code == 200 and response.json_body["status"] == "ok"
+
+
+def test_non_ascii_signature_is_a_401_not_a_crash(client: Client, deps: Deps) -> None:
+    # found by the fuzz tests: hmac.compare_digest raises TypeError on non-ASCII str
+    response = sentry_post(client, compact("sentry-issue-created.json"), signature="é" * 64)
+    assert response.status_code == 401 and deps.store.list() == []

@@ -46,7 +46,7 @@ def test_repeat_counts_and_caps_timeline() -> None:
     for _ in range(80):
         current = apply(Reason.ALREADY_OPEN, current, signal, c, T0, CONFIG)
     assert current.count == 81
-    assert len(current.timeline) == 1 + 49  # opened + repeats up to the cap
+    assert len(current.timeline) == 1 + 9  # opened + repeats up to the cap
 
 
 def test_resolve_marks_time_and_status() -> None:

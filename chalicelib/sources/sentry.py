@@ -45,7 +45,8 @@ def verify_signature(raw_body: bytes, headers: Mapping[str, str], secret: str) -
     if not given:
         raise SignatureError("Sentry-Hook-Signature", "missing")
     expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given.strip().lower()):
+    # bytes, not str: compare_digest refuses non-ASCII strings, and a header can hold anything
+    if not hmac.compare_digest(expected.encode(), given.strip().lower().encode("utf-8", "replace")):
         raise SignatureError("Sentry-Hook-Signature", "does not match the body")
 
 
