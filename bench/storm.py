@@ -95,7 +95,7 @@ def build(store_kind: str, folder: Path) -> tuple[Any, StampingChannel, Any]:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()  # noqa: S310
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
