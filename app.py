@@ -66,6 +66,15 @@ def escalation_sweep(event: CloudWatchEvent) -> dict:
     return _handlers().sweep()
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="canary")
+def canary(event: CloudWatchEvent) -> dict:
+    """Self-monitoring: classify → store → pager on the canary channel, then a CanaryCompleted metric."""
+    from chalicelib.canary import run_canary
+
+    deps = _handlers().get_deps()
+    return run_canary(deps, deps.clock())
+
+
 @app.route("/webhooks/pagerduty", methods=["POST"],
            content_types=["application/json", "text/plain", "application/octet-stream"])
 def pagerduty_webhook() -> Response:

@@ -30,6 +30,7 @@ class SignalKind(StrEnum):
     SENTRY_ERROR = "sentry_error"
     SENTRY_INSTALLATION = "sentry_installation"
     PAGERDUTY = "pagerduty"
+    CANARY = "canary"  # the responder's own heartbeat (canary.py)
     UNKNOWN = "unknown"
 
 

@@ -5,9 +5,9 @@
 - Error reporting (sentry-sdk) starts only when ``SENTRY_DSN`` is set, and must start
   before ``app.py`` declares its handlers, because the Chalice integration wraps
   handlers declared after ``init``. It runs with explicit integrations (no auto-enabling:
-  it costs cold start and pulls in boto3), no PII, no local variables, a short
-  shutdown timeout (a black-holed DSN must not hold a handler for seconds), and a
-  recursive scrubber.
+  it costs cold start and pulls in boto3), no user data, headers, bodies or local
+  variables, exception messages replaced, a short shutdown timeout (a black-holed DSN must
+  not hold a handler for seconds), and a recursive scrubber.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -45,33 +46,68 @@ def setup_logging(level: str | None = None) -> None:
     logger.setLevel(level or os.environ.get("RESPONDER_LOG_LEVEL", "INFO"))
 
 
-def init_error_reporting(environ: dict[str, str] | None = None) -> bool:
+def init_error_reporting(environ: dict[str, str] | None = None, transport: Any = None) -> bool:
+    """Start sentry-sdk if SENTRY_DSN is set (``transport`` lets tests capture what would be sent)."""
     env = os.environ if environ is None else environ
     dsn = env.get("SENTRY_DSN")
     if not dsn:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.chalice import ChaliceIntegration
-    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     sentry_sdk.init(
         dsn=dsn,
         environment=env.get("RESPONDER_STAGE", "local"),
-        send_default_pii=False,
+        # No user identity, cookies, headers, bodies, query strings or frame variables: a webhook
+        # or an exception can quote a patient. (data_collection supersedes send_default_pii.)
+        data_collection={
+            "user_info": False, "http_bodies": [], "stack_frame_variables": False, "database_query_data": False,
+            "queues": False, "cookies": {"mode": "off"}, "url_query_params": {"mode": "off"},
+            "http_headers": {"request": {"mode": "off"}},
+        },
         include_local_variables=False,
         max_breadcrumbs=20,
         shutdown_timeout=0.5,
         auto_enabling_integrations=False,
         integrations=[ChaliceIntegration()],
-        event_scrubber=EventScrubber(recursive=True, denylist=DEFAULT_DENYLIST + _SCRUB_KEYS),
-        before_send=_drop_request_data,
+        before_send=scrub_event,
+        **({"transport": transport} if transport is not None else {}),
     )
     return True
 
 
-def _drop_request_data(event: Any, hint: Any) -> Any:
-    # Request bodies and exception messages can quote a webhook payload; keep types and stacks.
+_PHI_PATTERNS = re.compile(
+    r"[\w.+-]+@[\w-]+\.[\w.-]+"            # e-mail addresses
+    r"|\b\d{3}-\d{2}-\d{4}\b"               # SSNs
+    r"|\b\d{4}-\d{2}-\d{2}\b"               # dates (of birth, among others)
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}\b")         # IPv4 addresses
+_DENY = {key.lower() for key in _SCRUB_KEYS} | {"password", "secret", "token", "api_key", "authorization",
+                                                 "cookie", "session", "patient", "request", "username"}
+
+
+# Top-level event fields the SDK itself fills (times, ids, versions): never scrubbed.
+_TRUSTED = {"timestamp", "start_timestamp", "event_id", "sdk", "platform", "level", "release", "environment",
+            "modules", "server_name"}
+
+
+def scrub_event(event: Any, hint: Any) -> Any:
+    """before_send: the recursive scrubber. Drops request data and exception messages (they can
+    quote a payload), blanks values under sensitive keys, and masks PHI-shaped strings anywhere."""
     event.pop("request", None)
+    event.pop("user", None)
     for exc in (event.get("exception") or {}).get("values") or []:
         exc["value"] = "[scrubbed]"
-    return event
+    return {k: (v if k in _TRUSTED else _scrub(v, k)) for k, v in event.items()}
+
+
+def _scrub(value: Any, key: str = "") -> Any:
+    if key.lower() in _DENY:
+        return "[scrubbed]"
+    if isinstance(value, dict):
+        return {k: _scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return _PHI_PATTERNS.sub("[scrubbed]", value)
+    return value

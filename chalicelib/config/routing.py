@@ -144,6 +144,7 @@ class Communications(Strict):
     customer_notice_minutes: dict[Severity, int] = Field(
         default_factory=lambda: {Severity.SEV1: 240, Severity.SEV2: 1440})  # per the customers' SLA
     reminder_role: str = "engineering-daytime"
+    canary_channel: str = "console"               # the channel the canary proves, every few minutes
 
     _severities = field_validator("customer_notice_minutes", mode="before")(
         lambda v: {severity_value(k): n for k, n in v.items()} if isinstance(v, dict) else v)
@@ -193,6 +194,8 @@ class RoutingConfig(Strict):
         if self.communications.founder_channel and self.communications.founder_channel not in channels:
             raise ValueError(f"communications.founder_channel {self.communications.founder_channel!r} "
                              "is not in channels")
+        if self.communications.canary_channel not in channels:
+            raise ValueError(f"communications.canary_channel {self.communications.canary_channel!r} is not in channels")
         if self.communications.reminder_role not in self.roles:
             raise ValueError(f"communications.reminder_role {self.communications.reminder_role!r} is not a role")
         for name in [self.fallback_channel] + [r.fallback_channel for r in self.roles.values()]:
