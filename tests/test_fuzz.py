@@ -141,3 +141,26 @@ def test_api_bodies_get_4xx_with_a_reason_never_5xx(fuzz_deps: Deps, route: str,
     assert response.status_code < 500, response.body
     if response.status_code >= 400:
         assert response.json_body["message"] and "\n" not in response.json_body["message"]
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(["pagerduty-webhook-incident-acknowledged.json",
+                                             "pagerduty-webhook-incident-resolved.json",
+                                             "pagerduty-webhook-incident-triggered.json"]))
+def test_signed_pagerduty_garbage_is_2xx_or_4xx_never_5xx(tmp_path_factory: pytest.TempPathFactory,
+                                                         data: st.DataObject, name: str) -> None:
+    folder = tmp_path_factory.mktemp("pd")
+    deps = make_deps(SqliteStore(folder / "s.db"), FakeClock(), RecordingChannel(),
+                     env={"PAGERDUTY_WEBHOOK_SECRET": "pd-secret"})
+    override_deps(deps)
+    try:
+        body = json.dumps(mangle(copy.deepcopy(load_event(name)), data)).encode()
+        signature = "v1=" + hmac.new(b"pd-secret", body, hashlib.sha256).hexdigest()
+        with Client(app_module.app, stage_name="dev") as client:
+            response = client.http.post("/webhooks/pagerduty", body=body, headers={
+                "Content-Type": "application/json", "X-PagerDuty-Signature": signature, "X-Webhook-Id": "w"})
+        assert response.status_code in (200, 400), response.body
+        if response.status_code == 400:
+            assert response.json_body["field"] == "event"
+    finally:
+        override_deps(None)
