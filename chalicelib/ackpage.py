@@ -23,20 +23,28 @@ _PROBLEMS = {
 
 
 def show(deps: Deps, token: str) -> ApiResponse:
-    claim = _claim(deps, token)
-    if isinstance(claim, ApiResponse):
-        return claim
-    incident = deps.store.get(claim.incident_id)
-    if incident is None:
-        return _page(404, "Incident not found", "It may have been removed.")
-    if incident.status is not IncidentStatus.OPEN:
-        return _page(200, f"Already {incident.status.value}", _state(incident), incident)
+    found = _open_incident(deps, token, not_open_status=200)
+    if isinstance(found, ApiResponse):
+        return found
+    claim, incident = found
     body = (f"<p>{html.escape(claim.person)}, you were paged for this incident.</p>"
             f'<form method="post"><button type="submit" id="ack">Acknowledge</button></form>')
     return _page(200, "Acknowledge this incident?", body, incident, raw=True)
 
 
 def submit(deps: Deps, token: str) -> ApiResponse:
+    found = _open_incident(deps, token, not_open_status=409)
+    if isinstance(found, ApiResponse):
+        return found
+    claim, _ = found
+    if not deps.links or not deps.links.use(deps.store, claim, deps.clock()):
+        return _page(*_PROBLEMS[LinkProblem.USED])
+    acked = deps.pipeline.acknowledge(claim.incident_id, claim.person, source="ack-link")
+    return _page(200, "Acknowledged", f"Acknowledged by {claim.person}. No more pages will go out for it.", acked)
+
+
+def _open_incident(deps: Deps, token: str, not_open_status: int) -> tuple[AckClaim, Incident] | ApiResponse:
+    """The link's claim and its still-open incident, or the page that explains why not."""
     claim = _claim(deps, token)
     if isinstance(claim, ApiResponse):
         return claim
@@ -44,11 +52,8 @@ def submit(deps: Deps, token: str) -> ApiResponse:
     if incident is None:
         return _page(404, "Incident not found", "It may have been removed.")
     if incident.status is not IncidentStatus.OPEN:
-        return _page(409, f"Already {incident.status.value}", _state(incident), incident)
-    if not deps.links or not deps.links.use(deps.store, claim, deps.clock()):
-        return _page(*_PROBLEMS[LinkProblem.USED])
-    acked = deps.pipeline.acknowledge(claim.incident_id, claim.person, source="ack-link")
-    return _page(200, "Acknowledged", f"Acknowledged by {claim.person}. No more pages will go out for it.", acked)
+        return _page(not_open_status, f"Already {incident.status.value}", _state(incident), incident)
+    return claim, incident
 
 
 def _claim(deps: Deps, token: str) -> AckClaim | ApiResponse:

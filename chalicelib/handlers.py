@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib import sources
@@ -42,19 +42,28 @@ class WebhookResponse:
         self.status, self.body = status, body
 
 
+def _refused(lowered: Mapping[str, str], raw_body: bytes, secret: Callable[[], str] | None, secret_name: str,
+             verify: Callable[[bytes, Mapping[str, str], str], None]) -> WebhookResponse | None:
+    """The checks every signed webhook passes first: size, a configured secret, the signature."""
+    if len(raw_body) > MAX_WEBHOOK_BYTES:
+        return _error(413, InvalidRequest("body", f"larger than {MAX_WEBHOOK_BYTES} bytes"))
+    if secret is None:
+        # Misconfiguration, not bad input: a 503 makes the sender retry once it is fixed.
+        return WebhookResponse(503, {"message": f"{secret_name}: not configured", "error": "unavailable"})
+    try:
+        verify(raw_body, lowered, secret())
+    except SignatureError as exc:
+        return _error(401, exc)
+    return None
+
+
 def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | None = None) -> WebhookResponse:
     """POST /webhooks/sentry: verify, dedupe on Request-ID, convert, run the pipeline."""
     deps = deps or get_deps()
     lowered = {k.lower(): v for k, v in headers.items()}
-    if len(raw_body) > MAX_WEBHOOK_BYTES:
-        return _error(413, InvalidRequest("body", f"larger than {MAX_WEBHOOK_BYTES} bytes"))
-    if deps.sentry_secret is None:
-        # Misconfiguration, not bad input: 503 makes Sentry retry once it is fixed.
-        return WebhookResponse(503, {"error": "SENTRY_CLIENT_SECRET: not configured"})
-    try:
-        sentry.verify_signature(raw_body, lowered, deps.sentry_secret())
-    except SignatureError as exc:
-        return _error(401, exc)
+    refused = _refused(lowered, raw_body, deps.sentry_secret, "SENTRY_CLIENT_SECRET", sentry.verify_signature)
+    if refused is not None:
+        return refused
     body = sources.decode(raw_body) if raw_body else None
     received = deps.clock()
     if not isinstance(body, dict):
@@ -71,7 +80,8 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
         outcome = deps.pipeline.respond(signal, raw=raw_body)
     except DeliveryInProgress:
         # Sentry retries 503s (3 times, 5 minutes apart); by then the first worker has finished.
-        return WebhookResponse(503, {"error": "Request-ID: this delivery is being processed; retry later"})
+        return WebhookResponse(503, {"message": "Request-ID: this delivery is being processed; retry later",
+                                     "error": "unavailable", "field": "Request-ID"})
     log.info("sentry webhook handled", extra={"outcome": outcome.summary()})
     return WebhookResponse(200, outcome.summary())
 
@@ -82,14 +92,10 @@ def on_pagerduty_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps
 
     deps = deps or get_deps()
     lowered = {k.lower(): v for k, v in headers.items()}
-    if len(raw_body) > MAX_WEBHOOK_BYTES:
-        return _error(413, InvalidRequest("body", f"larger than {MAX_WEBHOOK_BYTES} bytes"))
-    if deps.pagerduty_secret is None:
-        return WebhookResponse(503, {"error": "PAGERDUTY_WEBHOOK_SECRET: not configured"})
-    try:
-        pagerduty_sync.verify_signature(raw_body, lowered, deps.pagerduty_secret())
-    except SignatureError as exc:
-        return _error(401, exc)
+    refused = _refused(lowered, raw_body, deps.pagerduty_secret, "PAGERDUTY_WEBHOOK_SECRET",
+                       pagerduty_sync.verify_signature)
+    if refused is not None:
+        return refused
     body = sources.decode(raw_body)
     if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
         return _error(400, InvalidRequest("event", "a PagerDuty webhook v3 body has an event object"))
