@@ -162,7 +162,8 @@ def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> Ap
         body = _json_object(raw_body, required=True)
         user = _text(body, "user", required=True) or ""
         role = Role.parse(_text(body, "role", required=True) or "")
-        token_id, token = deps.tokens.create(user, role)
+        assert principal is not None
+        token_id, token = deps.tokens.create(user, role, created_by=principal.user)
     except InvalidRequest as exc:
         return error(400, str(exc), exc.field)
     return ApiResponse(201, {"id": token_id, "token": token, "user": user, "role": role.name.lower()})
@@ -171,8 +172,9 @@ def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> Ap
 def revoke_token(deps: Deps, principal: Principal | None, token_id: str) -> ApiResponse:
     if denied := require(principal, Role.ADMIN):
         return denied
+    assert principal is not None
     try:
-        deps.tokens.revoke(token_id)
+        deps.tokens.revoke(token_id, by=principal.user)
     except InvalidRequest as exc:
         return error(404, str(exc), "id")
     return ApiResponse(200, deps.tokens.describe(token_id))

@@ -45,7 +45,7 @@ class TokenService:
     def __init__(self, store: IncidentStore, clock: Callable[[], datetime]) -> None:
         self.store, self.clock = store, clock
 
-    def create(self, user: str, role: Role) -> tuple[str, str]:
+    def create(self, user: str, role: Role, created_by: str = "cli") -> tuple[str, str]:
         """A new token for ``user``; returns (token id, the token itself, shown once)."""
         if not user.strip() or len(user) > 100:
             raise InvalidRequest("user", "must be 1-100 characters")
@@ -53,7 +53,8 @@ class TokenService:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         record = {"user": user, "role": role.name.lower(), "salt": salt, "hash": _hash(salt, secret),
-                  "created_at": self.clock().isoformat(), "revoked_at": None}
+                  "created_at": self.clock().isoformat(), "created_by": created_by, "revoked_at": None,
+                  "revoked_by": None}
         self.store.put_doc(f"token:{token_id}", record, 0)
         return token_id, f"rsp_{token_id}_{secret}"
 
@@ -70,14 +71,15 @@ class TokenService:
             return None
         return Principal(user=record["user"], role=Role[record["role"].upper()], token_id=token_id)
 
-    def revoke(self, token_or_id: str) -> str:
+    def revoke(self, token_or_id: str, by: str = "cli") -> str:
         parsed = _parse(token_or_id)
         token_id = parsed[0] if parsed else token_or_id
         for _ in range(5):
             record, version = self.store.get_doc(f"token:{token_id}")
             if record is None:
                 raise InvalidRequest("token", f"no token {token_id}")
-            record["revoked_at"] = record.get("revoked_at") or self.clock().isoformat()
+            if not record.get("revoked_at"):
+                record["revoked_at"], record["revoked_by"] = self.clock().isoformat(), by
             try:
                 self.store.put_doc(f"token:{token_id}", record, version)
                 return token_id

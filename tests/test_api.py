@@ -162,6 +162,7 @@ def test_created_token_works_once_shown_and_revoke_stops_it(client: Client, toke
     assert call(client, "GET", "/incidents", created["token"]).status_code == 200
     revoked = call(client, "DELETE", f"/tokens/{created['id']}", tokens["admin"]).json_body
     assert revoked["revoked_at"] and "hash" not in revoked and "salt" not in revoked
+    assert revoked["created_by"] == revoked["revoked_by"] == "admin-person"
     assert call(client, "GET", "/incidents", created["token"]).status_code == 401
     bad = call(client, "POST", "/tokens", tokens["admin"], {"user": "x", "role": "root"})
     assert bad.status_code == 400 and bad.json_body["field"] == "role"
