@@ -30,10 +30,10 @@ def on_event(event: dict[str, Any], source_hint: str, deps: Deps | None = None) 
     deps = deps or get_deps()
     outcomes = []
     for signal in sources.to_signals(event, deps.clock(), source_hint):
-        outcome = deps.pipeline.respond(signal, raw=event)
+        summary = deps.pipeline.respond(signal, raw=event).summary()
         # Structured and PHI-free: ids, reasons and classification only.
-        log.info("event handled", extra={"outcome": outcome.summary()})
-        outcomes.append(outcome.summary())
+        log.info("event handled", extra={"outcome": summary})
+        outcomes.append(summary)
     return {"outcomes": outcomes}
 
 

@@ -74,7 +74,11 @@ class Outcome(Frozen):
     playbook_result: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"pages"}) | {"pages": len(self.pages)}
+        return {"delivery_id": self.delivery_id, "reason": self.reason.value, "kind": self.kind.value,
+                "transition": self.transition, "incident_key": self.incident_key, "severity": self.severity,
+                "owner": self.owner, "playbook": self.playbook, "rule": self.rule, "incident_id": self.incident_id,
+                "unknown_reason": self.unknown_reason, "playbook_result": self.playbook_result,
+                "pages": len(self.pages)}
 
 
 class Pipeline:
