@@ -74,10 +74,11 @@ def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, 
 def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
     if event_type not in ("incident.acknowledged", "incident.resolved"):
         return {"reason": "IGNORED", "event_type": event_type}
-    incident = find_incident(deps, data.get("incident_key"))
+    key = data.get("incident_key")
+    incident = find_incident(deps, key if isinstance(key, str) else None)  # a webhook can carry anything
     if incident is None:
         return {"reason": "NO_MATCH", "event_type": event_type}
-    by = f"pagerduty:{agent.get('summary') or agent.get('id') or 'unknown'}"
+    by = f"pagerduty:{str(agent.get('summary') or agent.get('id') or 'unknown')[:100]}"
     try:
         if event_type == "incident.acknowledged":
             deps.pipeline.acknowledge(incident.id, by, source="pagerduty")

@@ -179,3 +179,14 @@ def test_pagerduty_reporting_our_own_resolve_back_ends_the_loop(client: Client, 
     response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
     assert response.status_code == 200 and response.json_body["reason"] == "ALREADY_RESOLVED"
     assert pd.actions() == ["trigger", "resolve"]
+
+
+def test_malformed_incident_key_is_no_match_not_a_crash(client: Client, deps: Deps) -> None:
+    # found by the fuzz tests: a non-string incident_key reached the store's query
+    body = load_event("pagerduty-webhook-incident-acknowledged.json")
+    body["event"]["data"]["incident_key"] = [None]
+    raw = json.dumps(body).encode()
+    headers = {"X-Webhook-Id": new_id(), "Content-Type": "application/json",
+               "X-PagerDuty-Signature": "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()}
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.status_code == 200 and response.json_body["reason"] == "NO_MATCH"
