@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import copy
-import os
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from tests.conftest import SENTRY_SECRET, T0, FakeClock, RecordingChannel, inbou
 
 # Locally every run explores new inputs; in CI the examples are fixed (derandomized), so a red run
 # means a change broke something, not that the fuzzer got lucky. FUZZ_EXAMPLES=2000 for a long hunt.
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")), derandomize=bool(os.environ.get("CI")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                         HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")), derandomize=bool(os.environ.get("CI")),
+                deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40))
 json_values = st.recursive(scalars, lambda inner: st.one_of(
