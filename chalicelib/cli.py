@@ -30,7 +30,7 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest, ResponderError
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
+EXIT_FAILED = 1  # argparse itself exits 2 on a usage error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ completes inside its severity's response time) run in ``load``.
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +22,7 @@ from chalicelib.config.severity import Match, MatrixRow, Rule, SeverityConfig, S
 from chalicelib.errors import ConfigError
 
 __all__ = ["DEFAULT_DIR", "Match", "MatrixRow", "ResponderConfig", "RoutingConfig", "Rule", "SeverityConfig",
-           "load", "load_cached"]
+           "load"]
 
 DEFAULT_DIR = Path(__file__).parent
 _M = TypeVar("_M", bound=BaseModel)
@@ -59,11 +58,6 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
     return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks)
-
-
-@cache
-def load_cached(config_dir: str | None = None) -> ResponderConfig:
-    return load(config_dir)
 
 
 def _load_file(path: Path, model: type[_M]) -> _M:
