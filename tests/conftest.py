@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -55,6 +56,13 @@ NOT_INBOUND = {
 
 
 CONFIG = config.load()
+
+
+def copy_config(folder: Path) -> Path:
+    """The shipped config files copied into ``folder``, for a test to edit."""
+    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
+        shutil.copy(config.DEFAULT_DIR / name, folder / name)
+    return folder
 
 
 def load_event(name: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import config
 from chalicelib.cli import main
 from chalicelib.handlers import on_event
 from chalicelib.models import Incident, IncidentStatus, PageKind, Severity, SignalKind
@@ -23,7 +21,7 @@ from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.tokens import Role
 from chalicelib.wiring import Deps, build_deps, override_deps
-from tests.conftest import CONFIG, FakeClock, RecordingChannel, load_event
+from tests.conftest import CONFIG, FakeClock, RecordingChannel, copy_config, load_event
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # Friday 10:00 in New York
 PEOPLE = ("giles", "christian", "engineer-on-call", "engineer-daytime", "jdoe", "Jane")
@@ -36,8 +34,7 @@ def recorders() -> dict[str, RecordingChannel]:
 
 @pytest.fixture
 def deps(tmp_path: Path, recorders: dict[str, RecordingChannel]) -> Iterator[Deps]:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text()
     routing = routing.replace("channels:\n  console:\n    type: console\n", (
         "communications:\n  founder_channel: slack-founders\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,12 +9,12 @@ import pytest
 from chalicelib import config
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings
+from tests.conftest import copy_config
 
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     return tmp_path
 
 

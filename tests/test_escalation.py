@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from chalicelib.models import IncidentStatus, PageKind, PageStatus
 from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.wiring import Deps, build_deps
-from tests.conftest import AtomicRequests, FakeClock, RecordingChannel, load_event, new_id, sns_event
+from tests.conftest import AtomicRequests, FakeClock, RecordingChannel, copy_config, load_event, new_id, sns_event
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # Friday 10:00 in New York
 
@@ -154,8 +153,7 @@ class FlakyPagerDuty:
 
 
 def pagerduty_config(tmp_path: Path) -> Path:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text()
     routing = routing.replace("channels:\n  console:\n    type: console\n", (
         "channels:\n  console:\n    type: console\n"
@@ -223,8 +221,7 @@ def test_sev3_at_3am_new_york_pages_engineering_daytime_at_9(any_store: Any) -> 
 
 
 def test_gap_in_schedule_is_refused_naming_it(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "    shifts: [{person: engineer-on-call}]",
         "    shifts:\n"
@@ -238,8 +235,7 @@ def test_gap_in_schedule_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_chain_that_cannot_finish_inside_response_time_is_refused(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "      - {role: engineering-oncall, after_minutes: 10}", "      - {role: engineering-oncall, after_minutes: 20}")
     (tmp_path / "routing.yaml").write_text(routing)
@@ -248,8 +244,7 @@ def test_chain_that_cannot_finish_inside_response_time_is_refused(tmp_path: Path
 
 
 def test_single_two_hour_gap_is_named_exactly(tmp_path: Path) -> None:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "    shifts: [{person: engineer-on-call}]",
         "    shifts:\n"

@@ -4,7 +4,6 @@ that nothing was lost: the incident exists once and the page arrived once."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib import config
 from chalicelib.channels import ChannelError
 from chalicelib.errors import TransientError
 from chalicelib.handlers import on_event
@@ -24,7 +22,16 @@ from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import build_deps
-from tests.conftest import FakeClock, RecordingChannel, create_table, load_event, make_deps, new_id, sns_event
+from tests.conftest import (
+    FakeClock,
+    RecordingChannel,
+    copy_config,
+    create_table,
+    load_event,
+    make_deps,
+    new_id,
+    sns_event,
+)
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)
 
@@ -53,8 +60,7 @@ class SlowThenFastPagerDuty:
 
 
 def pagerduty_deps(tmp_path: Path, clock: FakeClock, transport: Any) -> Any:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text().replace(
         "channels:\n  console:\n    type: console\n",
         "channels:\n  console:\n    type: console\n  pd:\n    type: pagerduty\n    routing_key_env: PD_KEY\n").replace(

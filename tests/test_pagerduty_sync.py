@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,12 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import config
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
 from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps, override_deps
-from tests.conftest import FakeClock, load_event, new_id
+from tests.conftest import FakeClock, copy_config, load_event, new_id
 
 SECRET = "pd-webhook-secret-for-tests"
 
@@ -49,8 +47,7 @@ def pd() -> PagerDutyEvents:
 
 @pytest.fixture
 def deps(tmp_path: Path, pd: PagerDutyEvents) -> Iterator[Deps]:
-    for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-        shutil.copy(config.DEFAULT_DIR / name, tmp_path / name)
+    copy_config(tmp_path)
     routing = (tmp_path / "routing.yaml").read_text()
     routing = routing.replace("channels:\n  console:\n    type: console\n", (
         "channels:\n  console:\n    type: console\n"

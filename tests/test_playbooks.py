@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,14 +16,13 @@ import yaml
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib import config
 from chalicelib.audit import JsonlAuditLog, S3AuditLog
 from chalicelib.aws import Aws
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus, Severity
 from chalicelib.settings import Settings
 from chalicelib.wiring import Deps, build_deps
-from tests.conftest import FakeClock, RecordingChannel, load_event, new_id, sns_event
+from tests.conftest import FakeClock, RecordingChannel, copy_config, load_event, new_id, sns_event
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # Friday 10:00 in New York
 SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/prod-cluster/checkout-api"
@@ -53,8 +51,7 @@ class Harness:
         self.http = Http()
         self.config_dir = tmp_path / "config"
         self.config_dir.mkdir()
-        for name in ("severity.yaml", "routing.yaml", "playbooks.yaml"):
-            shutil.copy(config.DEFAULT_DIR / name, self.config_dir / name)
+        copy_config(self.config_dir)
         self.clients = {name: boto3.client(name, region_name="us-east-1")
                         for name in ("ecs", "ssm", "sqs", "cloudwatch", "logs", "s3", "cloudtrail")}
         self.audit = JsonlAuditLog(tmp_path / "audit.jsonl")
