@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,10 +97,8 @@ def get_incident(deps: Deps, principal: Principal | None, incident_id: str) -> A
 
 
 def acknowledge(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
-    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
-        return denied
-    assert principal is not None
-    return _act(lambda: deps.pipeline.acknowledge(incident_id, principal.user), incident_id)
+    return _responder_action(principal, raw_body, incident_id,
+                             lambda user: deps.pipeline.acknowledge(incident_id, user))
 
 
 def resolve(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
@@ -140,10 +138,8 @@ def postmortem(deps: Deps, principal: Principal | None, incident_id: str) -> Api
 
 
 def mark_phi_exposure(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
-    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
-        return denied
-    assert principal is not None
-    return _act(lambda: deps.pipeline.mark_phi_exposure(incident_id, principal.user), incident_id)
+    return _responder_action(principal, raw_body, incident_id,
+                             lambda user: deps.pipeline.mark_phi_exposure(incident_id, user))
 
 
 def complete_duty(deps: Deps, principal: Principal | None, incident_id: str, kind: str) -> ApiResponse:
@@ -181,6 +177,15 @@ def revoke_token(deps: Deps, principal: Principal | None, token_id: str) -> ApiR
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _responder_action(principal: Principal | None, raw_body: bytes, incident_id: str,
+                      run: Callable[[str], Incident]) -> ApiResponse:
+    """A bodiless responder change: role and size checks, then ``run(user)`` with errors mapped."""
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    return _act(lambda: run(principal.user), incident_id)
 
 
 def _act(run: Any, incident_id: str) -> ApiResponse:

@@ -65,6 +65,24 @@ def copy_config(folder: Path) -> Path:
     return folder
 
 
+def config_with_channels(folder: Path, channels: str, people: dict[str, str] | None = None,
+                         prefix: str = "") -> Path:
+    """The shipped config in ``folder`` with extra channels (YAML lines under ``channels:``),
+    some people moved onto them ({"giles": "[pd, console]"}), and ``prefix`` YAML before them."""
+    copy_config(folder)
+    path = folder / "routing.yaml"
+    console = "channels:\n  console:\n    type: console\n"
+    routing = path.read_text()
+    assert console in routing
+    routing = routing.replace(console, prefix + console + channels)
+    for person, spec in (people or {}).items():
+        old = f"  {person}: {{channels: [console]}}"
+        assert old in routing, old
+        routing = routing.replace(old, f"  {person}: {{channels: {spec}}}")
+    path.write_text(routing)
+    return folder
+
+
 def load_event(name: str) -> Any:
     return json.loads((EVENTS_DIR / name).read_text())
 

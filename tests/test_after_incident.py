@@ -21,7 +21,7 @@ from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.tokens import Role
 from chalicelib.wiring import Deps, build_deps, override_deps
-from tests.conftest import CONFIG, FakeClock, RecordingChannel, copy_config, load_event
+from tests.conftest import CONFIG, FakeClock, RecordingChannel, config_with_channels, load_event
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # Friday 10:00 in New York
 PEOPLE = ("giles", "christian", "engineer-on-call", "engineer-daytime", "jdoe", "Jane")
@@ -34,13 +34,8 @@ def recorders() -> dict[str, RecordingChannel]:
 
 @pytest.fixture
 def deps(tmp_path: Path, recorders: dict[str, RecordingChannel]) -> Iterator[Deps]:
-    copy_config(tmp_path)
-    routing = (tmp_path / "routing.yaml").read_text()
-    routing = routing.replace("channels:\n  console:\n    type: console\n", (
-        "communications:\n  founder_channel: slack-founders\n"
-        "channels:\n  console:\n    type: console\n"
-        "  slack-founders:\n    type: slack\n    webhook_url_env: SLACK_FOUNDERS\n"))
-    (tmp_path / "routing.yaml").write_text(routing)
+    config_with_channels(tmp_path, "  slack-founders:\n    type: slack\n    webhook_url_env: SLACK_FOUNDERS\n",
+                         prefix="communications:\n  founder_channel: slack-founders\n")
     settings = Settings.from_env({"RESPONDER_CONFIG_DIR": str(tmp_path), "SLACK_FOUNDERS": "https://hooks.example/x",
                                   "RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"})
     built = build_deps(settings, clock=FakeClock(T), store=SqliteStore(tmp_path / "s.db"),

@@ -175,9 +175,8 @@ def test_tokens_are_stored_only_as_salted_hashes(deps: Deps) -> None:
     assert {"salt", "hash"} <= set(record) and len(record["salt"]) == 32
 
 
-def test_ack_through_the_api_tells_pagerduty_and_pagerduty_is_not_told_of_its_own(
-        deps: Deps, console: RecordingChannel) -> None:
-    # covered end to end in test_pagerduty_sync.py; here: no acknowledge notice goes to console channels
+def test_ack_sends_no_acknowledge_notice_to_non_pagerduty_channels(deps: Deps, console: RecordingChannel) -> None:
+    # the PagerDuty side (acknowledge event out, none echoed back) is tested in test_pagerduty_sync.py
     outcome = on_event(load_event("eventbridge-cloudtrail-s3-putobjectlegalhold.json"), "eventbridge", deps)
     deps.pipeline.acknowledge(outcome["outcomes"][0]["incident_id"], "giles")
     assert [p.kind.value for p in console.sent] == ["trigger"]

@@ -38,7 +38,7 @@ def test_policy_grants_store_actions_without_wildcard_actions(stage: str) -> Non
 
 def test_store_uses_only_granted_dynamodb_calls() -> None:
     source = (ROOT / "chalicelib" / "store" / "dynamodb.py").read_text()
-    calls = set(re.findall(r'_call\(\s*"(\w+)"', source))
+    calls = set(re.findall(r'(?:_call|_incidents)\(\s*"(\w+)"', source))
     assert calls == {"put_item", "delete_item", "get_item", "scan", "query", "transact_write_items"}
 
 

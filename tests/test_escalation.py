@@ -23,7 +23,16 @@ from chalicelib.models import IncidentStatus, PageKind, PageStatus
 from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.wiring import Deps, build_deps
-from tests.conftest import AtomicRequests, FakeClock, RecordingChannel, copy_config, load_event, new_id, sns_event
+from tests.conftest import (
+    AtomicRequests,
+    FakeClock,
+    RecordingChannel,
+    config_with_channels,
+    copy_config,
+    load_event,
+    new_id,
+    sns_event,
+)
 
 T = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # Friday 10:00 in New York
 
@@ -153,16 +162,10 @@ class FlakyPagerDuty:
 
 
 def pagerduty_config(tmp_path: Path) -> Path:
-    copy_config(tmp_path)
-    routing = (tmp_path / "routing.yaml").read_text()
-    routing = routing.replace("channels:\n  console:\n    type: console\n", (
-        "channels:\n  console:\n    type: console\n"
-        "  pagerduty-giles:\n    type: pagerduty\n    routing_key_env: PD_KEY_GILES\n"
-        "  sms-giles:\n    type: sns\n    topic_arn_env: GILES_SMS_TOPIC_ARN\n"))
-    routing = routing.replace("  giles: {channels: [console]}",
-                              "  giles: {channels: [pagerduty-giles], fallback: sms-giles}")
-    (tmp_path / "routing.yaml").write_text(routing)
-    return tmp_path
+    return config_with_channels(
+        tmp_path, "  pagerduty-giles:\n    type: pagerduty\n    routing_key_env: PD_KEY_GILES\n"
+                  "  sms-giles:\n    type: sns\n    topic_arn_env: GILES_SMS_TOPIC_ARN\n",
+        {"giles": "[pagerduty-giles], fallback: sms-giles"})
 
 
 def test_pagerduty_down_for_ten_minutes_delivers_once_per_channel_inside_response_time(

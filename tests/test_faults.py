@@ -25,7 +25,7 @@ from chalicelib.wiring import build_deps
 from tests.conftest import (
     FakeClock,
     RecordingChannel,
-    copy_config,
+    config_with_channels,
     create_table,
     load_event,
     make_deps,
@@ -60,12 +60,8 @@ class SlowThenFastPagerDuty:
 
 
 def pagerduty_deps(tmp_path: Path, clock: FakeClock, transport: Any) -> Any:
-    copy_config(tmp_path)
-    routing = (tmp_path / "routing.yaml").read_text().replace(
-        "channels:\n  console:\n    type: console\n",
-        "channels:\n  console:\n    type: console\n  pd:\n    type: pagerduty\n    routing_key_env: PD_KEY\n").replace(
-        "  engineer-on-call: {channels: [console]}", "  engineer-on-call: {channels: [pd]}")
-    (tmp_path / "routing.yaml").write_text(routing)
+    config_with_channels(tmp_path, "  pd:\n    type: pagerduty\n    routing_key_env: PD_KEY\n",
+                         {"engineer-on-call": "[pd]"})
     settings = Settings.from_env({"RESPONDER_CONFIG_DIR": str(tmp_path), "PD_KEY": "K",
                                   "RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"})
     return build_deps(settings, clock=clock, store=SqliteStore(tmp_path / "s.db"), transport=transport,

@@ -18,7 +18,7 @@ from chalicelib.models import IncidentStatus
 from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps, override_deps
-from tests.conftest import FakeClock, copy_config, load_event, new_id
+from tests.conftest import FakeClock, config_with_channels, load_event, new_id
 
 SECRET = "pd-webhook-secret-for-tests"
 
@@ -47,13 +47,8 @@ def pd() -> PagerDutyEvents:
 
 @pytest.fixture
 def deps(tmp_path: Path, pd: PagerDutyEvents) -> Iterator[Deps]:
-    copy_config(tmp_path)
-    routing = (tmp_path / "routing.yaml").read_text()
-    routing = routing.replace("channels:\n  console:\n    type: console\n", (
-        "channels:\n  console:\n    type: console\n"
-        "  pagerduty-founders:\n    type: pagerduty\n    routing_key_env: PD_KEY\n"))
-    routing = routing.replace("  giles: {channels: [console]}", "  giles: {channels: [pagerduty-founders, console]}")
-    (tmp_path / "routing.yaml").write_text(routing)
+    config_with_channels(tmp_path, "  pagerduty-founders:\n    type: pagerduty\n    routing_key_env: PD_KEY\n",
+                         {"giles": "[pagerduty-founders, console]"})
     settings = Settings.from_env({"RESPONDER_CONFIG_DIR": str(tmp_path), "PD_KEY": "R0TESTKEY",
                                   "PAGERDUTY_WEBHOOK_SECRET": SECRET,
                                   "RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"})

@@ -162,29 +162,20 @@ class DynamoStore:
         return incident if incident.is_open else None
 
     def list(self) -> list[Incident]:
-        incidents, start = [], None
-        while True:
-            kwargs: dict[str, Any] = {"TableName": self.table,
-                                      "FilterExpression": "begins_with(pk, :p)",
-                                      "ExpressionAttributeValues": {":p": _s("INCIDENT#")}}
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            page = self._call("scan", **kwargs)
-            incidents += [Incident.model_validate_json(i["doc"]["S"]) for i in page.get("Items", [])]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return sorted(incidents, key=lambda i: (i.opened_at, i.id))
+        incidents = self._incidents("scan", FilterExpression="begins_with(pk, :p)",
+                                    ExpressionAttributeValues={":p": _s("INCIDENT#")})
+        return sorted(incidents, key=lambda i: (i.opened_at, i.id))
 
     def due(self, now: datetime) -> builtins.list[Incident]:
-        incidents, start = [], None
+        return self._incidents("query", IndexName=DUE_INDEX, KeyConditionExpression="due_pk = :due AND due_at <= :now",
+                               ExpressionAttributeValues={":due": _s("DUE"), ":now": _n(int(now.timestamp()))})
+
+    def _incidents(self, op: str, **kwargs: Any) -> builtins.list[Incident]:
+        """Every incident a scan or query returns, following LastEvaluatedKey across pages."""
+        incidents: builtins.list[Incident] = []
+        start = None
         while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table, "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_pk = :due AND due_at <= :now",
-                "ExpressionAttributeValues": {":due": _s("DUE"), ":now": _n(int(now.timestamp()))}}
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            page = self._call("query", **kwargs)
+            page = self._call(op, TableName=self.table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
             incidents += [Incident.model_validate_json(i["doc"]["S"]) for i in page.get("Items", [])]
             start = page.get("LastEvaluatedKey")
             if not start:
