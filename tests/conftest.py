@@ -40,12 +40,14 @@ from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps, override_deps
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS_DIR = Path(os.environ.get("RESPONDER_EVENTS_DIR", ROOT.parent / "shared" / "events"))
+# Real payload shapes, copied into the repository with their provenance (tests/events/SOURCES.md):
+# nothing a test reads lives outside it.
+EVENTS_DIR = ROOT / "tests" / "events"
 SENTRY_SECRET = "test-sentry-client-secret-0123456789"
 # Friday 10:42 in New York: business hours, so Sev3 pages at once (tests of night-time say so).
 T0 = datetime(2025, 3, 14, 14, 42, 40, tzinfo=UTC)
 
-# Files in shared/events/ that are not inbound events: outbound PagerDuty calls and responses,
+# Files in tests/events/ that are not inbound events: outbound PagerDuty calls and responses,
 # and test vectors.
 NOT_INBOUND = {
     "pagerduty-events-v2-acknowledge.json", "pagerduty-events-v2-resolve.json",

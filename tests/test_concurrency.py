@@ -22,7 +22,6 @@ from chalicelib.handlers import on_event
 from chalicelib.models import PageKind
 from chalicelib.store.dynamodb import DynamoStore
 from tests.conftest import (
-    EVENTS_DIR,
     ROOT,
     AtomicRequests,
     FakeClock,
@@ -95,7 +94,7 @@ def test_eight_processes_one_message_sqlite(tmp_path: Path) -> None:
 
     event_file.write_text(json.dumps(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id())))
     env = {**os.environ, "RESPONDER_STORE": f"sqlite:///{tmp_path}/state.db",
-           "PYTHONPATH": str(ROOT), "RESPONDER_EVENTS_DIR": str(EVENTS_DIR)}
+           "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-m", "chalicelib", "replay", str(event_file), "--now", "2025-03-14T14:43:00Z"], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(8)]
