@@ -1,0 +1,51 @@
+"""JSON parsing for input we did not write: depth-limited, finite numbers only.
+
+``json.loads`` recurses once per nesting level, so a body nested 100,000 deep escapes as
+``RecursionError`` (not ``ValueError``) from whatever called it, and it accepts ``NaN`` and
+``Infinity``, which later overflow a timestamp. Every parser of inbound bytes uses ``loads``
+here instead: too deep or non-finite input raises ``JsonRejected`` (a ``ValueError``, so
+callers that already turn bad JSON into an ``unknown`` signal or a 400 keep doing so).
+
+Depth is checked before parsing, on the bracket characters outside string literals, so the
+check itself never recurses and costs one regex pass over the text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_DEPTH = 64  # real payloads nest about 12 deep (Sentry event_alert with breadcrumbs)
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+class JsonRejected(ValueError):
+    """Input that is JSON-shaped but refused: nested too deep, or a non-finite number."""
+
+
+def depth(text: str) -> int:
+    """The deepest nesting of objects and arrays in ``text`` (0 for a scalar)."""
+    deepest = level = 0
+    for match in _BRACKET.finditer(_STRING.sub('""', text)):
+        if match.group() in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        else:
+            level -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise JsonRejected(f"non-finite number {name} is not accepted")
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` for untrusted input; raises ``JsonRejected`` or ``json.JSONDecodeError``."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("utf-8")
+    if depth(text) > max_depth:
+        raise JsonRejected(f"JSON nested deeper than {max_depth} levels")
+    return json.loads(text, parse_constant=_refuse_constant)
