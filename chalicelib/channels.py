@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
+from chalicelib import escape
 from chalicelib.errors import ChannelError
 from chalicelib.models import PageKind, Severity
 from chalicelib.paging import PageRequest
@@ -72,7 +73,7 @@ class ConsoleChannel:
         self.stream = stream
 
     def send(self, page: PageRequest) -> None:
-        print(f"PAGE {page.kind.value} → {page.person} ({page.role}): {page.text}",
+        print(escape.plain(f"PAGE {page.kind.value} → {page.person} ({page.role}): {page.text}"),
               file=self.stream or sys.stderr, flush=True)
 
 
@@ -85,7 +86,7 @@ class PagerDutyChannel:
         body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": page.incident_id,
                                 "event_action": _PD_ACTIONS[page.kind]}
         if body["event_action"] == "trigger":
-            body["payload"] = {"summary": page.text[:1024], "source": page.source[:255],
+            body["payload"] = {"summary": escape.plain(page.text)[:1024], "source": page.source[:255],
                                "severity": PAGERDUTY_SEVERITY[page.severity],
                                "custom_details": {"incident": page.incident_id, "role": page.role}}
             body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + [
@@ -108,7 +109,7 @@ class SlackChannel:
         self._webhook_url, self.transport, self.timeout = webhook_url, transport, timeout
 
     def send(self, page: PageRequest) -> None:
-        response = self.transport.post(self._webhook_url(), json.dumps({"text": page.text}).encode(),
+        response = self.transport.post(self._webhook_url(), json.dumps({"text": escape.slack(page.text)}).encode(),
                                        {"Content-Type": "application/json"}, self.timeout)
         if not 200 <= response.status < 300:
             raise ChannelError(f"Slack answered {response.status}",
@@ -124,7 +125,7 @@ class SnsChannel:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self._client().publish(TopicArn=self._topic_arn(), Message=page.text,
+            self._client().publish(TopicArn=self._topic_arn(), Message=escape.plain(page.text),
                                    Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")

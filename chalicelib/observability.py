@@ -7,7 +7,9 @@
   handlers declared after ``init``. It runs with explicit integrations (no auto-enabling:
   it costs cold start and pulls in boto3), no user data, headers, bodies or local
   variables, exception messages replaced, a short shutdown timeout (a black-holed DSN must
-  not hold a handler for seconds), and a recursive scrubber.
+  not hold a handler for seconds), and a recursive scrubber: values under secret or
+  PHI-naming keys (``patient_name``, ``dob``, ``address``, ``phone``…; ``phi.is_phi_key``'s
+  words) blanked, and e-mails, phones, SSNs, MRNs, dates and IPs masked in any string.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import os
 import re
 import sys
 from typing import Any
+
+from chalicelib import phi
 
 _FIELDS = ("outcome",)
 _SCRUB_KEYS = ["email", "user_email", "ip_address", "client_secret", "webhook_token", "routing_key",
@@ -101,13 +105,19 @@ def scrub_event(event: Any, hint: Any) -> Any:
     return {k: (v if k in _TRUSTED else _scrub(v, k)) for k, v in event.items()}
 
 
+def _sensitive(key: str) -> bool:
+    # PHI words anywhere in the key (patient_name, dateOfBirth, home_address), not the whole-
+    # container names: the SDK reads its own ``contexts`` after this hook.
+    return key.lower() in _DENY or any(word in phi.PHI_WORDS for word in phi.words(key))
+
+
 def _scrub(value: Any, key: str = "") -> Any:
-    if key.lower() in _DENY:
+    if _sensitive(key):
         return "[scrubbed]"
     if isinstance(value, dict):
         return {k: _scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if isinstance(value, str):
-        return _PHI_PATTERNS.sub("[scrubbed]", value)
+        return phi.mask(_PHI_PATTERNS.sub("[scrubbed]", value))
     return value

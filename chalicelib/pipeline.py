@@ -22,7 +22,8 @@
    result recorded on the incident. Later steps, retries and fallbacks are the scheduled
    sweep's (``Escalator.sweep``); an acknowledgement cancels whatever is still unsent.
 7. **Complete.** The delivery record keeps the outcome (and, for unknown input, the raw
-   payload) for the dedupe window.
+   payload: PHI-bearing keys dropped, clipped to fit a DynamoDB item, with the original's
+   size and sha256; see ``payloads.kept``) for the dedupe window.
 
 6. **Act.** A new incident with a playbook gets it run by the ``Executor`` inside the safety
    envelope (dry run, limits, rate limit and breaker, audit); whatever it does or fails to
@@ -34,12 +35,11 @@ the playbook for its plan, and sends and changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib import comms, escalation
+from chalicelib import comms, escalation, payloads
 from chalicelib.audit import AuditLog, JsonlAuditLog
 from chalicelib.aws import Aws
 from chalicelib.channels import Transport
@@ -54,7 +54,6 @@ from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, 
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 
-RAW_KEEP_LIMIT = 256 * 1024  # an SNS message is at most 256 KB; keep whole payloads up to that
 UNKNOWN_KEEP_DAYS = 90  # unrecognised input waits for a human (and a new converter) longer
 
 
@@ -128,7 +127,8 @@ class Pipeline:
                               pages=records, playbook_result=playbook_result, **base)
             kept, keep_days = outcome.summary(), self.keep_days
             if signal.kind is SignalKind.UNKNOWN and raw is not None:
-                kept["raw"], keep_days = _raw_text(raw), max(keep_days, UNKNOWN_KEEP_DAYS)
+                kept |= payloads.kept(raw)
+                keep_days = max(keep_days, UNKNOWN_KEEP_DAYS)
             self.store.complete_delivery(signal.delivery_id, kept, now, keep_days)
             return outcome
         except BaseException:
@@ -218,8 +218,3 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: In
                 transition=signal.transition.value, incident_key=signal.incident_key,
                 reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned))
 
-
-def _raw_text(raw: Any) -> str:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (
-        raw if isinstance(raw, str) else json.dumps(raw, default=str))
-    return text[:RAW_KEEP_LIMIT]

@@ -5,6 +5,10 @@ acknowledged after how long, every playbook step and its result, when and how it
 resolved. Root cause, lessons and action items are left for people. Blameless: the
 Lessons section is a prompt, never filled with anyone's name; names appear only where
 the record states a fact (who was paged, who acknowledged).
+
+Every value from outside (titles, names, notes, keys) goes through ``escape.markdown`` or
+``escape.markdown_code``: an alarm named ``<script>`` or ``![x](https://evil)`` reads as
+its name, a ``|`` stays inside its table cell, and a line break cannot start a heading.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
+from chalicelib.escape import markdown, markdown_code
 from chalicelib.models import Incident, PageStatus
 
 SECTIONS = ("Incident date", "Impact", "Root cause", "Detection", "Response", "Resolution", "Lessons",
@@ -22,9 +27,9 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
     row = config.severity.matrix[incident.severity]
     end = incident.resolved_at
     lines = [
-        f"# Post-mortem: {incident.title}",
+        f"# Post-mortem: {markdown(incident.title)}",
         "",
-        f"_Draft for incident `{incident.id}`, generated {_t(now)} from its timeline. Blameless: describe "
+        f"_Draft for incident {markdown_code(incident.id)}, generated {_t(now)} from its timeline. Blameless: describe "
         "systems, signals and decisions, not people._",
         "",
         "## Incident date",
@@ -34,22 +39,22 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         "",
         "## Impact",
         f"- Severity: SEV{incident.severity.value} ({row.definition}); response target: {row.response}",
-        f"- Surfaces: {incident.kind.value} {incident.resource or incident.title}",
+        f"- Surfaces: {incident.kind.value} {markdown(incident.resource or incident.title)}",
         f"- Duration of impact: {_duration(end - incident.opened_at) if end else 'ongoing'}",
         "- Customers affected: _to be filled in_",
         f"- PHI exposure suspected: {'yes' if incident.phi_exposure_suspected else 'no'}",
     ]
     for duty in incident.duties:
         state = f"done {_t(duty.done_at)}" if duty.done_at else f"due {_t(duty.due_at)}"
-        lines.append(f"- Duty: {duty.kind.replace('_', ' ')}: {state}")
+        lines.append(f"- Duty: {markdown(duty.kind.replace('_', ' '))}: {state}")
     lines += [
         "",
         "## Root cause",
         "_To be written by the team: the technical cause, and why the safeguards did not catch it._",
         "",
         "## Detection",
-        f"- {_t(incident.opened_at)}: detected as {incident.kind.value} `{incident.key}`, classified "
-        f"SEV{incident.severity.value} by {incident.rule}",
+        f"- {_t(incident.opened_at)}: detected as {incident.kind.value} {markdown_code(incident.key)}, classified "
+        f"SEV{incident.severity.value} by {markdown(incident.rule)}",
         f"- Signals received: {incident.count} (last {_t(incident.last_seen)})",
         "",
         "## Response",
@@ -66,14 +71,14 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         target = row.response_minutes
         verdict = "" if target is None else (" (within" if incident.time_to_acknowledge <= target * 60
                                                else " (outside") + f" the {target}-minute target)"
-        lines.append(f"- Acknowledged {_t(incident.acknowledged_at)} by {incident.acknowledged_by}, "
+        lines.append(f"- Acknowledged {_t(incident.acknowledged_at)} by {markdown(incident.acknowledged_by or '')}, "
                      f"{_duration(timedelta(seconds=incident.time_to_acknowledge))} after opening{verdict}")
     if incident.playbook:
-        lines.append(f"- Playbook {incident.playbook}: {incident.playbook_outcome or 'did not run'}")
+        lines.append(f"- Playbook {markdown(incident.playbook)}: {markdown(incident.playbook_outcome or 'did not run')}")
     lines += [
         "",
         "## Resolution",
-        f"- Resolved {_t(end)} ({incident.resolved_by})" if end else "- Not resolved yet",
+        f"- Resolved {_t(end)} ({markdown(incident.resolved_by or '')})" if end else "- Not resolved yet",
         "- What fixed it: _to be filled in_",
         "",
         "## Lessons",
@@ -106,4 +111,4 @@ def _duration(delta: timedelta) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown(text)

@@ -3,7 +3,8 @@ outcomes, Sev1/Sev2 summaries for the investor update, open deadlines, and a cha
 
 ``monthly_stats`` is pure and tested on a known set of incidents; ``write_monthly`` renders
 Markdown and PNG charts (matplotlib, loaded only here: the report runs from the CLI, never
-inside a Lambda).
+inside a Lambda). Titles, ids and playbook outcomes come from outside: each goes through
+``escape.markdown``, so none can add HTML, an image, a link or a table column.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from statistics import mean
 
 from chalicelib.config import ResponderConfig
+from chalicelib.escape import markdown
 from chalicelib.models import Duty, Incident, Severity
 
 
@@ -85,21 +87,22 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
                      f"{s.target_minutes if s.target_minutes is not None else 'next sprint'} | "
                      f"{s.acked_within_target}/{s.acknowledged} | {s.resolved} | {_n(s.mttr_minutes)} |")
     lines += ["", *[f"![{name}]({name})" for name in charts], "", "## By kind", "", "| Kind | Incidents |", "|---|---|"]
-    lines += [f"| {kind} | {count} |" for kind, count in stats.by_kind.items()]
+    lines += [f"| {markdown(kind)} | {count} |" for kind, count in stats.by_kind.items()]
     lines += ["", "## Playbook outcomes", "", "| Playbook | Outcomes |", "|---|---|"]
-    lines += [f"| {name} | {', '.join(f'{k}: {v}' for k, v in sorted(c.items()))} |"
+    lines += [f"| {markdown(name)} | {markdown(', '.join(f'{k}: {v}' for k, v in sorted(c.items())))} |"
               for name, c in sorted(stats.playbooks.items())] or ["| (none ran) | |"]
     lines += ["", "## Sev1 / Sev2 summaries (investor update)", ""]
     for i in stats.major:
         duration = f"{(i.resolved_at - i.opened_at).total_seconds() / 60:.0f} min" if i.resolved_at else "ongoing"
         tta = (f"acknowledged after {i.time_to_acknowledge / 60:.0f} min" if i.time_to_acknowledge
                else "not acknowledged")
-        lines.append(f"- **SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {i.title} ({i.kind.value}); "
+        lines.append(f"- **SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {markdown(i.title)} ({i.kind.value}); "
                      f"{tta}; duration {duration}" + ("; PHI exposure suspected" if i.phi_exposure_suspected else ""))
     if not stats.major:
         lines.append("- none")
     lines += ["", "## Open deadlines", "", "| Due (UTC) | Duty | Incident |", "|---|---|---|"]
-    lines += [f"| {d.due_at:%Y-%m-%d %H:%M} | {d.kind.replace('_', ' ')} | {i.id} SEV{i.severity.value} {i.title} |"
+    lines += [f"| {d.due_at:%Y-%m-%d %H:%M} | {markdown(d.kind.replace('_', ' '))} | {markdown(i.id)} "
+              f"SEV{i.severity.value} {markdown(i.title)} |"
               for i, d in stats.open_deadlines] or ["| - | none | |"]
     return "\n".join(lines) + "\n"
 

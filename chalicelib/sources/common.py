@@ -25,7 +25,10 @@ def parse_time(value: Any, default: datetime) -> datetime:
     Sentry ISO strings or epoch floats.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=UTC)
+        try:
+            return datetime.fromtimestamp(float(value), tz=UTC)
+        except (OverflowError, OSError, ValueError):  # 1e20, inf, nan: not a time
+            return default
     if not isinstance(value, str) or not value:
         return default
     text = value.strip().replace("Z", "+00:00")

@@ -9,12 +9,12 @@ garbage is deduplicated like anything else). Never parse the alarm name out of
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import Field, ValidationError
 
+from chalicelib import safejson
 from chalicelib.models import Signal
 from chalicelib.sources import cloudwatch_alarm
 from chalicelib.sources.common import Wire, parse_time
@@ -64,7 +64,10 @@ def from_notification(sns: dict[str, Any], received: datetime) -> Signal:
                               reason=f"SNS {note.type}: confirm or ignore it by hand",
                               shape=f"sns/{note.type}")
     try:
-        message = json.loads(note.message)
+        message = safejson.loads(note.message)
+    except safejson.JsonRejected as exc:  # nested 100,000 deep, or NaN: kept as text, never parsed
+        return unknown_signal(note.message, source="sns", received=sent, delivery_id=delivery_id,
+                              reason=f"SNS Message refused: {exc}", shape="sns/refused")
     except ValueError:
         return unknown_signal(note.message, source="sns", received=sent, delivery_id=delivery_id,
                               reason="SNS Message is not JSON", shape="sns/text")

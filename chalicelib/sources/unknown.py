@@ -7,10 +7,10 @@ payload is kept with the delivery record (see ``pipeline``), never in a page or 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
+from chalicelib import payloads
 from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.common import digest
 
@@ -24,7 +24,8 @@ def unknown_signal(
     delivery_id: str | None = None,
     shape: str | None = None,
 ) -> Signal:
-    raw = payload if isinstance(payload, str | bytes) else json.dumps(payload, sort_keys=True, default=str)
+    # payloads.encode is json.dumps(sort_keys=True) without recursion: Lambda may hand over any depth.
+    raw = payload if isinstance(payload, str | bytes) else payloads.encode(payload)
     shape = shape or _shape(payload)
     return Signal(
         kind=SignalKind.UNKNOWN,
