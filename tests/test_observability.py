@@ -140,3 +140,32 @@ def test_merge_template_alarms_out_of_band_when_canaries_stop() -> None:
     assert (alarm["MetricName"], alarm["Namespace"], alarm["TreatMissingData"]) == (
         "CanaryCompleted", "AlarmResponder", "breaching")
     assert alarm["AlarmActions"] == [{"Ref": "OutOfBandTopic"}]
+
+
+def test_scrubber_masks_phones_mrns_and_values_under_patient_keys() -> None:
+    event = {"timestamp": "2025-03-14T14:42:40Z", "level": "error",
+             "extra": {"patient_name": "Jane Q. Patient", "dateOfBirth": "July 4th", "home_address": "1 Main St",
+                       "note": "call (617) 555-0142 or +16175550142 about MRN 00482913", "filename": "app.py"},
+             "tags": {"patientId": "p-77", "runtime": "CPython 3.11"},
+             "exception": {"values": [{"type": "ValueError", "value": "patient Jane", "stacktrace": {
+                 "frames": [{"function": "verify", "filename": "chalicelib/x.py", "lineno": 7}]}}]}}
+    scrubbed = json.dumps(observability.scrub_event(event, None))
+    for planted in ("Jane", "July 4th", "1 Main St", "555-0142", "6175550142", "00482913", "p-77"):
+        assert planted not in scrubbed, planted
+    for kept in ("CPython 3.11", "chalicelib/x.py", "verify", "ValueError", "app.py"):
+        assert kept in scrubbed, kept  # still a useful report
+
+
+def test_health_without_a_token_says_only_that_the_service_is_up(tmp_path: Path) -> None:
+    from chalice.test import Client
+
+    import app as app_module
+    from chalicelib.wiring import override_deps
+
+    override_deps(make_deps(SqliteStore(tmp_path / "s.db"), FakeClock(), RecordingChannel()))
+    try:
+        with Client(app_module.app, stage_name="dev") as client:
+            response = client.http.get("/health")
+    finally:
+        override_deps(None)
+    assert response.status_code == 200 and response.json_body == {"status": "ok"}  # no stage, no store
