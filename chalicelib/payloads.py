@@ -78,7 +78,7 @@ def _chunks(value: Any, scrub: bool, max_depth: int | None, string_level: int) -
     yield "{" if stack[-1][1] else "["
     while stack:
         children, is_dict, level, ident = stack[-1]
-        child = next(children, _END)
+        child: Any = next(children, _END)
         if child is _END:
             stack.pop()
             first.pop()

@@ -74,7 +74,8 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         lines.append(f"- Acknowledged {_t(incident.acknowledged_at)} by {markdown(incident.acknowledged_by or '')}, "
                      f"{_duration(timedelta(seconds=incident.time_to_acknowledge))} after opening{verdict}")
     if incident.playbook:
-        lines.append(f"- Playbook {markdown(incident.playbook)}: {markdown(incident.playbook_outcome or 'did not run')}")
+        outcome = markdown(incident.playbook_outcome or "did not run")
+        lines.append(f"- Playbook {markdown(incident.playbook)}: {outcome}")
     lines += [
         "",
         "## Resolution",

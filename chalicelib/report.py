@@ -96,7 +96,8 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
         duration = f"{(i.resolved_at - i.opened_at).total_seconds() / 60:.0f} min" if i.resolved_at else "ongoing"
         tta = (f"acknowledged after {i.time_to_acknowledge / 60:.0f} min" if i.time_to_acknowledge
                else "not acknowledged")
-        lines.append(f"- **SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {markdown(i.title)} ({i.kind.value}); "
+        lines.append(f"- **SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {markdown(i.title)} "
+                     f"({i.kind.value}); "
                      f"{tta}; duration {duration}" + ("; PHI exposure suspected" if i.phi_exposure_suspected else ""))
     if not stats.major:
         lines.append("- none")
