@@ -14,6 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,17 @@ def test_a_200000_quote_sns_message_completes_on_dynamodb_with_size_and_digest(d
     assert len(json.dumps(kept["raw"])) <= payloads.KEEP_BYTES and kept["raw"].startswith('{"Records": [')
     [again] = on_event(event, "sns", dynamo_deps)["outcomes"]
     assert again["reason"] == "DUPLICATE"
+
+
+@pytest.mark.parametrize("message", ["x" * 300_000, '"\\' * 100_000, "a@" * 150_000],
+                         ids=["one long word", "quote-backslash pairs", "at signs"])
+def test_pathological_messages_take_one_pass_not_minutes(sqlite_deps: Deps, message: str) -> None:
+    # Backtracking regexes (the e-mail mask, the JSON depth check) took minutes on these; linear
+    # now. The bound is loose for a shared CI runner: the old code needed far more than 20 s.
+    started = time.perf_counter()
+    [outcome] = on_event(sns_envelope(message, message_id="m-slow"), "sns", sqlite_deps)["outcomes"]
+    assert time.perf_counter() - started < 20
+    assert sqlite_deps.store.get_delivery(outcome["delivery_id"])["status"] == "done"
 
 
 def test_clip_keeps_the_longest_prefix_that_fits() -> None:
