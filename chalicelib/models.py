@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Hard cap on one timeline entry's text (a 4,000-character note with its prefix fits whole).
+TIMELINE_TEXT_MAX = 4_200
+TRUNCATED = " … [truncated]"
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, with a marker saying so."""
+    return text if len(text) <= limit else text[:limit - len(TRUNCATED)] + TRUNCATED
 
 
 class Frozen(BaseModel):
@@ -198,6 +207,11 @@ class TimelineEntry(Frozen):
     by: str = "responder"
     delivery_id: str | None = None
 
+    @field_validator("what")
+    @classmethod
+    def _capped(cls, what: str) -> str:
+        return clipped(what, TIMELINE_TEXT_MAX)
+
 
 class Incident(Frozen):
     id: str
@@ -219,7 +233,16 @@ class Incident(Frozen):
     resolved_by: str | None = None
     links: tuple[str, ...] = ()
     pages: tuple[PageRecord, ...] = ()
+    # The stored incident holds a bounded window of its timeline (the first entries and the
+    # latest ones, see chalicelib.store.bounds); every entry is also stored once on its own
+    # and ``IncidentStore.timeline`` reads them all.
     timeline: tuple[TimelineEntry, ...] = ()
+    timeline_omitted: int = 0  # entries between the window's head and tail (on the full timeline only)
+    timeline_stored: int = 0   # entries the store already holds on their own (set by the store)
+    pages_rolled_up: int = 0   # old finished pages dropped from ``pages`` (their facts are on the timeline)
+    annotation_count: int = 0  # informational signals received while open (the first few are on the timeline)
+    note_count: int = 0        # notes written by people
+    key_released: bool = False  # resolved, and the store has released its key (set by the store)
     escalation: EscalationState | None = None
     duties: tuple[Duty, ...] = ()
     watch: WatchState | None = None
@@ -232,6 +255,11 @@ class Incident(Frozen):
     @property
     def is_open(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    @property
+    def timeline_count(self) -> int:
+        """Entries on the full timeline (the window plus those omitted from it)."""
+        return len(self.timeline) + self.timeline_omitted
 
     @property
     def time_to_acknowledge(self) -> float | None:

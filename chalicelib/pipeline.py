@@ -165,7 +165,7 @@ class Pipeline:
 
     def add_note(self, incident_id: str, by: str, text: str) -> Incident:
         now = self.clock()
-        return self.incidents.update(incident_id, lambda i: i.noted(TimelineEntry(at=now, by=by, what=f"note: {text}")))
+        return self.incidents.add_note(incident_id, by, text, now)
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
