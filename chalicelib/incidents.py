@@ -179,8 +179,10 @@ class IncidentService:
 
         def note(incident: Incident) -> Incident:
             if incident.note_count >= MAX_NOTES:
-                raise InvalidRequest("text", f"incident {incident.id} already has {MAX_NOTES} notes, the most it keeps")
-            return incident.noted(TimelineEntry(at=now, by=by, what=f"note: {text}"), note_count=incident.note_count + 1)
+                raise InvalidRequest("text", f"incident {incident.id} already has {MAX_NOTES} notes, "
+                                             "the most it keeps")
+            return incident.noted(TimelineEntry(at=now, by=by, what=f"note: {text}"),
+                                  note_count=incident.note_count + 1)
         return self.update(incident_id, note)
 
     def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder") -> Incident:

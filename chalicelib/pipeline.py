@@ -50,7 +50,7 @@ from chalicelib.errors import DeliveryInProgress
 from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
 from chalicelib.incidents import IncidentService, Reason, decide, mark_phi_exposure, new_incident
-from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
+from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 

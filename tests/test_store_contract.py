@@ -233,7 +233,7 @@ def test_thousands_of_mixed_events_and_notes_stay_bounded_and_resolve(any_store:
             page = PageRecord(id=f"step-{i}:p{i % 3}:console", step=f"step-{i}", role="r", person=f"p{i % 3}",
                               channel="console", kind=rng.choice(list(PageKind)), at=now, text="page " + "t" * 200)
             done = rng.choice([PageStatus.SENT, PageStatus.GAVE_UP, PageStatus.CANCELLED])
-            service.update(opened.id, lambda inc, page=page, done=done: inc.with_pages(
+            service.update(opened.id, lambda inc, page=page, done=done, now=now: inc.with_pages(
                 *(p.model_copy(update={"status": done}) for p in inc.pages if p.status is PageStatus.PENDING),
                 page).noted(TimelineEntry(at=now, what=f"escalation {page.id}")))
     reason, resolved = service.handle(signal(n, Transition.RESOLVE), c, T0 + timedelta(seconds=n))

@@ -2,13 +2,16 @@
 
 Items (no item grows with the events an incident receives; see ``chalicelib.store.bounds``):
 
-| item | pk | attributes | written when |
-|---|---|---|---|
-| delivery | ``DELIVERY#<id>`` | status (leased, done), lease_until, expires_at, ``ttl``, outcome | claimed, completed |
-| incident | ``INCIDENT#<id>`` | key, status, version, opened_at, timeline_count, doc (bounded JSON), ``due_pk``/``due_at`` while something is scheduled (the sparse ``due`` index) | every change |
-| timeline entry | ``TL#<id>#<seq:09d>`` | entry (JSON, at most ~4.3 KB) | once, in the transaction of the incident write that added it |
-| open key | ``OPENKEY#<key>`` | incident_id: exists while that incident is open | create; deleted by the resolving write |
-| document | ``DOC#<key>`` | version, body (JSON) | playbook action logs, tokens, ack links |
+- delivery ``DELIVERY#<id>``: status (leased, done), lease_until, expires_at, ``ttl``, outcome;
+  written when a delivery is claimed and completed.
+- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, doc (the bounded
+  incident as JSON), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
+  index); written on every change.
+- timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
+  transaction of the incident write that added it.
+- open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by
+  create, deleted by the resolving write).
+- document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
 
 The full timeline is read (BatchGetItem over the known sequence range) only by the API's
 detail, the post-mortem and the report; the event path never reads it. A counted repeat
