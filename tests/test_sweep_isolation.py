@@ -6,24 +6,28 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from chalicelib import delivery
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.handlers import on_event
 from chalicelib.models import Incident
 from chalicelib.settings import Settings
+from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps
-from tests.conftest import FakeClock, RecordingChannel, load_event, new_id
+from tests.conftest import FakeClock, RecordingChannel, create_table, load_event, new_id
 from tests.test_escalation import T
 
 
-class RefusesOne(SqliteStore):
+class RefusesOne:
     """A store whose every save of one incident fails (an item DynamoDB refuses, a bug …)."""
 
     refuse: str | None = None
@@ -32,7 +36,25 @@ class RefusesOne(SqliteStore):
     def save(self, incident: Incident) -> Incident:
         if incident.id == self.refuse:
             raise self.error
-        return super().save(incident)
+        return super().save(incident)  # type: ignore[misc]
+
+
+class SqliteRefusesOne(RefusesOne, SqliteStore):
+    pass
+
+
+class DynamoRefusesOne(RefusesOne, DynamoStore):
+    pass
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def refusing_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RefusesOne]:
+    if request.param == "sqlite":
+        yield SqliteRefusesOne(tmp_path / "s.db")
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        yield DynamoRefusesOne(create_table(client), client=client)
 
 
 def sev1_on(deps: Deps, bucket: str) -> str:
@@ -58,8 +80,9 @@ class Metrics:
         self.flushed += 1
 
 
-def two_sev1s(tmp_path: Path, error: Exception) -> tuple[Deps, FakeClock, RecordingChannel, RefusesOne, str, str]:
-    store = RefusesOne(tmp_path / "s.db")
+def two_sev1s(tmp_path: Path, error: Exception, store: RefusesOne | None = None,
+              ) -> tuple[Deps, FakeClock, RecordingChannel, RefusesOne, str, str]:
+    store = store or SqliteRefusesOne(tmp_path / "s.db")
     store.error = error
     clock, console = FakeClock(T), RecordingChannel()
     deps = build_deps(Settings.from_env({"RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"}), clock=clock,
@@ -73,8 +96,9 @@ def two_sev1s(tmp_path: Path, error: Exception) -> tuple[Deps, FakeClock, Record
                                    ConflictError("kept changing"), RuntimeError("a bug")],
                          ids=["store-error", "conflict", "bug"])
 def test_an_incident_that_cannot_be_saved_does_not_stop_the_next_sev1s_escalation(
-        tmp_path: Path, error: Exception, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    deps, clock, console, _, broken, healthy = two_sev1s(tmp_path, error)
+        tmp_path: Path, error: Exception, refusing_store: RefusesOne, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deps, clock, console, _, broken, healthy = two_sev1s(tmp_path, error, refusing_store)
     deps.pipeline.escalator.incidents.pause = lambda attempt: None  # no waiting between conflict retries
     reported: list[Exception] = []
     monkeypatch.setattr(delivery, "_report_to_sentry", reported.append)
