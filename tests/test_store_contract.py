@@ -243,3 +243,21 @@ def test_thousands_of_mixed_events_and_notes_stay_bounded_and_resolve(any_store:
     assert size < 64 * 1024, (size, what)
     record = any_store.get(opened.id)
     assert record.note_count <= MAX_NOTES and len(full_timeline(any_store, record)) == record.timeline_count
+
+
+def test_a_record_from_before_the_bounded_layout_moves_its_timeline_out_on_first_write(any_store: Any) -> None:
+    """Stored whole (300 entries, no records of their own): the first save writes them out and trims."""
+    legacy = incident().model_copy(update={"timeline": tuple(
+        TimelineEntry(at=T0 + timedelta(seconds=n), what=f"old {n}") for n in range(300)), "version": 1})
+    if isinstance(any_store, DynamoStore):
+        any_store.client.put_item(TableName=any_store.table, Item=any_store._incident_item(legacy))
+    else:
+        with any_store._write() as db:
+            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc) VALUES (?, ?, ?, ?, 1, ?)",
+                       (legacy.id, legacy.key, "open", T0.isoformat(), legacy.model_dump_json()))
+    stored = any_store.get("inc-1")
+    assert [e.what for e in full_timeline(any_store, stored)][-1] == "old 299"
+    saved = any_store.save(stored.noted(TimelineEntry(at=T0, what="new")))
+    assert len(saved.timeline) == bounds.TIMELINE_HEAD + bounds.TIMELINE_TAIL
+    assert [e.what for e in full_timeline(any_store, any_store.get("inc-1"))] == [
+        *(f"old {n}" for n in range(300)), "new"]

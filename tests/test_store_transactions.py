@@ -14,12 +14,15 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from chalicelib.errors import ConflictError, TransientError
+from chalicelib.handlers import on_event
 from chalicelib.models import Incident, IncidentStatus, Severity, SignalKind, TimelineEntry
 from chalicelib.store.dynamodb import TRANSACTION_ATTEMPTS, DynamoStore
-from tests.conftest import T0
+from tests.conftest import T0, FakeClock, RecordingChannel, create_table, make_deps, new_id, sns_event
 
 TABLE = "responder-test"
 CCF, NONE = "ConditionalCheckFailed", "None"
@@ -206,3 +209,50 @@ def test_a_pointer_that_moved_on_meanwhile_is_left_alone(stubbed: Stubbed) -> No
     stubbed.ok("get_item", {})
     stubbed.stub.add_client_error("delete_item", service_error_code="ConditionalCheckFailedException")
     assert stubbed.store.get_open("alarm:a") is None
+
+
+# --- the same on moto, through the pipeline ------------------------------------------------------
+
+class CancelsOnce:
+    """A moto DynamoDB client whose first resolving transaction is cancelled on the open-key delete."""
+
+    def __init__(self, client: Any, reason: str) -> None:
+        self.client, self.reason, self.cancelled = client, reason, 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if name != "transact_write_items":
+            return attr
+
+        def call(**kwargs: Any) -> Any:
+            items = kwargs["TransactItems"]
+            if not self.cancelled and any("Delete" in i for i in items):
+                self.cancelled += 1
+                codes = [{"Code": self.reason if "Delete" in i else NONE} for i in items]
+                raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                                   "CancellationReasons": codes}, name)
+            return attr(**kwargs)
+        return call
+
+
+@pytest.mark.parametrize("reason", ["TransactionConflict", "ThrottlingError"])
+def test_a_cancelled_resolve_never_leaves_the_key_pointing_at_a_resolved_incident(reason: str) -> None:
+    """On the old code the resolve fell back to a plain put: OPENKEY stayed, and the alarm could
+    never open an incident again (every later trigger ended in ConflictError)."""
+    with mock_aws():
+        raw = boto3.client("dynamodb", region_name="us-east-1")
+        client = CancelsOnce(raw, reason)
+        store = DynamoStore(create_table(raw), client=client, pause=lambda attempt: None)
+        deps = make_deps(store, FakeClock(), RecordingChannel())
+
+        def deliver(state: str) -> dict[str, Any]:
+            event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), NewStateValue=state)
+            return dict(on_event(event, "sns", deps)["outcomes"][0])
+
+        first = deliver("ALARM")
+        assert deliver("OK")["reason"] == "RESOLVED" and client.cancelled == 1
+        pointer = raw.get_item(TableName=store.table, Key={"pk": {"S": "OPENKEY#" + store.get(
+            first["incident_id"]).key}}).get("Item")
+        assert pointer is None
+        again = deliver("ALARM")
+        assert again["reason"] == "OPENED" and again["incident_id"] != first["incident_id"]

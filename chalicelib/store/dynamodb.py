@@ -201,10 +201,22 @@ class DynamoStore:
             raise TransientError(str(exc)) from exc
 
     def _unsaved(self, incident: Incident) -> builtins.list[tuple[int, TimelineEntry]]:
+        """The entries to write with the incident (at most what one transaction holds).
+
+        A record from before this layout holds its whole timeline and has stored none on its
+        own: its older entries are written ahead, 100 at a time. They are the entries the
+        stored record holds, so a racing writer that read the same record writes the same thing.
+        """
         entries = bounds.unsaved_entries(incident)
-        if len(entries) > bounds.MAX_NEW_ENTRIES_PER_WRITE:
+        limit = bounds.MAX_NEW_ENTRIES_PER_WRITE
+        if len(entries) <= limit:
+            return entries
+        if incident.timeline_stored != 0 or incident.version == 0:
             raise StoreError(f"incident {incident.id}: {len(entries)} timeline entries in one write")
-        return entries
+        ahead = entries[:-limit]
+        for start in range(0, len(ahead), 100):
+            self._transact(self._entry_puts(incident.id, ahead[start:start + 100]), f"timeline of {incident.id}")
+        return entries[-limit:]
 
     def _entry_puts(self, incident_id: str, entries: builtins.list[tuple[int, TimelineEntry]]
                     ) -> builtins.list[dict[str, Any]]:
