@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -17,7 +18,8 @@ from chalicelib.models import Incident, PageKind, PageRecord, PageStatus, Severi
 from chalicelib.store import bounds
 from chalicelib.tokens import Role
 from chalicelib.wiring import Deps
-from tests.conftest import T0, load_event
+from tests.conftest import T0, FakeClock, load_event
+from tests.test_escalation import Recorders, T, deps_for, open_sev1
 
 
 @pytest.fixture
@@ -106,3 +108,25 @@ def test_finished_pages_roll_up_but_in_flight_and_who_was_reached_stay() -> None
     assert {"s0:first:c", "s60:p:c", "s61:fallback:c", "s62:fb2:c", "s1:flaky:c"} <= ids
     assert "s2:p:c" not in ids and len(kept) <= bounds.PAGES_RECENT + 5
     assert bounds.bounded(incident(pages=pages)).pages_rolled_up == len(pages) - len(kept)
+
+
+def test_a_sev1_paged_for_hours_rolls_up_old_pages_yet_escalates_and_stands_everyone_down(any_store: Any) -> None:
+    """Escalation runs on ``escalation`` state, not on old pages; the stand-down reaches all who were paged."""
+    clock, recorders = FakeClock(T), Recorders(["console"])
+    deps = deps_for(any_store, clock, recorders)
+    incident_id = open_sev1(deps)
+    for minute in range(5, 4 * 60 + 1, 5):
+        clock.now = T + timedelta(minutes=minute)
+        deps.pipeline.sweep()
+    record = deps.store.get(incident_id)
+    paged = [p for p in recorders.by_name["console"].sent if p.kind is PageKind.ESCALATION or
+             p.kind is PageKind.TRIGGER]
+    assert len(paged) > 40 and record.pages_rolled_up > 0 and len(record.pages) < len(paged)
+    assert len(record.pages) <= bounds.PAGES_RECENT + 3 * len(PageKind)  # who was reached, per kind
+    before = len(paged)
+    clock.now += timedelta(minutes=15)
+    deps.pipeline.sweep()  # the next loop still pages everyone
+    assert len([p for p in recorders.by_name["console"].sent if p.kind.calls_for_action]) == before + 3
+    deps.pipeline.resolve(incident_id, "giles")
+    told = {p.person for p in recorders.by_name["console"].sent if p.kind is PageKind.RESOLVE}
+    assert told == {p.person for p in paged}
