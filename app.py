@@ -6,17 +6,22 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 """
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 from chalice import AuthResponse, Chalice, Rate, Response
-from chalice.app import AuthRequest, CloudWatchEvent, SNSEvent
+from chalice.app import AuthRequest, CloudWatchEvent, Request, SNSEvent
 
-from chalicelib import observability
+from chalicelib import gateway, observability
 
 # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 observability.init_error_reporting()
 observability.setup_logging()
 
 app = Chalice(app_name="alarm-responder")
+
+if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
+    gateway.install_local_gateway_responses(Path(__file__).parent / ".chalice" / "merge-template.json")
 
 # CloudTrail S3 calls that can touch Object Lock protection (runbook §5.5).
 OBJECT_LOCK_EVENT_NAMES = [
@@ -81,6 +86,23 @@ def pagerduty_webhook() -> Response:
     request = app.current_request
     result = _handlers().on_pagerduty_webhook(dict(request.headers), request.raw_body or b"")
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
+
+
+@app.middleware("http")
+def api_edge(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every API request: the API learns its own address (the template cannot tell it without a
+    circular dependency); every error Chalice itself answers leaves in the README's shape."""
+    from chalicelib import wiring
+
+    wiring.learn_public_url(gateway.public_url(request.context or {}, request.headers or {}))
+    response = get_response(request)
+    route = app.routes.get((request.context or {}).get("resourcePath", ""), {}).get(request.method)
+    reshaped = gateway.reshape_chalice_error(response.status_code, response.body,
+                                             route.content_types if route else None)
+    if reshaped is not None:
+        response.body = reshaped
+        response.headers = {**(response.headers or {}), "Content-Type": "application/json"}
+    return response
 
 
 # --- the incident API: bearer tokens; the authorizer identifies, each view checks the role ---
