@@ -8,6 +8,7 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, CloudWatchEvent, Request, SNSEvent
@@ -16,9 +17,9 @@ from chalicelib import gateway, observability
 
 # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 observability.init_error_reporting()
-observability.setup_logging()
 
 app = Chalice(app_name="alarm-responder")
+observability.setup_logging(None, app.log)  # Chalice's own log too: its default prints exception messages
 
 if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
     gateway.install_local_gateway_responses(Path(__file__).parent / ".chalice" / "merge-template.json")
@@ -86,6 +87,14 @@ def pagerduty_webhook() -> Response:
     request = app.current_request
     result = _handlers().on_pagerduty_webhook(dict(request.headers), request.raw_body or b"")
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
+
+
+@app.middleware("all")
+def lambda_context_in_logs(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every invocation's log lines carry its Lambda context (function, request id, cold start)."""
+    context = getattr(event, "lambda_context", None)  # a route's Request; an event's is .context
+    observability.bind_lambda_context(context if context is not None else getattr(event, "context", None))
+    return get_response(event)
 
 
 @app.middleware("http")

@@ -115,7 +115,7 @@ def install_local_gateway_responses(template_path: Path) -> bool:
         except local.LocalGatewayException as exc:
             kind = local_response_type(exc.CODE, str((exc.headers or {}).get("x-amzn-ErrorType", "")), exc.body)
             raise _as_gateway_response(exc.headers or {}, responses[kind], _message(exc.body)) from None
-        except Exception as exc:  # the authorizer failed: API Gateway answers AUTHORIZER_FAILURE
+        except Exception as exc:  # noqa: BLE001 - the authorizer failed: API Gateway answers AUTHORIZER_FAILURE
             log.error("authorizer failed", extra={"outcome": {"error": type(exc).__name__}})
             raise _as_gateway_response({}, responses["AUTHORIZER_FAILURE"], "") from None
 

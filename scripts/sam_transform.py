@@ -61,7 +61,7 @@ def dependency_cycles(template: dict[str, Any]) -> list[list[str]]:
         path.append(node)
         for nxt in sorted(edges[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append([*path[path.index(nxt):], nxt])
             elif nxt not in state:
                 visit(nxt)
         path.pop()
