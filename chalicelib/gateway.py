@@ -68,10 +68,12 @@ def reshape_chalice_error(status: int, body: Any, accepted_types: list[str] | No
 
 
 def gateway_responses(template_path: Path) -> dict[str, dict[str, Any]]:
-    """The merge template's gateway responses: type -> {status, template}."""
+    """The merge template's gateway responses: type -> {status, template, headers}; a status of
+    None keeps API Gateway's own (the DEFAULT_* types cover several)."""
     template = json.loads(template_path.read_text())
     declared = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
-    return {kind: {"status": int(spec["StatusCode"]), "template": spec["ResponseTemplates"]["application/json"],
+    return {kind: {"status": int(spec["StatusCode"]) if "StatusCode" in spec else None,
+                   "template": spec["ResponseTemplates"]["application/json"],
                    "headers": {name: value.strip("'") for name, value in
                                spec.get("ResponseParameters", {}).get("Headers", {}).items()}}
             for kind, spec in declared.items()}
@@ -114,22 +116,23 @@ def install_local_gateway_responses(template_path: Path) -> bool:
             return original(self, *args, **kwargs)
         except local.LocalGatewayException as exc:
             kind = local_response_type(exc.CODE, str((exc.headers or {}).get("x-amzn-ErrorType", "")), exc.body)
-            raise _as_gateway_response(exc.headers or {}, responses[kind], _message(exc.body)) from None
+            raise _as_gateway_response(exc.headers or {}, responses[kind], _message(exc.body), exc.CODE) from None
         except Exception as exc:  # noqa: BLE001 - the authorizer failed: API Gateway answers AUTHORIZER_FAILURE
             log.error("authorizer failed", extra={"outcome": {"error": type(exc).__name__}})
-            raise _as_gateway_response({}, responses["AUTHORIZER_FAILURE"], "") from None
+            raise _as_gateway_response({}, responses["AUTHORIZER_FAILURE"], "", 500) from None
 
     handle_request._gateway_responses = True  # type: ignore[attr-defined]
     local.LocalGateway.handle_request = handle_request  # type: ignore[method-assign]
     return True
 
 
-def _as_gateway_response(headers: Mapping[str, str], response: Mapping[str, Any], message: str) -> Exception:
+def _as_gateway_response(headers: Mapping[str, str], response: Mapping[str, Any], message: str,
+                         status: int) -> Exception:
     from chalice.local import LocalGatewayException
 
     exc = LocalGatewayException({**headers, "Content-Type": "application/json", **response["headers"]},
                                 render(response, message))
-    exc.CODE = int(response["status"])  # the instance's status: chalice reads ``exc.CODE``
+    exc.CODE = response["status"] or status  # the instance's status: chalice reads ``exc.CODE``
     return exc
 
 
