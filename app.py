@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chalice import AuthResponse, Chalice, Rate, Response
-from chalice.app import AuthRequest, CloudWatchEvent, Request, SNSEvent
+from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
 
 from chalicelib import gateway, observability
 
@@ -117,10 +117,21 @@ def api_edge(request: Request, get_response: Callable[[Request], Response]) -> R
 # --- the incident API: bearer tokens; the authorizer identifies, each view checks the role ---
 
 
+class _LoggedAuthorizer(ChaliceAuthorizer):
+    """Chalice runs no middleware for authorizers and hands them no context: bind it here."""
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        observability.bind_lambda_context(context)
+        return super().__call__(event, context)
+
+
 @app.authorizer(ttl_seconds=0)  # no policy cache: a revoked token stops working at once
 def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
     identity = _handlers().identify(auth_request.token)
     return AuthResponse(routes=["*"], principal_id=identity["user"], context=identity)
+
+
+token_authorizer.__class__ = _LoggedAuthorizer  # the registered object stays; its calls bind the context
 
 
 def _api(view_name: str, *args: object) -> Response:

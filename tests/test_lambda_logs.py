@@ -134,3 +134,15 @@ def test_timestamp_is_powertools_format() -> None:
     record.created, record.msecs = 1796000000.123, 123.0
     line = json.loads(observability.JsonFormatter().format(record))
     assert line["timestamp"] == "2026-11-30 00:53:20,123+0000"
+
+
+def test_token_authorizer_invocations_bind_their_own_context(deps: Deps) -> None:
+    from chalice.local import LambdaContext
+
+    context = LambdaContext("token_authorizer", 512)
+    event = {"type": "TOKEN", "authorizationToken": "Bearer rsp_unknown", "methodArn": "arn:aws:execute-api:x"}
+    policy = app_module.token_authorizer(event, context)
+    assert policy["principalId"] == "anonymous"
+    fields = observability.invocation.current()
+    assert fields["function_name"] == "token_authorizer"
+    assert fields["function_request_id"] == context.aws_request_id
