@@ -7,7 +7,6 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from chalice import AuthResponse, Chalice, Rate, Response
@@ -22,7 +21,7 @@ app = Chalice(app_name="alarm-responder")
 observability.setup_logging(None, app.log)  # Chalice's own log too: its default prints exception messages
 
 if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
-    gateway.install_local_gateway_responses(Path(__file__).parent / ".chalice" / "merge-template.json")
+    gateway.install_local_gateway_responses(os.path.join(os.path.dirname(__file__), ".chalice", "merge-template.json"))
 
 # CloudTrail S3 calls that can touch Object Lock protection (runbook §5.5).
 OBJECT_LOCK_EVENT_NAMES = [

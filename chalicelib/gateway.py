@@ -13,16 +13,16 @@ views. The README promises ``{"message", "error", "field"?}`` for every one:
 The API function cannot be told its URL by the template (the API refers to the function, so
 the function referring to the API is a circular dependency CloudFormation refuses); it learns
 it from the request instead (``public_url``), unless ``RESPONDER_PUBLIC_URL`` names a custom
-domain. Standard library only: ``app.py`` imports this on every cold start.
+domain. Standard library only (not even pathlib): ``app.py`` imports this on every cold start.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("responder")
@@ -67,10 +67,11 @@ def reshape_chalice_error(status: int, body: Any, accepted_types: list[str] | No
 # --- chalice local / the test client: API Gateway's answers as the template declares them ----
 
 
-def gateway_responses(template_path: Path) -> dict[str, dict[str, Any]]:
+def gateway_responses(template_path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """The merge template's gateway responses: type -> {status, template, headers}; a status of
     None keeps API Gateway's own (the DEFAULT_* types cover several)."""
-    template = json.loads(template_path.read_text())
+    with open(template_path, encoding="utf-8") as file:
+        template = json.load(file)
     declared = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
     return {kind: {"status": int(spec["StatusCode"]) if "StatusCode" in spec else None,
                    "template": spec["ResponseTemplates"]["application/json"],
@@ -98,7 +99,7 @@ def local_response_type(status: int, error_type: str, body: bytes | None) -> str
     return "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
 
 
-def install_local_gateway_responses(template_path: Path) -> bool:
+def install_local_gateway_responses(template_path: str | os.PathLike[str]) -> bool:
     """Make ``chalice.local.LocalGateway`` answer with the template's gateway responses.
 
     Only where ``chalice.local`` exists (a laptop, CI); Lambda ships ``chalice/app.py`` alone."""
@@ -106,7 +107,7 @@ def install_local_gateway_responses(template_path: Path) -> bool:
         from chalice import local
     except ImportError:
         return False
-    if getattr(local.LocalGateway.handle_request, "_gateway_responses", False) or not template_path.exists():
+    if getattr(local.LocalGateway.handle_request, "_gateway_responses", False) or not os.path.exists(template_path):
         return False
     responses = gateway_responses(template_path)
     original: Callable[..., Any] = local.LocalGateway.handle_request
