@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.models import Severity, SignalKind
-from chalicelib.words import phrase_tokens
+from chalicelib.words import MIN_STEM_LETTERS, phrase_tokens, stem_too_short
 
 
 class Strict(BaseModel):
@@ -52,6 +52,8 @@ class Match(Strict):
         for word in words:
             if not phrase_tokens(word):
                 raise ValueError(f"word {word!r} has no letters or digits")
+            if stem_too_short(word):
+                raise ValueError(f"stem {word!r} needs at least {MIN_STEM_LETTERS} letters before the *")
         return words
 
     @model_validator(mode="after")
