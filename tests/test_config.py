@@ -33,7 +33,7 @@ def test_shipped_config_loads() -> None:
 @pytest.mark.parametrize("old, new, key, reason", [
     ("    severity: SEV1\n    playbook: auth-outage", "    severity: SEV7\n    playbook: auth-outage",
      "rules[", "Input should be"),
-    ("      words: [auth, login, sso, cognito, workos]", "      wordz: [auth]", "rules[", "Extra inputs"),
+    ("      words: [auth, authn, authz,", "      wordz: [auth, authn, authz,", "rules[", "Extra inputs"),
     ("    response_minutes: 120", "    response_minutes: -5", "matrix.SEV2.response_minutes", "greater than"),
     ("      caller: internal\n    severity: SEV1\n    playbook: object-lock-alarm\n  - name: object-lock-retention-or-hold-external",
      "      caller: inside\n    severity: SEV1\n    playbook: object-lock-alarm\n  - name: object-lock-retention-or-hold-external",
@@ -92,3 +92,43 @@ def test_settings_reject_bad_store_url_without_echoing_secrets() -> None:
     assert info.value.key == "RESPONDER_STORE" and "s3cr3t-value" not in str(info.value)
     settings = Settings.from_env({"SENTRY_CLIENT_SECRET": "s3cr3t-value"})
     assert "s3cr3t-value" not in repr(settings)
+
+
+@pytest.mark.parametrize("file, old, new, key", [
+    # the incident that caused this: a role written twice, the second (coverage: none) silently won
+    ("routing.yaml", "  backlog:\n    coverage: none\n",
+     "  backlog:\n    coverage: none\n  founder-backup:\n    coverage: none\n", "roles.founder-backup"),
+    ("routing.yaml", "  giles: {channels: [console]}", "  giles: {channels: [console], channels: []}",
+     "people.giles.channels"),
+    ("severity.yaml", "    severity: SEV1\n    playbook: auth-outage", "    severity: SEV1\n    severity: SEV4\n"
+     "    playbook: auth-outage", "rules[13].severity"),
+    ("severity.yaml", "default_severity: SEV3\n", "default_severity: SEV3\ndefault_severity: SEV4\n", "default_severity"),
+    ("playbooks.yaml", "dry_run:", "dry_run: true\ndry_run:", "dry_run"),
+])
+def test_duplicated_yaml_key_names_file_key_and_lines(config_dir: Path, file: str, old: str, new: str,
+                                                      key: str) -> None:
+    edit(config_dir / file, old, new)
+    with pytest.raises(ConfigError) as info:
+        config.load(config_dir)
+    err = info.value
+    assert err.file == str(config_dir / file) and err.key == key, str(err)
+    assert "duplicated key" in err.reason and "line" in err.reason
+
+
+def test_a_key_next_to_a_yaml_merge_is_not_a_duplicate(config_dir: Path) -> None:
+    # severity.yaml's Object Lock rules use `<<: *anchor` and then override `caller`
+    assert "<<: *object_lock_calls" in (config_dir / "severity.yaml").read_text()
+    assert config.load(config_dir).severity.rules == config.load().severity.rules
+
+
+@pytest.mark.parametrize("file, old, new, key", [
+    ("severity.yaml", "  SEV2:\n    definition:", "  sev1:\n    definition: again\n    response: x\n"
+     "    response_minutes: 1\n    owner: backlog\n  SEV2:\n    definition:", "matrix"),
+    ("routing.yaml", "  SEV2:\n    steps:", "  sev1:\n    steps: []\n  SEV2:\n    steps:", "escalation"),
+])
+def test_two_spellings_of_one_severity_are_a_duplicate(config_dir: Path, file: str, old: str, new: str,
+                                                        key: str) -> None:
+    edit(config_dir / file, old, new)
+    with pytest.raises(ConfigError, match="given twice") as info:
+        config.load(config_dir)
+    assert info.value.key == key

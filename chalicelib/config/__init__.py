@@ -12,7 +12,7 @@ completes inside its severity's response time) run in ``load``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -64,7 +64,14 @@ def _load_file(path: Path, model: type[_M]) -> _M:
     import yaml  # deferred: only the first event of a cold start pays for it
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _refuse_duplicate_keys(path, node)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except OSError as exc:
         raise ConfigError(str(path), "(file)", exc.strerror or "cannot be read") from exc
     except yaml.YAMLError as exc:
@@ -76,6 +83,39 @@ def _load_file(path: Path, model: type[_M]) -> _M:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(str(path), _key_path(err["loc"]), err["msg"]) from exc
+
+
+def _refuse_duplicate_keys(path: Path, root: Any) -> None:
+    """A key given twice in one mapping is an error: YAML would let the second silently win.
+
+    ``<<`` merge keys are not counted (a key written next to a merge overrides the merged one,
+    which is what merges are for); a node reached twice through an alias is checked once.
+    """
+    import yaml
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, where = stack.pop(0)  # breadth first: the outermost duplicate is named first
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    stack.append((value_node, where))
+                    continue
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                line = key_node.start_mark.line + 1
+                if key in first_line and isinstance(key_node, yaml.ScalarNode):
+                    raise ConfigError(str(path), f"{where}.{key}" if where else key,
+                                      f"duplicated key (line {first_line[key]} and line {line}): "
+                                      "YAML would silently keep only the second")
+                first_line.setdefault(key, line)
+                stack.append((value_node, f"{where}.{key}" if where else key))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(node.value))
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

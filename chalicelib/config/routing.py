@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.config.severity import Strict, severity_value
+from chalicelib.config.severity import Strict, severity_keys
 from chalicelib.models import Severity
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -146,8 +146,7 @@ class Communications(Strict):
     reminder_role: str = "engineering-daytime"
     canary_channel: str = "console"               # the channel the canary proves, every few minutes
 
-    _severities = field_validator("customer_notice_minutes", mode="before")(
-        lambda v: {severity_value(k): n for k, n in v.items()} if isinstance(v, dict) else v)
+    _severities = field_validator("customer_notice_minutes", mode="before")(severity_keys)
 
 
 class RoutingConfig(Strict):
@@ -177,7 +176,7 @@ class RoutingConfig(Strict):
         if not isinstance(value, dict):
             return value
         merged: dict[Any, Any] = dict(_default_chains())
-        merged.update({severity_value(k): v for k, v in value.items()})
+        merged.update(severity_keys(value))
         return merged
 
     @property

@@ -20,6 +20,23 @@ def severity_value(value: Any) -> Any:
     return value
 
 
+def severity_keys(value: Any) -> Any:
+    """``{SEV1: …}`` → ``{1: …}``; two spellings of one severity (``SEV1``, ``sev1``, ``1``) are refused."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        severity = severity_value(key)
+        if severity in out:
+            raise ValueError(f"severity {key!r} is given twice (as {_spelling(value, severity)!r} too)")
+        out[severity] = item
+    return out
+
+
+def _spelling(value: dict[Any, Any], severity: Any) -> Any:
+    return next(k for k in value if severity_value(k) == severity)
+
+
 class MatrixRow(Strict):
     definition: str
     response: str
@@ -79,10 +96,7 @@ class SeverityConfig(Strict):
 
     _coerce = field_validator("default_severity", mode="before")(severity_value)
 
-    @field_validator("matrix", mode="before")
-    @classmethod
-    def _matrix_keys(cls, value: Any) -> Any:
-        return {severity_value(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    _matrix_keys = field_validator("matrix", mode="before")(severity_keys)
 
     @model_validator(mode="after")
     def _complete(self) -> SeverityConfig:
