@@ -8,6 +8,7 @@ by minute over one week (10,080 minutes), which names a gap to the minute.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from chalicelib.config.routing import WEEKDAYS, BusinessHours, Role, Shift
@@ -44,15 +45,26 @@ def next_business_moment(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> 
 
 
 def coverage_gaps(role: Role, hours: BusinessHours) -> list[str]:
-    """Uncovered stretches of the week, as text ("from Tue 02:00 to Tue 04:00"); [] if none."""
+    """Stretches of the week the role promises (its ``coverage``) but nobody holds; [] if none."""
     if role.coverage == "none":
         return []
-    needed = (set(range(WEEK_MINUTES)) if role.coverage == "always"
+    return empty_hours(role, hours, within=role.coverage)
+
+
+def empty_hours(role: Role, hours: BusinessHours, within: Literal["always", "business-hours"] = "always",
+                ) -> list[str]:
+    """Stretches of the week (``within`` all of it, or business hours) when nobody holds the role
+    by its weekly shifts, as text ("from Tue 02:00 to Tue 04:00"); [] if none. Dated overrides
+    are not counted: outside them the shifts are all there is."""
+    needed = (set(range(WEEK_MINUTES)) if within == "always"
               else _window_minutes(hours.days, hours.start, hours.end))
     covered: set[int] = set()
     for shift in role.shifts:
         covered |= _shift_minutes(shift)
-    missing = sorted(needed - covered)
+    return _runs_as_text(sorted(needed - covered))
+
+
+def _runs_as_text(missing: list[int]) -> list[str]:
     runs: list[tuple[int, int]] = []
     for minute in missing:
         if runs and runs[-1][1] == minute:
@@ -61,6 +73,8 @@ def coverage_gaps(role: Role, hours: BusinessHours) -> list[str]:
             runs.append((minute, minute + 1))
     if len(runs) > 1 and runs[0][0] == 0 and runs[-1][1] == WEEK_MINUTES:  # wraps Sunday → Monday
         runs = [(runs[-1][0], runs[0][1] + WEEK_MINUTES), *runs[1:-1]]
+    if runs == [(0, WEEK_MINUTES)]:
+        return ["all week"]
     return [f"from {_label(a)} to {_label(b)}" for a, b in runs]
 
 

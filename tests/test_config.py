@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib import config
 from chalicelib.errors import ConfigError
+from chalicelib.models import Severity
 from chalicelib.settings import Settings
 from tests.conftest import copy_config
 
@@ -132,3 +133,48 @@ def test_two_spellings_of_one_severity_are_a_duplicate(config_dir: Path, file: s
     with pytest.raises(ConfigError, match="given twice") as info:
         config.load(config_dir)
     assert info.value.key == key
+
+
+SEV2_CHAIN = "  SEV2:\n    steps:\n      - {role: engineering-oncall, after_minutes: 0}\n"
+
+
+def test_shipped_routing_has_no_sev1_or_sev2_step_that_can_be_empty() -> None:
+    routing = config.load().routing
+    assert all(step.when == "always" for sev in (Severity.SEV1, Severity.SEV2)
+               for step in routing.escalation[sev].steps)
+
+
+def test_daytime_role_in_a_sev2_chain_is_refused_naming_role_and_hours(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", SEV2_CHAIN, SEV2_CHAIN.replace("engineering-oncall", "engineering-daytime"))
+    with pytest.raises(ConfigError) as info:
+        config.load(config_dir)
+    reason = info.value.reason
+    assert info.value.file.endswith("routing.yaml")
+    assert "escalation.SEV2.steps[0]: role 'engineering-daytime' has nobody on call" in reason
+    assert "from Mon 18:00 to Tue 09:00" in reason and "America/New_York" in reason
+    assert "when: business-hours" in reason
+
+
+def test_daytime_step_marked_business_hours_loads(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", SEV2_CHAIN,
+         SEV2_CHAIN + "      - {role: engineering-daytime, after_minutes: 30, when: business-hours}\n")
+    step = config.load(config_dir).routing.escalation[Severity.SEV2].steps[1]
+    assert (step.role, step.when) == ("engineering-daytime", "business-hours")
+
+
+def test_role_with_a_gap_in_a_sev1_chain_is_refused(config_dir: Path) -> None:
+    # a night-shift role that covers the whole week but Sunday night: coverage none, so only the chain check sees it
+    edit(config_dir / "routing.yaml", "  backlog:\n    coverage: none\n",
+         "  backlog:\n    coverage: none\n  night-watch:\n    coverage: none\n    shifts:\n"
+         "      - {person: engineer-on-call, days: [mon, tue, wed, thu, fri, sat], start: \"00:00\", end: \"00:00\"}\n")
+    edit(config_dir / "routing.yaml", "      - {role: founder-backup, after_minutes: 5}",
+         "      - {role: night-watch, after_minutes: 5}")
+    with pytest.raises(ConfigError, match=r"SEV1\.steps\[1\]: role 'night-watch' has nobody on call "
+                                          r"from Sun 00:00 to Mon 00:00 \(America/New_York\)"):
+        config.load(config_dir)
+
+
+def test_business_hours_step_must_still_be_held_all_business_hours(config_dir: Path) -> None:
+    edit(config_dir / "routing.yaml", SEV2_CHAIN, SEV2_CHAIN + "      - {role: backlog, after_minutes: 30, when: business-hours}\n")
+    with pytest.raises(ConfigError, match=r"SEV2\.steps\[1\]: role 'backlog' has nobody on call from Mon 09:00 to Mon 18:00"):
+        config.load(config_dir)

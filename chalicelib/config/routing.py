@@ -105,6 +105,9 @@ class BusinessHours(Strict):
 class EscalationStep(Strict):
     role: str
     after_minutes: int = Field(ge=0)
+    # "business-hours": the role is meant to be empty outside business hours (a daytime team),
+    # which a Sev1/Sev2 step may only be when it says so; it must still be held all business hours.
+    when: Literal["always", "business-hours"] = "always"
 
 
 class EscalationChain(Strict):
@@ -212,12 +215,26 @@ class RoutingConfig(Strict):
             for step in chain.steps:
                 if step.role not in self.roles:
                     raise ValueError(f"escalation.SEV{severity.value} names unknown role {step.role!r}")
-        from chalicelib.oncall import coverage_gaps
+        from chalicelib.oncall import coverage_gaps, empty_hours
 
         for role_name, role in self.roles.items():
             gaps = coverage_gaps(role, self.business_hours)
             if gaps:
-                raise ValueError(f"roles.{role_name} has nobody on call {gaps[0]}"
-                                 + (f" (and {len(gaps) - 1} more gaps)" if len(gaps) > 1 else "")
-                                 + f" ({self.timezone})")
+                raise ValueError(f"roles.{role_name} has nobody on call {_gap_text(gaps)} ({self.timezone})")
+        for severity in PAGE_AROUND_THE_CLOCK:
+            for index, step in enumerate(self.escalation[severity].steps):
+                gaps = empty_hours(self.roles[step.role], self.business_hours, within=step.when)
+                if gaps:
+                    hint = ("" if step.when == "business-hours"
+                            else "; mark the step `when: business-hours` if it is meant to page only then")
+                    raise ValueError(f"escalation.SEV{severity.value}.steps[{index}]: role {step.role!r} has nobody "
+                                     f"on call {_gap_text(gaps)} ({self.timezone}){hint}")
         return self
+
+
+# A Sev1 or Sev2 step that finds its role empty pages nobody, silently: refused at load.
+PAGE_AROUND_THE_CLOCK = (Severity.SEV1, Severity.SEV2)
+
+
+def _gap_text(gaps: list[str]) -> str:
+    return ", ".join(gaps[:3]) + (f" (and {len(gaps) - 3} more)" if len(gaps) > 3 else "")
