@@ -3,11 +3,20 @@
 Schedules are weekly, in wall-clock time of the routing timezone, so a shift that starts
 at 09:00 starts at 09:00 in New York in winter and in summer. Coverage is checked minute
 by minute over one week (10,080 minutes), which names a gap to the minute.
+
+Daylight-saving changes give every handover (a shift's start or end, business hours'
+start or end) one meaning:
+
+- at a local time that does not exist (2026-03-08 02:30 in New York: clocks go from 02:00
+  to 03:00), it happens at the first instant after the gap (03:00 EDT);
+- at a local time that happens twice (2026-11-01 01:30: clocks go from 02:00 back to
+  01:00), it happens at the first occurrence (01:30 EDT, ``fold=0``), and the repeated
+  stretch (01:00–02:00 EST) counts as after it: nobody flips back to the previous holder.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -21,16 +30,16 @@ def holders(role: Role, at: datetime, zone: ZoneInfo) -> list[str]:
     overriding = [o.person for o in role.overrides if o.start <= at < o.end]
     if overriding:
         return list(dict.fromkeys(overriding))
-    minute = _week_minute(at.astimezone(zone))
+    minute = schedule_minute(at, zone)
     return list(dict.fromkeys(s.person for s in role.shifts if minute in _shift_minutes(s)))
 
 
 def in_business_hours(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> bool:
-    return _week_minute(at.astimezone(zone)) in _window_minutes(hours.days, hours.start, hours.end)
+    return schedule_minute(at, zone) in _window_minutes(hours.days, hours.start, hours.end)
 
 
 def next_business_moment(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> datetime:
-    """``at`` if it is inside business hours, else the start of the next business-hours window."""
+    """``at`` if it is inside business hours, else the start of the next business-hours window (UTC)."""
     if in_business_hours(hours, at, zone):
         return at
     local = at.astimezone(zone)
@@ -38,10 +47,42 @@ def next_business_moment(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> 
         day = (local + timedelta(days=days_ahead)).date()
         if WEEKDAYS[day.weekday()] not in hours.days:
             continue
-        start = datetime.combine(day, hours.start, tzinfo=zone)
-        if start > local:
+        start = handover_instant(day, hours.start, zone)
+        if start > at:
             return start
     raise ValueError("business hours have no working day")
+
+
+def handover_instant(day: date, wall: time, zone: ZoneInfo) -> datetime:
+    """The instant a handover at local ``wall`` on ``day`` happens (see the module docstring)."""
+    naive = datetime.combine(day, wall)
+    first = naive.replace(tzinfo=zone)  # fold=0: the first occurrence of a repeated time
+    if _wall(first.astimezone(UTC), zone) == naive:
+        # in UTC: an aware time in a repeated hour never compares equal across zones (PEP 495)
+        return first.astimezone(UTC)
+    # ``wall`` falls in a gap: the two readings of it bracket the jump; take the first instant after it
+    readings = (first.astimezone(UTC), naive.replace(tzinfo=zone, fold=1).astimezone(UTC))
+    moment = min(readings).replace(second=0, microsecond=0)
+    while _wall(moment, zone) < naive:
+        moment += timedelta(minutes=1)
+    return moment
+
+
+def schedule_minute(at: datetime, zone: ZoneInfo) -> int:
+    """The minute of the week a schedule reads at ``at``. In the second pass through a repeated
+    local hour every handover in it has already happened (on the first pass), so it reads as the
+    last minute of that hour until the clock moves past it."""
+    local = at.astimezone(zone)
+    if not local.fold:
+        return _week_minute(local)
+    later = at
+    while later.astimezone(zone).fold:  # at most the length of the repeat (an hour in New York)
+        later += timedelta(minutes=1)
+    return (_week_minute(later.astimezone(zone)) - 1) % WEEK_MINUTES
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None, fold=0)
 
 
 def coverage_gaps(role: Role, hours: BusinessHours) -> list[str]:

@@ -95,3 +95,65 @@ def test_retry_after_header_and_half_response_time() -> None:
     assert decision is escalation.RetryDecision.RETRY_AND_FALLBACK
     gave_up, decision = escalation.after_failure(page(1, now), False, None, now, CONFIG, Severity.SEV1)
     assert gave_up.status is PageStatus.GAVE_UP and decision is escalation.RetryDecision.FALLBACK
+
+
+# --- daylight-saving handovers: one meaning, nobody flips back ---------------------------------
+
+SUNDAY_HANDOVER = Role.model_validate({"coverage": "always", "shifts": [
+    {"person": "alice", "days": ["sat"], "start": "02:30", "end": "02:30"},
+    {"person": "bob", "days": ["sun", "mon", "tue", "wed", "thu", "fri"], "start": "02:30", "end": "02:30"},
+]})
+FALL_HANDOVER = Role.model_validate({"coverage": "always", "shifts": [
+    {"person": "alice", "days": ["sat"], "start": "01:30", "end": "01:30"},
+    {"person": "bob", "days": ["sun", "mon", "tue", "wed", "thu", "fri"], "start": "01:30", "end": "01:30"},
+]})
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("at, expected", [
+    ("2026-03-08T06:59", ["alice"]),  # 01:59 EST
+    ("2026-03-08T07:00", ["bob"]),    # 03:00 EDT: a 02:30 handover happens at the first instant after the gap
+    ("2026-03-08T07:30", ["bob"]),
+])
+def test_handover_at_a_nonexistent_local_time_happens_when_the_gap_ends(at: str, expected: list[str]) -> None:
+    assert holders(SUNDAY_HANDOVER, utc(at), NY) == expected
+
+
+@pytest.mark.parametrize("at, expected", [
+    ("2026-11-01T05:29", ["alice"]),  # 01:29 EDT
+    ("2026-11-01T05:30", ["bob"]),    # 01:30 EDT: the first occurrence
+    ("2026-11-01T06:00", ["bob"]),    # 01:00 EST, the repeated hour: alice does not come back
+    ("2026-11-01T06:29", ["bob"]),
+    ("2026-11-01T06:59", ["bob"]),
+    ("2026-11-01T07:00", ["bob"]),    # 02:00 EST
+])
+def test_handover_at_a_repeated_local_time_happens_once_at_the_first_occurrence(at: str, expected: list[str]) -> None:
+    assert holders(FALL_HANDOVER, utc(at), NY) == expected
+
+
+def test_no_holder_ever_flips_back_across_either_change() -> None:
+    for role, day in ((SUNDAY_HANDOVER, "2026-03-08"), (FALL_HANDOVER, "2026-11-01")):
+        start = utc(f"{day}T03:00")
+        seen = [holders(role, start + timedelta(minutes=m), NY)[0] for m in range(6 * 60)]
+        changes = [b for a, b in zip(seen, seen[1:], strict=False) if a != b]
+        assert changes == ["bob"], (day, changes)
+
+
+def test_business_hours_starting_at_a_nonexistent_time_start_when_the_gap_ends() -> None:
+    hours = BusinessHours.model_validate({"days": ["sun"], "start": "02:30", "end": "18:00"})
+    before = utc("2026-03-08T06:00")  # 01:00 EST
+    assert next_business_moment(hours, before, NY) == utc("2026-03-08T07:00")  # 03:00 EDT, not 03:30
+    assert in_business_hours(hours, utc("2026-03-08T07:00"), NY)
+    assert not in_business_hours(hours, utc("2026-03-08T06:59"), NY)
+
+
+def test_business_hours_at_a_repeated_time_start_and_end_at_the_first_occurrence() -> None:
+    starts = BusinessHours.model_validate({"days": ["sun"], "start": "01:30", "end": "18:00"})
+    assert next_business_moment(starts, utc("2026-11-01T05:00"), NY) == utc("2026-11-01T05:30")
+    assert all(in_business_hours(starts, utc("2026-11-01T05:30") + timedelta(minutes=m), NY) for m in range(120))
+    ends = BusinessHours.model_validate({"days": ["sat"], "start": "09:00", "end": "01:30"})
+    assert in_business_hours(ends, utc("2026-11-01T05:29"), NY)
+    assert not any(in_business_hours(ends, utc("2026-11-01T05:30") + timedelta(minutes=m), NY) for m in range(120))
