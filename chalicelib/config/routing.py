@@ -228,7 +228,7 @@ class RoutingConfig(Strict):
                     hint = ("" if step.when == "business-hours"
                             else "; mark the step `when: business-hours` if it is meant to page only then")
                     raise ValueError(f"escalation.SEV{severity.value}.steps[{index}]: role {step.role!r} has nobody "
-                                     f"on call {_gap_text(gaps)} ({self.timezone}){hint}")
+                                     f"on call {_gap_text(gaps, shown=3)} ({self.timezone}){hint}")
         return self
 
 
@@ -236,5 +236,5 @@ class RoutingConfig(Strict):
 PAGE_AROUND_THE_CLOCK = (Severity.SEV1, Severity.SEV2)
 
 
-def _gap_text(gaps: list[str]) -> str:
-    return ", ".join(gaps[:3]) + (f" (and {len(gaps) - 3} more)" if len(gaps) > 3 else "")
+def _gap_text(gaps: list[str], shown: int = 1) -> str:
+    return ", ".join(gaps[:shown]) + (f" (and {len(gaps) - shown} more gaps)" if len(gaps) > shown else "")
