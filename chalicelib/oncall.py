@@ -16,11 +16,12 @@ start or end) one meaning:
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from chalicelib.config.routing import WEEKDAYS, BusinessHours, Role, Shift
+from chalicelib.config.routing import WEEKDAYS, BusinessHours, Role, RoutingConfig, Shift
 
 WEEK_MINUTES = 7 * 24 * 60
 
@@ -148,3 +149,87 @@ def _window_minutes(days: tuple[str, ...], start: time, end: time) -> frozenset[
             minutes.update((first + i) % WEEK_MINUTES for i in range(length))
         _WINDOW_CACHE[key] = frozenset(minutes)
     return _WINDOW_CACHE[key]
+
+
+# --- one person holding two roles of one chain -------------------------------------------------
+# Escalation pages the next role because the previous one did not answer; when both resolve to
+# the same person, the "backup" is the person who already did not answer. That is allowed (a small
+# team, a swapped day) but must be visible: a warning at load and in `oncall`, never an error.
+
+
+def chain_role_pairs(routing: RoutingConfig) -> list[tuple[str, str]]:
+    """Each pair of distinct roles that share an escalation chain, in chain order, once."""
+    pairs: dict[tuple[str, str], None] = {}
+    for severity in sorted(routing.escalation):
+        roles = list(dict.fromkeys(step.role for step in routing.escalation[severity].steps))
+        for i, first in enumerate(roles):
+            for second in roles[i + 1:]:
+                if (second, first) not in pairs:
+                    pairs[(first, second)] = None
+    return list(pairs)
+
+
+def same_person_at(routing: RoutingConfig, at: datetime) -> list[tuple[str, str, str]]:
+    """(role, role, person) for each chain role pair that one person holds both of at ``at``."""
+    zone = routing.zone
+    found = []
+    for first, second in chain_role_pairs(routing):
+        shared = set(holders(routing.roles[second], at, zone))
+        found += [(first, second, p) for p in holders(routing.roles[first], at, zone) if p in shared]
+    return found
+
+
+def same_person_warnings(routing: RoutingConfig) -> list[str]:
+    """Every stretch when one person holds two roles of one chain: weekly (shifts) and dated
+    (overrides), naming the roles, the person and the hours."""
+    out = []
+    for first, second in chain_role_pairs(routing):
+        a, b = routing.roles[first], routing.roles[second]
+        for person in sorted({s.person for s in a.shifts} & {s.person for s in b.shifts}):
+            both = _person_minutes(a, person) & _person_minutes(b, person)
+            if both:
+                out.append(f"roles {first} and {second} are both {person} "
+                           f"{', '.join(_runs_as_text(sorted(both)))} every week ({routing.timezone}): "
+                           f"escalating from {first} to {second} would page {person} again")
+        for start, end, person in _dated_overlaps(a, b, routing.zone):
+            out.append(f"roles {first} and {second} are both {person} from {_local(start, routing.zone)} "
+                       f"to {_local(end, routing.zone)} ({routing.timezone}, an override): "
+                       f"escalating from {first} to {second} would page {person} again")
+    return out
+
+
+def _person_minutes(role: Role, person: str) -> set[int]:
+    minutes: set[int] = set()
+    for shift in role.shifts:
+        if shift.person == person:
+            minutes |= _shift_minutes(shift)
+    return minutes
+
+
+def _dated_overlaps(a: Role, b: Role, zone: ZoneInfo) -> list[tuple[datetime, datetime, str]]:
+    """Stretches inside either role's overrides when one person holds both, merged per person."""
+    overrides = [*a.overrides, *b.overrides]
+    walls = sorted({t for s in (*a.shifts, *b.shifts) for t in (s.start, s.end)})
+    found: list[tuple[datetime, datetime, str]] = []
+    for window in overrides:
+        points = {window.start, window.end}
+        points |= {t for o in overrides for t in (o.start, o.end) if window.start < t < window.end}
+        day = window.start.astimezone(zone).date() - timedelta(days=1)
+        while day <= window.end.astimezone(zone).date():
+            points |= {t for wall in walls if window.start < (t := handover_instant(day, wall, zone)) < window.end}
+            day += timedelta(days=1)
+        ordered = sorted(p.astimezone(UTC) for p in points)
+        for start, end in itertools.pairwise(ordered):
+            shared = set(holders(b, start, zone))
+            found += [(start, end, p) for p in holders(a, start, zone) if p in shared]
+    merged: list[tuple[datetime, datetime, str]] = []
+    for start, end, person in sorted(found, key=lambda f: (f[2], f[0])):
+        if merged and merged[-1][2] == person and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), person)
+        else:
+            merged.append((start, end, person))
+    return sorted(merged)
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return f"{moment.astimezone(zone):%a %Y-%m-%d %H:%M}"

@@ -17,6 +17,7 @@ Two refinements, both whole-token:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -55,7 +56,7 @@ def contains_phrase(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
 def _case_joined(text: str) -> set[str]:
     """Pairs of tokens that only a case change split apart (``OAuth`` → ``oauth``)."""
     spans = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
-    return {a[2] + b[2] for a, b in zip(spans, spans[1:], strict=False) if a[1] == b[0]}
+    return {a[2] + b[2] for a, b in itertools.pairwise(spans) if a[1] == b[0]}
 
 
 def any_phrase_in(texts: Iterable[str], phrases: Iterable[str]) -> bool:

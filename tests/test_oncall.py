@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib import escalation
+from chalicelib import cli, config, escalation
 from chalicelib.config.routing import BusinessHours, Role
 from chalicelib.models import PageKind, PageRecord, PageStatus, Severity
-from chalicelib.oncall import coverage_gaps, holders, in_business_hours, next_business_moment
-from tests.conftest import CONFIG
+from chalicelib.oncall import coverage_gaps, holders, in_business_hours, next_business_moment, same_person_at
+from tests.conftest import CONFIG, copy_config
 
 NY = ZoneInfo("America/New_York")
 ROTATION = Role.model_validate({
@@ -138,7 +142,7 @@ def test_no_holder_ever_flips_back_across_either_change() -> None:
     for role, day in ((SUNDAY_HANDOVER, "2026-03-08"), (FALL_HANDOVER, "2026-11-01")):
         start = utc(f"{day}T03:00")
         seen = [holders(role, start + timedelta(minutes=m), NY)[0] for m in range(6 * 60)]
-        changes = [b for a, b in zip(seen, seen[1:], strict=False) if a != b]
+        changes = [b for a, b in itertools.pairwise(seen) if a != b]
         assert changes == ["bob"], (day, changes)
 
 
@@ -157,3 +161,68 @@ def test_business_hours_at_a_repeated_time_start_and_end_at_the_first_occurrence
     ends = BusinessHours.model_validate({"days": ["sat"], "start": "09:00", "end": "01:30"})
     assert in_business_hours(ends, utc("2026-11-01T05:29"), NY)
     assert not any(in_business_hours(ends, utc("2026-11-01T05:30") + timedelta(minutes=m), NY) for m in range(120))
+
+
+# --- one person holding two roles of one chain: a warning, not an error ----------------------
+
+def test_shipped_routing_has_no_same_person_warning() -> None:
+    assert CONFIG.warnings == ()
+
+
+def weekend_backup_is_the_primary(folder: Path) -> Path:
+    copy_config(folder)
+    path = folder / "routing.yaml"
+    old = "  founder-backup:\n    coverage: always\n    shifts: [{person: christian}]\n"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, "  founder-backup:\n    coverage: always\n    shifts:\n"
+                                      "      - {person: christian, days: [mon, tue, wed, thu, fri]}\n"
+                                      "      - {person: giles, days: [sat, sun]}\n"))
+    return folder
+
+
+def christmas_eve_swap(folder: Path) -> Path:
+    copy_config(folder)
+    path = folder / "routing.yaml"
+    old = "  founder-primary:\n    coverage: always\n    shifts: [{person: giles}]\n"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, old + "    overrides:\n      - {person: christian, "
+                                            "start: 2026-12-24T00:00:00-05:00, end: 2026-12-25T00:00:00-05:00}\n"))
+    return folder
+
+
+def test_weekly_same_person_in_two_chain_roles_is_a_warning_naming_roles_person_and_hours(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="responder"):
+        loaded = config.load(weekend_backup_is_the_primary(tmp_path))
+    [warning] = loaded.warnings
+    assert warning.startswith(str(tmp_path / "routing.yaml") + ": ")
+    assert ("roles founder-primary and founder-backup are both giles from Sat 00:00 to Mon 00:00 every week "
+            "(America/New_York)") in warning
+    assert warning in caplog.text
+
+
+def test_override_that_makes_primary_the_backup_is_a_dated_warning(tmp_path: Path) -> None:
+    [warning] = config.load(christmas_eve_swap(tmp_path)).warnings
+    assert ("roles founder-primary and founder-backup are both christian from Thu 2026-12-24 00:00 "
+            "to Fri 2026-12-25 00:00 (America/New_York, an override)") in warning
+
+
+def test_same_person_at_a_moment(tmp_path: Path) -> None:
+    routing = config.load(christmas_eve_swap(tmp_path)).routing
+    assert same_person_at(routing, datetime(2026, 12, 24, 12, 0, tzinfo=NY)) == [
+        ("founder-primary", "founder-backup", "christian")]
+    assert same_person_at(routing, datetime(2026, 12, 25, 0, 0, tzinfo=NY)) == []
+
+
+def test_oncall_command_shows_the_same_person_now_and_the_warnings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RESPONDER_CONFIG_DIR", str(christmas_eve_swap(tmp_path)))
+    assert cli.main(["oncall", "--at", "2026-12-24T12:00:00-05:00"]) == 0
+    out = capsys.readouterr().out
+    assert "now: christian holds both founder-primary and founder-backup" in out
+    assert "warning: " in out and "both christian from Thu 2026-12-24 00:00" in out
+    assert cli.main(["oncall", "--at", "2026-12-26T12:00:00-05:00", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["same_person_now"] == [] and len(report["warnings"]) == 1

@@ -6,11 +6,15 @@ schedules and escalation chains; ``playbooks.yaml`` (``config.playbooks``) the p
 safety envelope and options. A bad file raises ``ConfigError`` naming the file, the
 key (``rules[3].severity``) and the reason, so a typo fails the deploy's tests rather
 than a page at 3 a.m. Checks that need both files (owners exist as roles, every chain
-completes inside its severity's response time) run in ``load``.
+completes inside its severity's response time) run in ``load``. A key written twice in
+one mapping is an error too (YAML would keep the second silently). What is allowed but
+worth a look (one person holding two roles of one escalation chain) is logged and
+returned in ``ResponderConfig.warnings``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +29,7 @@ __all__ = ["DEFAULT_DIR", "Match", "MatrixRow", "ResponderConfig", "RoutingConfi
            "load"]
 
 DEFAULT_DIR = Path(__file__).parent
+log = logging.getLogger("responder")
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -32,6 +37,8 @@ class ResponderConfig(Strict):
     severity: SeverityConfig
     routing: RoutingConfig
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
+    # allowed but worth a look (one person holding two roles of a chain); logged at load
+    warnings: tuple[str, ...] = ()
 
 
 def load(config_dir: Path | str | None = None) -> ResponderConfig:
@@ -57,7 +64,12 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
         if rule.playbook and rule.playbook not in REGISTRY:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
-    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks)
+    from chalicelib.oncall import same_person_warnings
+
+    warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing))
+    for text in warnings:
+        log.warning("config warning: %s", text)
+    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks, warnings=warnings)
 
 
 def _load_file(path: Path, model: type[_M]) -> _M:
