@@ -10,9 +10,11 @@ A role is either a plain list of people (all of them, all the time) or a schedul
       overrides:
         - {person: bob, start: 2026-12-01T09:00:00-05:00, end: 2026-12-02T09:00:00-05:00}
 
-Shift times are wall-clock times in the routing ``timezone``. Validation refuses a role
-whose schedule leaves an hour uncovered (for ``business-hours`` roles: an hour of
-business hours), naming the gap.
+Shift times are wall-clock times in the routing ``timezone`` (daylight-saving handovers:
+see ``chalicelib.oncall``). Validation refuses a role whose schedule leaves an hour
+uncovered (for ``business-hours`` roles: an hour of business hours), naming the gap, and a
+Sev1/Sev2 escalation step whose role can be empty at some hour unless the step is marked
+``when: business-hours``.
 """
 
 from __future__ import annotations
