@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.config.routing import WEEKDAYS, BusinessHours, Role, RoutingConfig, Shift
 
 WEEK_MINUTES = 7 * 24 * 60
+_WHOLE_WEEK = frozenset(range(WEEK_MINUTES))
 
 
 def holders(role: Role, at: datetime, zone: ZoneInfo) -> list[str]:
@@ -98,12 +99,9 @@ def empty_hours(role: Role, hours: BusinessHours, within: Literal["always", "bus
     """Stretches of the week (``within`` all of it, or business hours) when nobody holds the role
     by its weekly shifts, as text ("from Tue 02:00 to Tue 04:00"); [] if none. Dated overrides
     are not counted: outside them the shifts are all there is."""
-    needed = (set(range(WEEK_MINUTES)) if within == "always"
-              else _window_minutes(hours.days, hours.start, hours.end))
-    covered: set[int] = set()
-    for shift in role.shifts:
-        covered |= _shift_minutes(shift)
-    return _runs_as_text(sorted(needed - covered))
+    needed = _WHOLE_WEEK if within == "always" else _window_minutes(hours.days, hours.start, hours.end)
+    missing = needed.difference(*(_shift_minutes(shift) for shift in role.shifts))
+    return _runs_as_text(sorted(missing)) if missing else []
 
 
 def _runs_as_text(missing: list[int]) -> list[str]:
