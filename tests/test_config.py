@@ -178,3 +178,9 @@ def test_business_hours_step_must_still_be_held_all_business_hours(config_dir: P
     edit(config_dir / "routing.yaml", SEV2_CHAIN, SEV2_CHAIN + "      - {role: backlog, after_minutes: 30, when: business-hours}\n")
     with pytest.raises(ConfigError, match=r"SEV2\.steps\[1\]: role 'backlog' has nobody on call from Mon 09:00 to Mon 18:00"):
         config.load(config_dir)
+
+
+def test_a_stem_too_short_to_stay_inside_its_word_family_is_refused(config_dir: Path) -> None:
+    edit(config_dir / "severity.yaml", "      words: [auth, authn, authz,", "      words: [aut*, authn, authz,")
+    with pytest.raises(ConfigError, match=r"rules\[\d+\]\.match\.words: .*stem 'aut\*' needs at least 4 letters"):
+        config.load(config_dir)
