@@ -89,8 +89,8 @@ TIMELINE_PAGE = 100
 
 
 def full_timeline(store: IncidentStore, incident: Incident) -> builtins.list[TimelineEntry]:
-    """Every entry of ``incident``'s timeline, oldest first (for the API detail, the post-mortem,
-    the report: never the event path). An incident stored before entries had records of their
+    """Every entry of ``incident``'s timeline, oldest first (for the API detail and the
+    post-mortem: never the event path). An incident stored before entries had records of their
     own (or not stored at all) answers with the entries it holds."""
     entries: builtins.list[TimelineEntry] = []
     for start in range(0, incident.timeline_stored, TIMELINE_PAGE):

@@ -14,7 +14,7 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 - document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
 
 The full timeline is read (BatchGetItem over the known sequence range) only by the API's
-detail, the post-mortem and the report; the event path never reads it. A counted repeat
+detail and the post-mortem; the event path never reads it. A counted repeat
 (no timeline entry) is one conditional PutItem, a write that adds entries one transaction.
 
 Transactions read ``CancellationReasons`` item by item: only a failed condition on the item
