@@ -21,7 +21,8 @@ from chalicelib.config import ResponderConfig, RoutingConfig
 from chalicelib.links import AckLinks
 from chalicelib.paging import Channel, Pager
 from chalicelib.pipeline import Pipeline
-from chalicelib.secrets import SecretsManagerSecret, env_secret
+from chalicelib.errors import ConfigError
+from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
 from chalicelib.tokens import TokenService
@@ -67,20 +68,34 @@ def build_deps(
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
     pager = Pager(factories)
-    link_secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
-    links = (AckLinks(settings.public_url, link_secret, timedelta(minutes=settings.ack_link_minutes))
-             if settings.public_url and link_secret else None)
+    links = ack_links(settings, clock, clients)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage, ack_link=links.make if links else None)
+                        stage=settings.stage, ack_link=links.make)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
                                          clock, clients),
                 links=links)
+
+
+def ack_links(settings: Settings, clock: Callable[[], datetime], clients: _LazyClients) -> AckLinks:
+    """Ack links: on a laptop they work with no set-up (``chalice local``'s address, a generated
+    secret kept beside the store); a deployed stage must name both."""
+    secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
+    if secret is None and settings.is_local:
+        secret = LocalSecretFile(settings.state_dir() / "link-secret")
+    if secret is None:
+        raise ConfigError("environment", "RESPONDER_LINK_SECRET_ARN",
+                          f"required in stage {settings.stage} (the key of ack links)")
+    base_url = settings.ack_base_url
+    if base_url is None:
+        raise ConfigError("environment", "RESPONDER_PUBLIC_URL",
+                          f"required in stage {settings.stage} (the address ack links point to)")
+    return AckLinks(base_url, secret, timedelta(minutes=settings.ack_link_minutes))
 
 
 def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,
