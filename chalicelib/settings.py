@@ -10,12 +10,15 @@
 | RESPONDER_DELIVERY_LEASE_SECONDS | lease one worker holds on a delivery (2 × Lambda timeout) | 60 |
 | RESPONDER_DELIVERY_KEEP_DAYS | how long delivery ids are remembered for dedupe | 14 |
 | SENTRY_DSN | the responder's own error reporting | — (off) |
-| RESPONDER_PUBLIC_URL | base URL of the API, for one-click ack links in pages | stage local: http://127.0.0.1:8000; required elsewhere |
-| RESPONDER_LINK_SECRET / _ARN | HMAC key of ack links (env locally, Secrets Manager id in AWS) | stage local: generated once into link-secret beside the SQLite store; required elsewhere |
+| RESPONDER_PUBLIC_URL | base URL of the API, for one-click ack links | local: http://127.0.0.1:8000 |
+| RESPONDER_LINK_SECRET / _ARN | HMAC key of ack links (env, or Secrets Manager id) | local: generated¹ |
 | RESPONDER_ACK_LINK_MINUTES | how long an ack link works | 30 |
 | PAGERDUTY_WEBHOOK_SECRET / _ARN | PagerDuty webhook v3 signing secret (env / Secrets Manager id) | — |
 | RESPONDER_AWS | let playbooks call AWS (on/off) | off on stage local, on elsewhere |
 | RESPONDER_AUDIT | playbook audit trail: file://path or s3://bucket/prefix | audit.jsonl beside the SQLite store |
+
+¹ On stage local, generated on first use into ``link-secret`` beside the SQLite store (0600);
+every deployed stage must set the URL and the key (a ``ConfigError`` names the missing one).
 
 Secrets are ``SecretStr`` so they never print in a repr, a log or an error.
 

@@ -18,10 +18,11 @@ from chalicelib.audit import AuditLog, open_audit
 from chalicelib.aws import Aws
 from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
 from chalicelib.config import ResponderConfig, RoutingConfig
+from chalicelib.errors import ConfigError
+from chalicelib.incidents import NewId
 from chalicelib.links import AckLinks
 from chalicelib.paging import Channel, Pager
 from chalicelib.pipeline import Pipeline
-from chalicelib.errors import ConfigError
 from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
@@ -57,7 +58,7 @@ def build_deps(
     channels: dict[str, Callable[[], Channel]] | None = None,
     transport: Transport | None = None,
     aws_clients: dict[str, Any] | None = None,
-    new_id: Callable[[], str] | None = None,
+    new_id: NewId | None = None,
     audit: AuditLog | None = None,
     aws: Aws | None = None,
 ) -> Deps:
