@@ -61,7 +61,7 @@ def _start_chalice_local(cwd: Path, env: dict[str, str], port: int, log_path: Pa
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                 if response.status == 200:
                     return process
         except OSError:
