@@ -71,8 +71,7 @@ def incident_detail(incident: Incident, now: datetime, zone: ZoneInfo) -> str:
     lines.append(f"pages ({len(i.pages)})" if i.pages else "pages: none")
     lines.extend(f"  {_page(page, zone)}" for page in i.pages)
     lines.append("timeline")
-    lines.extend(f"  {_local(entry.at, zone)}  {entry.what}" + (f"  [{entry.by}]" if entry.by != "responder" else "")
-                 for entry in i.timeline)
+    lines.extend(f"  {_local(entry.at, zone)}  {entry.what}" + _by(entry.by, entry.what) for entry in i.timeline)
     return "\n".join(lines)
 
 
@@ -82,6 +81,11 @@ def _page(page: PageRecord, zone: ZoneInfo) -> str:
         status += f", {page.attempts} attempts"
     text = f"{_local(page.at, zone)}  {page.kind.value:<11} {page.role} → {page.person} via {page.channel}: {status}"
     return text + (f"\n    ack: {page.ack_url}" if page.ack_url else "")
+
+
+def _by(by: str, what: str) -> str:
+    """Who did it, unless the entry already says (``acknowledged by giles``) or it was the responder."""
+    return "" if by == "responder" or by in what else f"  [{by}]"
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
