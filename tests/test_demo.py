@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.test_http_local import _free_port, _http, _start_chalice_local, _stop
 
 
 def _clone(into: Path) -> Path:
@@ -56,3 +57,33 @@ def test_demo_twice_same_output_own_store_nothing_lost(tmp_path: Path) -> None:
     assert _comparable(second.stdout.replace(moved, "")) == _comparable(out)
     assert _comparable(second.stderr) == _comparable(first.stderr)
     assert mine.read_bytes() == b"the user's own store"
+
+
+def test_your_turn_hints_give_a_working_ack_link(tmp_path: Path) -> None:
+    """Paste the demo's exports, replay without --now, open the printed link in `chalice local`."""
+    clone = _clone(tmp_path)
+    demo = _demo(clone)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    exports = [line.strip() for line in demo.stdout.splitlines() if line.startswith("  export ")]
+    assert len(exports) == 4
+    (clone / "exports.sh").write_text("\n".join(exports) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "AWS_", "SENTRY_"))}
+    bash = shutil.which("bash") or "/bin/bash"
+    shell = (f'set -e; source exports.sh; "{sys.executable}" -m chalicelib replay '
+             "examples/events/rds-db-instance-event-failover.json; env | grep -E '^(RESPONDER|SENTRY)_' > exported.env")
+    replayed = subprocess.run([bash, "-c", shell], cwd=clone, env=env, capture_output=True, text=True, timeout=120)
+    assert replayed.returncode == 0, replayed.stderr
+    [link] = re.findall(r"ack: (http://127\.0\.0\.1:8000/ack/\S+)", replayed.stderr)
+    exported = dict(line.split("=", 1) for line in (clone / "exported.env").read_text().splitlines())
+    # the hints' `chalice local --stage local`, on a free port instead of 8000
+    port = _free_port()
+    process = _start_chalice_local(clone, {**env, **exported, "PYTHONPATH": str(clone)}, port,
+                                   tmp_path / "chalice.log", "--stage", "local")
+    try:
+        here = link.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+        status, page = _http(here)
+        assert status == 200 and "Acknowledge this incident?" in page
+        status, page = _http(here, form=True)
+        assert status == 200 and "<h1>Acknowledged</h1>" in page, page
+    finally:
+        _stop(process)
