@@ -41,9 +41,9 @@ LOCAL_STAGE = "local"
 # `chalice local`'s own default address: ack links printed on a laptop open in its browser.
 LOCAL_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_STORE = "sqlite:///.responder/state.db"
-# What a deployed stage's environment holds that only makes sense inside AWS.
-_DEPLOYED_ONLY = ("RESPONDER_STAGE", "RESPONDER_STORE", "SENTRY_CLIENT_SECRET_ARN", "RESPONDER_LINK_SECRET_ARN",
-                  "PAGERDUTY_WEBHOOK_SECRET_ARN")
+# What a deployed stage's environment holds that only makes sense inside AWS: its name, its
+# table, an S3 audit trail and every Secrets Manager id (``*_ARN``).
+_DEPLOYED_ONLY = ("RESPONDER_STAGE", "RESPONDER_STORE")
 
 
 class Settings(BaseModel):
@@ -127,4 +127,6 @@ def laptop_view(env: dict[str, str]) -> dict[str, str]:
     (plain ``chalice local`` picks ``dev``), without that stage's AWS-only settings."""
     if not under_chalice_local(env) or env.get("RESPONDER_STAGE", LOCAL_STAGE) == LOCAL_STAGE:
         return env
-    return {name: value for name, value in env.items() if name not in _DEPLOYED_ONLY}
+    return {name: value for name, value in env.items()
+            if name not in _DEPLOYED_ONLY and not name.endswith("_ARN")
+            and not (name == "RESPONDER_AUDIT" and value.startswith("s3://"))}

@@ -92,6 +92,17 @@ def test_plain_chalice_local_reads_like_a_laptop() -> None:
     assert settings.ack_base_url == LOCAL_PUBLIC_URL
 
 
+def test_chalice_local_sets_aside_every_aws_only_setting_of_a_deployed_stage() -> None:
+    env = {**_chalice_local_env("prod"), "RESPONDER_AUDIT": "s3://audit-bucket/responder/",
+           "SOMETHING_NEW_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
+           "RESPONDER_ACK_LINK_MINUTES": "10"}
+    view = laptop_view(env)
+    assert not {name for name in view if name.endswith("_ARN")}
+    assert "RESPONDER_AUDIT" not in view and "RESPONDER_STAGE" not in view
+    assert view["RESPONDER_ACK_LINK_MINUTES"] == "10"  # an ordinary setting stays
+    assert Settings.from_env(env).audit_location() == "file://.responder/audit.jsonl"
+
+
 def test_chalice_local_stage_local_keeps_the_callers_environment() -> None:
     assert Settings.from_env(_chalice_local_env("local")).store_url == "sqlite:///mine.db"
 
