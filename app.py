@@ -32,7 +32,7 @@ def _handlers():  # type: ignore[no-untyped-def]
 
 
 def _guarded():  # type: ignore[no-untyped-def]
-    """Store unavailable → 503 JSON, for the authorizer and every route (chalicelib/availability.py)."""
+    """Store unavailable → 503 JSON, for the authorizer and the routes that read it (chalicelib/availability.py)."""
     from chalicelib import availability
 
     return availability

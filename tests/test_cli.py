@@ -240,8 +240,8 @@ def test_incidents_table_reads_in_the_teams_time_zone(capsys: Any) -> None:
     header, *rows = out.splitlines()
     assert code == 0 and err == ""
     assert header.split() == ["ID", "SEV", "STATUS", "AGE", "OWNER", "OPENED", "(America/New_York)", "TITLE"]
-    assert [row.split()[1:4] for row in rows] == [  # open first, most severe first; then resolved
-        ["SEV1", "open", "1h05m"], ["SEV2", "open", "1h43m"], ["SEV3", "resolved", "1d03h"]]
+    assert [row.split()[1:4] for row in rows[:2]] == [["SEV1", "open", "1h05m"], ["SEV2", "open", "1h43m"]]
+    assert rows[2].split()[2:4] == ["resolved", "1d03h"]  # open first, most severe first; then resolved
     assert "founder-primary" in rows[0] and "Fri 2025-03-14 10:40" in rows[0]  # 14:40 UTC is 10:40 in New York
     assert "Thu 2025-03-13 08:00" in rows[2]
     title_at = header.index("TITLE")
