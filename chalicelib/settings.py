@@ -18,7 +18,8 @@
 | RESPONDER_AUDIT | playbook audit trail: file://path or s3://bucket/prefix | audit.jsonl beside the SQLite store |
 
 ¹ On stage local, generated on first use into ``link-secret`` beside the SQLite store (0600);
-every deployed stage must set the URL and the key (a ``ConfigError`` names the missing one).
+a deployed stage must name the key (a ``ConfigError`` says so); its API function learns its URL from
+the request, and the template gives the functions outside the API ``RESPONDER_PUBLIC_URL``.
 
 Secrets are ``SecretStr`` so they never print in a repr, a log or an error.
 

@@ -75,7 +75,7 @@ def build_deps(
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage, ack_link=links.make)
+                        stage=settings.stage, ack_link=links.make if links.base_url else None)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
@@ -85,18 +85,20 @@ def build_deps(
 
 def ack_links(settings: Settings, clock: Callable[[], datetime], clients: _LazyClients) -> AckLinks:
     """Ack links: on a laptop they work with no set-up (``chalice local``'s address, a generated
-    secret kept beside the store); a deployed stage must name both."""
+    secret kept beside the store); a deployed stage must name its key.
+
+    A deployed stage's address: the API function learns it from its first request
+    (``learn_public_url``), the functions outside the API are given ``RESPONDER_PUBLIC_URL`` by
+    the template, and the authorizer only checks links, which needs no address. Without one,
+    pages go out without a link rather than not at all.
+    """
     secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
     if secret is None and settings.is_local:
         secret = LocalSecretFile(settings.state_dir() / "link-secret")
     if secret is None:
         raise ConfigError("environment", "RESPONDER_LINK_SECRET_ARN",
                           f"required in stage {settings.stage} (the key of ack links)")
-    base_url = settings.ack_base_url
-    if base_url is None:
-        raise ConfigError("environment", "RESPONDER_PUBLIC_URL",
-                          f"required in stage {settings.stage} (the address ack links point to)")
-    return AckLinks(base_url, secret, timedelta(minutes=settings.ack_link_minutes))
+    return AckLinks(settings.ack_base_url or "", secret, timedelta(minutes=settings.ack_link_minutes))
 
 
 def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,
@@ -152,16 +154,31 @@ class _LazyClients:
 
 
 _deps: Deps | None = None
+_public_url: str | None = None  # the API's own address, as its first request showed it
+
+
+def learn_public_url(url: str | None) -> None:
+    """The API function's base URL for ack links, from the request it serves. The template
+    cannot hand the API function its own URL (a circular dependency), so unless
+    ``RESPONDER_PUBLIC_URL`` is set (a custom domain) the first request decides."""
+    global _public_url
+    if url and _public_url is None:
+        _public_url = url
 
 
 def get_deps() -> Deps:
     global _deps
     if _deps is None:
-        _deps = build_deps()
+        settings = Settings.from_env()
+        if _public_url and settings.public_url is None:
+            settings = settings.model_copy(update={"public_url": _public_url})
+        _deps = build_deps(settings)
     return _deps
 
 
 def override_deps(deps: Deps | None) -> None:
     """Install ``deps`` for every handler (``None`` returns to lazy real wiring)."""
-    global _deps
+    global _deps, _public_url
     _deps = deps
+    if deps is None:
+        _public_url = None

@@ -68,15 +68,23 @@ def test_an_empty_secret_file_is_a_clear_config_error(tmp_path: Path) -> None:
         LocalSecretFile(tmp_path / "link-secret")()
 
 
-@pytest.mark.parametrize(("missing", "env"), [
-    ("RESPONDER_LINK_SECRET_ARN", {"RESPONDER_PUBLIC_URL": "https://responder.example"}),
-    ("RESPONDER_PUBLIC_URL", {"RESPONDER_LINK_SECRET_ARN": "alarm-responder/prod/ack-link-secret"}),
-])
-def test_a_deployed_stage_must_name_link_address_and_key(tmp_path: Path, missing: str, env: dict[str, str]) -> None:
-    settings = Settings.from_env({"RESPONDER_STAGE": "prod", **env})
-    with pytest.raises(ConfigError, match=f"{missing}: required in stage prod"):
+def test_a_deployed_stage_must_name_its_link_key(tmp_path: Path) -> None:
+    settings = Settings.from_env({"RESPONDER_STAGE": "prod", "RESPONDER_PUBLIC_URL": "https://responder.example"})
+    with pytest.raises(ConfigError, match="RESPONDER_LINK_SECRET_ARN: required in stage prod"):
         build_deps(settings, clock=FakeClock(), store=SqliteStore(tmp_path / "state.db"))
     assert not (tmp_path / "link-secret").exists()  # nothing is generated for a deployed stage
+
+
+def test_a_deployed_function_without_an_address_checks_links_and_pages_without_them(tmp_path: Path) -> None:
+    """The authorizer (and the API before its first request) has no address: it still starts."""
+    settings = Settings.from_env({"RESPONDER_STAGE": "prod", "RESPONDER_LINK_SECRET": "k"})
+    deps = build_deps(settings, clock=FakeClock(), store=SqliteStore(tmp_path / "state.db"))
+    assert deps.links is not None and deps.links.base_url == ""
+    assert deps.pipeline.escalator.ack_link is None
+    addressed = build_deps(settings.model_copy(update={"public_url": "https://responder.example"}),
+                           clock=FakeClock(), store=SqliteStore(tmp_path / "state.db"))
+    link = addressed.links.make(type("I", (), {"id": "inc-1"})(), "giles", T0)  # type: ignore[arg-type,union-attr]
+    assert not isinstance(deps.links.check(link.rsplit("/", 1)[1], T0), str)  # the same key checks it
 
 
 def _chalice_local_env(stage: str) -> dict[str, str]:
