@@ -17,14 +17,30 @@ only the latest runs. Acknowledged or resolved incidents never repeat (``repeat_
 loop is skipped and the next step is paged at once, so a backup who is also the primary
 does not delay the next distinct person (``StepOutcome.ALREADY_PAGED``, on the timeline).
 
-**PagerDuty.** Each page to a person opens its own PagerDuty alert: dedup key
-``<incident id>/<person>/<n>``, *n* counting that person's pages for this incident. A
-PagerDuty service folds a trigger whose key is still open into the open alert and notifies
-nobody, so one key per incident would never reach the backup, nor anyone on a repeat
-loop. Acknowledge and resolve events go to every key opened (``EscalationState.alerts``).
+**PagerDuty.** A PagerDuty service folds a trigger whose dedup key is still open into the
+open alert and notifies nobody, so one key per incident would never reach the backup, nor
+anyone on a repeat loop. So each person has their own key, ``<incident id>/<person>/<n>``,
+and at most one open alert (``models.PagerDutyAlerts``):
+
+- a trigger uses the person's current *n*; a fresh *n* only once PagerDuty confirmed the
+  last one (a trigger whose reply was lost reuses its key: if PagerDuty did open it, the
+  retry folds into it);
+- when a trigger is claimed for sending, its key joins the person's ``maybe_open`` keys and
+  the page also carries every older one: the channel triggers the new alert, then resolves
+  the older ones in the same send; a confirmed send closes them. So ``maybe_open`` holds at
+  most two keys, and an acknowledgement or resolution costs one call per person;
+- acknowledge and resolve go to every key in ``maybe_open``: every trigger ever claimed,
+  sent, failed or in flight, whether or not it was confirmed;
+- a ``incident.resolved`` webhook resolves our incident only for the person's current (latest)
+  alert; an earlier one still open is recorded and closed, and one we resolved ourselves
+  coming back is ignored (``pagerduty_alert``). Pages queued before per-person keys carry
+  none: their alert is the bare incident id (-1 in ``maybe_open``) and is acknowledged and
+  resolved as well.
 
 **Stand down.** Acknowledgement and resolution notices go to every person on every channel
-a page was delivered on (``EscalationState.reached``), once each.
+a page was delivered on (``EscalationState.reached``), and on PagerDuty to everyone with an
+alert that may be open. A trigger that is confirmed after the incident was acknowledged or
+resolved (it was in flight) queues that person's stand-down notice at once.
 
 ``next_action_at`` condenses all of it into the one time the sweep must look again.
 """
@@ -42,6 +58,7 @@ from chalicelib.models import (
     Incident,
     IncidentStatus,
     PageKind,
+    PagerDutyAlerts,
     PageRecord,
     PageStatus,
     Severity,
@@ -88,8 +105,17 @@ def start(severity: Severity, config: ResponderConfig, now: datetime, restart: i
     chain = chain_for(severity, config)
     routing = config.routing
     begins = next_business_moment(routing.business_hours, now, routing.zone) if chain.business_hours_only else now
-    kept = {"reached": previous.reached, "alerts": previous.alerts} if previous else {}
+    kept = ({"reached": previous.reached, "alerts": previous.alerts, "pagerduty": previous.pagerduty}
+            if previous else {})
     return EscalationState(chain=f"SEV{severity.value}#{restart}", severity=severity, started_at=begins, **kept)
+
+
+def restart_of(state: EscalationState) -> int:
+    """How often the chain was restarted (``SEV1#10``: 10), from its name."""
+    try:
+        return int(state.chain.rsplit("#", 1)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def loop_start(state: EscalationState, loop: int, config: ResponderConfig) -> datetime:
@@ -150,14 +176,147 @@ def due_loop(state: EscalationState, config: ResponderConfig, now: datetime) -> 
 AckLinker = Callable[[Incident, str, datetime], str]
 
 
+LEGACY_KEY = -1  # the bare incident id: the one key of pages queued before per-person keys
+
+
+class AlertReason(StrEnum):
+    """What an alert PagerDuty says was resolved is to us."""
+
+    CURRENT = "CURRENT"   # the person's latest alert: resolving it resolves the incident
+    EARLIER = "EARLIER"   # an earlier alert not yet closed: recorded and closed, nothing more
+    CLOSED = "CLOSED"     # one we resolved ourselves, coming back: nothing to do
+    FOREIGN = "FOREIGN"   # not a key we made (an alarm's own PagerDuty integration)
+
+
+def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
+    return frozenset(name for name, ch in config.routing.channels.items() if ch.type == "pagerduty")
+
+
 def dedup_key(incident_id: str, person: str, n: int) -> str:
-    """The PagerDuty dedup key of the ``n``-th page to ``person`` for this incident."""
-    return f"{incident_id}/{person}/{n}"
+    """The PagerDuty dedup key of ``person``'s ``n``-th alert for this incident."""
+    return incident_id if n == LEGACY_KEY else f"{incident_id}/{person}/{n}"
 
 
 def incident_id_of(dedup: str) -> str:
     """Our incident id in a dedup key we made (the key itself when it is an incident id)."""
     return dedup.split("/", 1)[0]
+
+
+def key_number(incident_id: str, dedup: str) -> tuple[str, int] | None:
+    """(person, n) of a key we made for this incident; n is ``LEGACY_KEY`` for the bare id."""
+    if dedup == incident_id:
+        return "", LEGACY_KEY
+    parts = dedup.split("/")
+    if len(parts) == 3 and parts[0] == incident_id and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return None
+
+
+def pagerduty_alerts(incident: Incident, pagerduty: frozenset[str]) -> dict[str, PagerDutyAlerts]:
+    """Each person's PagerDuty alerts, older formats folded in: ``EscalationState.alerts``
+    (every key counted may be open) and pages without keys (the bare incident id)."""
+    state = incident.escalation
+    if state is None:
+        return {}
+    alerts = {a.person: a for a in state.pagerduty}
+    known = set(alerts)
+    for person, count in state.alerts:
+        if person not in known and count:
+            alerts[person] = PagerDutyAlerts(person=person, current=count - 1, confirmed=True,
+                                             maybe_open=tuple(range(count)))
+    for page in incident.pages:
+        if (page.person not in known and page.channel in pagerduty and page.kind.calls_for_action
+                and not page.dedup_keys and page.status not in (PageStatus.PENDING, PageStatus.CANCELLED)):
+            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+            alerts[page.person] = _opened(mine, LEGACY_KEY, page.channel)
+    for person, mine in alerts.items():
+        if not mine.role or not mine.channels:
+            used = [p for p in incident.pages if p.person == person and p.channel in pagerduty]
+            alerts[person] = mine.model_copy(update={
+                "role": mine.role or next((p.role for p in used), ""),
+                "channels": mine.channels or tuple(sorted({p.channel for p in used}))})
+    return alerts
+
+
+def _opened(alerts: PagerDutyAlerts, n: int, channel: str) -> PagerDutyAlerts:
+    return alerts.model_copy(update={"maybe_open": tuple(sorted({*alerts.maybe_open, n})),
+                                     "channels": tuple(sorted({*alerts.channels, channel}))})
+
+
+def _closed(alerts: dict[str, PagerDutyAlerts], person: str, numbers: set[int]) -> dict[str, PagerDutyAlerts]:
+    """``numbers`` resolved at PagerDuty; the bare incident id is one alert shared by everyone."""
+    changed = dict(alerts)
+    for who, mine in alerts.items():
+        gone = numbers if who == person else numbers & {LEGACY_KEY}
+        if gone & set(mine.maybe_open):
+            changed[who] = mine.model_copy(update={"maybe_open": tuple(n for n in mine.maybe_open if n not in gone)})
+    return changed
+
+
+def with_alerts(incident: Incident, alerts: dict[str, PagerDutyAlerts]) -> Incident:
+    state = incident.escalation
+    assert state is not None
+    return incident.model_copy(update={"escalation": state.model_copy(update={
+        "pagerduty": tuple(alerts[p] for p in sorted(alerts)), "alerts": ()})})
+
+
+def open_keys(incident: Incident, alerts: PagerDutyAlerts | None) -> tuple[str, ...]:
+    return tuple(dedup_key(incident.id, alerts.person, n) for n in alerts.maybe_open) if alerts else ()
+
+
+def current_alert(alerts: PagerDutyAlerts) -> int | None:
+    """The person's latest alert that may be open (a per-person key before the bare id)."""
+    return max(alerts.maybe_open) if alerts.maybe_open else None
+
+
+def pagerduty_alert(incident: Incident, dedup: str, pagerduty: frozenset[str]) -> AlertReason:
+    """Is the alert PagerDuty reports resolved the person's current one (see the module doc)?"""
+    mine = key_number(incident.id, dedup)
+    if mine is None:
+        return AlertReason.FOREIGN
+    person, n = mine
+    alerts = pagerduty_alerts(incident, pagerduty)
+    holders_of = [a for a in alerts.values() if n in a.maybe_open and (a.person == person or n == LEGACY_KEY)]
+    if not holders_of:
+        return AlertReason.CLOSED
+    if any(current_alert(a) == n for a in holders_of):
+        return AlertReason.CURRENT
+    return AlertReason.EARLIER
+
+
+def earlier_alert_resolved(incident: Incident, dedup: str, by: str, now: datetime,
+                           pagerduty: frozenset[str]) -> Incident:
+    """An earlier alert resolved in PagerDuty: closed and recorded; the incident stays as it is."""
+    mine = key_number(incident.id, dedup)
+    if mine is None or pagerduty_alert(incident, dedup, pagerduty) is not AlertReason.EARLIER:
+        return incident
+    person, n = mine
+    alerts = pagerduty_alerts(incident, pagerduty)
+    closed = with_alerts(incident, _closed(alerts, person or next(
+        (a.person for a in alerts.values() if n in a.maybe_open), ""), {n}))
+    return closed.noted(TimelineEntry(at=now, by=by, what=f"an earlier PagerDuty alert ({dedup}) was resolved "
+                                                          "there: the incident stays as it is"))
+
+
+def claimed(incident: Incident, pages: list[PageRecord], pagerduty: frozenset[str]) -> tuple[Incident, list[PageRecord]]:
+    """Pages about to be sent. A PagerDuty trigger's key may be open from now on; the page also
+    carries the person's older keys, which the channel resolves in the same send."""
+    if incident.escalation is None or not any(p.channel in pagerduty and p.kind.calls_for_action for p in pages):
+        return incident, pages
+    alerts = pagerduty_alerts(incident, pagerduty)
+    out = []
+    for page in pages:
+        if page.channel in pagerduty and page.kind.calls_for_action:
+            found = key_number(incident.id, page.dedup_keys[0]) if page.dedup_keys else None
+            n = found[1] if found else LEGACY_KEY
+            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+            older = tuple(k for k in mine.maybe_open if k != n)
+            mine = _opened(mine, n, page.channel)
+            alerts[page.person] = mine.model_copy(update={"role": mine.role or page.role})
+            page = page.model_copy(update={"dedup_keys": (dedup_key(incident.id, page.person, n),
+                                                          *(dedup_key(incident.id, page.person, k) for k in older))})
+        out.append(page)
+    return with_alerts(incident, alerts), out
 
 
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
@@ -169,21 +328,31 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
     role = config.routing.roles[role_name]
-    first = index == 0 and state.loop == 0 and state.chain.endswith("#0")
+    first = index == 0 and state.loop == 0 and restart_of(state) == 0
     kind = PageKind.TRIGGER if first else PageKind.ESCALATION
     step_id = f"{state.chain}/{index}" if state.loop == 0 else f"{state.chain}/L{state.loop}/{index}"
-    alerts = dict(state.alerts)
+    pagerduty = pagerduty_channels(config)
+    alerts = pagerduty_alerts(incident, pagerduty)
     pages = []
     for person in holders(role, now, config.routing.zone):
         if person in state.paged:
             continue
         url = ack_link(incident, person, now) if ack_link else None
         text = render(incident, kind, ack_url=url)
-        key = dedup_key(incident.id, person, alerts.get(person, 0))
+        key = dedup_key(incident.id, person, next_key(alerts.get(person)))
         pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_url=url, dedup_keys=(key,))
+                             channel=channel, kind=kind, at=now, text=text, ack_url=url,
+                             dedup_keys=(key,) if channel in pagerduty else ())
                   for channel in config.routing.people[person].channels]
     return pages
+
+
+def next_key(alerts: PagerDutyAlerts | None) -> int:
+    """The key of the person's next trigger: a fresh one only once PagerDuty confirmed the last
+    (re-triggering an open alert would notify nobody); else the same one again."""
+    if alerts is None:
+        return 0
+    return alerts.current + 1 if alerts.confirmed else alerts.current
 
 
 def page_step(incident: Incident, index: int, config: ResponderConfig, now: datetime,
@@ -204,13 +373,21 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
             at=now, what=f"{label}: {role_name} is {', '.join(everyone)}, already paged in this loop: "
                          "skipped, on to the next person")), StepOutcome.ALREADY_PAGED
     pages = step_pages(incident, index, config, now, ack_link)
-    alerts = dict(state.alerts)
-    for person in fresh:
-        alerts[person] = alerts.get(person, 0) + 1
+    pagerduty = pagerduty_channels(config)
+    alerts = pagerduty_alerts(incident, pagerduty)
+    for page in pages:
+        if page.channel in pagerduty:
+            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+            n = next_key(alerts.get(page.person))
+            alerts[page.person] = mine.model_copy(update={
+                "current": n, "confirmed": mine.confirmed and n == mine.current, "role": page.role})
     skipped = sorted(set(everyone) - set(fresh))
     what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
         f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
-    state = state.model_copy(update={"paged": (*state.paged, *fresh), "alerts": tuple(sorted(alerts.items()))})
+    incident = with_alerts(incident, alerts) if alerts else incident
+    state = incident.escalation
+    assert state is not None
+    state = state.model_copy(update={"paged": (*state.paged, *fresh)})
     return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=state), StepOutcome.PAGED
 
 
@@ -260,15 +437,70 @@ def escalate_next(incident: Incident, config: ResponderConfig, now: datetime, wh
                       label=f"escalated at once ({why}): step {state.next_step + 1}")
 
 
-def delivered(incident: Incident, page: PageRecord) -> Incident:
-    """Remember who a page reached (they hear the acknowledgement and the resolution)."""
+def delivered(incident: Incident, page: PageRecord, now: datetime,
+              pagerduty: frozenset[str] = frozenset()) -> Incident:
+    """Remember who a page reached (they hear the acknowledgement and the resolution) and which
+    PagerDuty alerts a confirmed send opened or closed. A trigger confirmed after the incident
+    was acknowledged or resolved (it was in flight) queues the person's stand-down at once."""
     state = incident.escalation
-    if not page.kind.calls_for_action or state is None:
+    if state is None:
         return incident
-    if any(person == page.person and channel == page.channel for person, channel, _ in state.reached):
+    if page.channel in pagerduty and (page.kind.calls_for_action or page.kind is PageKind.RESOLVE):
+        incident = _confirmed(incident, page, pagerduty)
+        state = incident.escalation
+        assert state is not None
+    if not page.kind.calls_for_action:
         return incident
-    reached = (*state.reached, (page.person, page.channel, page.role))
-    return incident.model_copy(update={"escalation": state.model_copy(update={"reached": reached})})
+    if not any(person == page.person and channel == page.channel for person, channel, _ in state.reached):
+        reached = (*state.reached, (page.person, page.channel, page.role))
+        incident = incident.model_copy(update={"escalation": state.model_copy(update={"reached": reached})})
+    if incident.status is IncidentStatus.OPEN:
+        return incident
+    notice = _stand_down_after(incident, page, now, pagerduty)
+    if notice is None:
+        return incident
+    return incident.with_pages(notice).noted(TimelineEntry(
+        at=now, what=f"{page.person} was paged on {page.channel} after the incident was "
+                     f"{incident.status.value}: stand-down notice queued"))
+
+
+def _confirmed(incident: Incident, page: PageRecord, pagerduty: frozenset[str]) -> Incident:
+    """PagerDuty accepted every event of this page: the trigger's alert is open (the person's
+    next loop needs a fresh key), the keys it resolved are closed."""
+    alerts = pagerduty_alerts(incident, pagerduty)
+    numbers = [found[1] for found in (key_number(incident.id, k) for k in page.dedup_keys or (incident.id,))
+               if found is not None]
+    if not numbers:
+        return incident
+    if page.kind.calls_for_action:
+        opened, closing = numbers[0], set(numbers[1:])
+        mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+        if opened == mine.current:
+            alerts[page.person] = mine.model_copy(update={"confirmed": True})
+    else:
+        closing = set(numbers)
+    return with_alerts(incident, _closed(alerts, page.person, closing))
+
+
+def _stand_down_after(incident: Incident, page: PageRecord, now: datetime,
+                      pagerduty: frozenset[str]) -> PageRecord | None:
+    kind = PageKind.ACKNOWLEDGE if incident.status is IncidentStatus.ACKNOWLEDGED else PageKind.RESOLVE
+    by = incident.acknowledged_by if kind is PageKind.ACKNOWLEDGE else incident.resolved_by
+    keys: tuple[str, ...] = ()
+    if page.channel in pagerduty:
+        keys = open_keys(incident, pagerduty_alerts(incident, pagerduty).get(page.person))
+        if not keys:
+            return None
+    page_id = f"{kind.value}:after:{page.id}"
+    if _has_page(incident, page_id):
+        return None
+    return PageRecord(id=page_id, step=kind.value, role=page.role, person=page.person, channel=page.channel,
+                      kind=kind, at=now, text=_notice_text(incident, kind, by), dedup_keys=keys)
+
+
+def _notice_text(incident: Incident, kind: PageKind, by: str | None) -> str:
+    verb = "acknowledged" if kind is PageKind.ACKNOWLEDGE else "resolved"
+    return render(incident, kind, note=f"{verb} by {by} — you can stand down" if by else None)
 
 
 def resolve_pages(incident: Incident, now: datetime, pagerduty: frozenset[str] = frozenset(),
@@ -285,31 +517,36 @@ def acknowledge_pages(incident: Incident, now: datetime, pagerduty: frozenset[st
 
 def _notices(incident: Incident, kind: PageKind, now: datetime, pagerduty: frozenset[str], by: str | None,
              heard_from: str | None) -> list[PageRecord]:
-    """One notice per (person, channel) reached. On a PagerDuty channel (``pagerduty``) it carries
-    every dedup key opened for the person, less ``heard_from``, the key PagerDuty told us about
-    (no echo); with no key left it is not sent."""
+    """One notice per (person, channel) reached, and on PagerDuty per person with an alert that
+    may be open (a trigger claimed, whether or not its sending was confirmed). There it carries
+    the person's alerts that may be open (at most two), less ``heard_from``, the key PagerDuty
+    told us about (no echo); with no key left it is not sent."""
     state = incident.escalation
-    verb = "acknowledged" if kind is PageKind.ACKNOWLEDGE else "resolved"
-    text = render(incident, kind, note=f"{verb} by {by} — you can stand down" if by else None)
+    text = _notice_text(incident, kind, by)
     reached: dict[tuple[str, str], str] = {}
     for person, channel, role in (state.reached if state else ()):
         reached.setdefault((person, channel), role)
     for page in incident.pages:  # pages from before the state kept ``reached``
         if page.kind.calls_for_action and page.delivered:
             reached.setdefault((page.person, page.channel), page.role)
-    alerts = dict(state.alerts) if state else {}
+    alerts = pagerduty_alerts(incident, pagerduty)
+    for mine in alerts.values():
+        for channel in mine.channels if mine.maybe_open else ():
+            reached.setdefault((mine.person, channel), mine.role)
+    # an acknowledgement can come again after a raise to Sev1 re-opened the incident
+    round_ = f"{state.chain}:" if state and kind is PageKind.ACKNOWLEDGE and restart_of(state) else ""
     notices = []
     for (person, channel), role in reached.items():
-        page_id = f"{kind.value}:{person}:{channel}"
-        keys = tuple(dedup_key(incident.id, person, n) for n in range(alerts.get(person, 0))) or (incident.id,)
+        page_id = f"{kind.value}:{round_}{person}:{channel}"
+        keys: tuple[str, ...] = ()
         if channel in pagerduty:
-            keys = tuple(k for k in keys if k != heard_from)
+            keys = tuple(k for k in open_keys(incident, alerts.get(person)) if k != heard_from)
             if not keys:
                 continue
         if _has_page(incident, page_id):
             continue
         notices.append(PageRecord(id=page_id, step=kind.value, role=role, person=person, channel=channel,
-                                  kind=kind, at=now, text=text, dedup_keys=keys if channel in pagerduty else ()))
+                                  kind=kind, at=now, text=text, dedup_keys=keys))
     return notices
 
 

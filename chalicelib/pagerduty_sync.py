@@ -10,6 +10,14 @@ PagerDuty's ``incident_key`` is one of our dedup keys: ``<incident id>/<person>/
 alert per person paged, escalation.py), or the bare incident id (pages sent before). A
 change that came from PagerDuty is applied with ``source="pagerduty"`` and that key: the
 other alerts we opened are acknowledged or resolved too, that one is not echoed.
+
+Only the person's current alert resolves our incident. We resolve a person's older alert
+ourselves when a new loop opens the next one, and PagerDuty reports that back: such a
+``incident.resolved`` changes nothing (``NOT_CURRENT_ALERT``). An older alert a human
+resolved in PagerDuty before we did is recorded on the timeline and closed, and the
+incident stays as it is (``EARLIER_ALERT``): it is not even taken as an acknowledgement,
+since the person's current alert is still ringing and answering that one acknowledges.
+An acknowledgement of any of our alerts acknowledges the incident.
 """
 
 from __future__ import annotations
@@ -88,6 +96,15 @@ def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, A
             return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
         if not incident.is_open:
             return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
+        pagerduty = escalation.pagerduty_channels(deps.config)
+        alert = escalation.pagerduty_alert(incident, key or "", pagerduty)
+        if alert is escalation.AlertReason.CLOSED:
+            return {"reason": "NOT_CURRENT_ALERT", "event_type": event_type, "incident_id": incident.id}
+        if alert is escalation.AlertReason.EARLIER:
+            now = deps.clock()
+            deps.pipeline.incidents.update(incident.id, lambda i: escalation.earlier_alert_resolved(
+                i, key or "", by, now, pagerduty))
+            return {"reason": "EARLIER_ALERT", "event_type": event_type, "incident_id": incident.id}
         deps.pipeline.resolve(incident.id, by, source="pagerduty", pagerduty_key=key)
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:
