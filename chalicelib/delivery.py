@@ -214,6 +214,7 @@ class Escalator:
         if failed.next_attempt_at is not None:
             what += f", retry at {failed.next_attempt_at.isoformat()}"
         incident = incident.with_pages(failed).noted(TimelineEntry(at=now, what=what))
+        incident = escalation.failed_after_close(incident, failed, now, self.pagerduty)
         if decision in (RetryDecision.FALLBACK, RetryDecision.RETRY_AND_FALLBACK):
             extra = escalation.fallback_page(page, incident, self.config)
             if extra is not None:

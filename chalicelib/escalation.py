@@ -464,6 +464,18 @@ def delivered(incident: Incident, page: PageRecord, now: datetime,
                      f"{incident.status.value}: stand-down notice queued"))
 
 
+def failed_after_close(incident: Incident, page: PageRecord, now: datetime,
+                       pagerduty: frozenset[str]) -> Incident:
+    """A PagerDuty trigger whose reply was lost after the incident was acknowledged or resolved:
+    its alert may have opened after our acknowledgement reached PagerDuty, so that person's
+    alerts get the stand-down once more."""
+    if (page.channel not in pagerduty or not page.kind.calls_for_action
+            or incident.status is IncidentStatus.OPEN or incident.escalation is None):
+        return incident
+    notice = _stand_down_after(incident, page, now, pagerduty)
+    return incident.with_pages(notice) if notice is not None else incident
+
+
 def _confirmed(incident: Incident, page: PageRecord, pagerduty: frozenset[str]) -> Incident:
     """PagerDuty accepted every event of this page: the trigger's alert is open (the person's
     next loop needs a fresh key), the keys it resolved are closed."""

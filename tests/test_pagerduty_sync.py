@@ -37,9 +37,12 @@ class PagerDutyEvents:
         # called after PagerDuty took an event in, before we hear the answer: may raise (a reply
         # lost on the way back) or act meanwhile (an acknowledgement landing mid-send)
         self.after_accept: Callable[[dict[str, Any]], None] | None = None
+        self.before_accept: Callable[[dict[str, Any]], None] | None = None  # before it is taken in
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
         event = json.loads(body)
+        if self.before_accept is not None:
+            self.before_accept(event)
         self.sent.append(event)
         key, action = event["dedup_key"], event["event_action"]
         self.history.setdefault(key, []).append(action)
@@ -351,6 +354,31 @@ def test_an_ack_landing_while_a_trigger_is_in_flight_still_stands_the_person_dow
     # Christian hears the stand-down on the console as well (his page reached him after the ack)
     notices = {(p.person, p.channel) for p in incident.pages if p.kind.value == "acknowledge" and p.delivered}
     assert ("christian", "console") in notices and ("christian", "pagerduty-founders") in notices
+
+
+def test_an_ack_reaching_pagerduty_before_a_trigger_whose_reply_is_lost_still_reaches_its_alert(
+        founders_on_pd: tuple[Deps, FakeClock], pd: PagerDutyEvents) -> None:
+    from chalicelib.errors import ChannelError
+
+    deps, clock = founders_on_pd
+    incident_id = sev1(deps)
+    christian = f"{incident_id}/christian/0"
+
+    def ack_first(event: dict[str, Any]) -> None:
+        if event["dedup_key"] == christian and event["event_action"] == "trigger":
+            pd.before_accept = None
+            deps.pipeline.acknowledge(incident_id, "giles")  # its acknowledge of christian/0 finds no alert yet
+
+    def reply_lost(event: dict[str, Any]) -> None:
+        if event["dedup_key"] == christian and event["event_action"] == "trigger":
+            pd.after_accept = None
+            raise ChannelError("connection failed: TimeoutError", retryable=True)
+
+    pd.before_accept, pd.after_accept = ack_first, reply_lost
+    clock.advance(minutes=5)
+    deps.pipeline.sweep()
+    assert pd.history[christian][:2] == ["acknowledge", "trigger"]
+    assert pd.alerts[christian] == "acknowledged"
 
 
 def test_our_resolve_of_an_older_alert_coming_back_resolves_nothing(
