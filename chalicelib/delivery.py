@@ -104,9 +104,8 @@ class Escalator:
         if last is None or now - last >= SENTRY_EVERY:
             self._reported[key] = now
             _report_to_sentry(exc)
-        for memory in (self._failed, self._reported):
-            while len(memory) > _REMEMBERED:  # the oldest first (insertion order)
-                del memory[next(iter(memory))]
+        _forget_oldest(self._failed)
+        _forget_oldest(self._reported)
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
         self.escalate(incident_id, now)
@@ -222,6 +221,12 @@ class Escalator:
                 incident = incident.with_pages(extra).noted(
                     TimelineEntry(at=now, what=f"fallback: {page.person} on {extra.channel}"))
         return incident, failed
+
+
+def _forget_oldest(memory: dict[Any, datetime]) -> None:
+    """Keep at most ``_REMEMBERED`` entries, dropping the oldest (insertion order)."""
+    while len(memory) > _REMEMBERED:
+        del memory[next(iter(memory))]
 
 
 def _report_to_sentry(exc: Exception) -> None:

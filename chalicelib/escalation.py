@@ -298,7 +298,8 @@ def earlier_alert_resolved(incident: Incident, dedup: str, by: str, now: datetim
                                                           "there: the incident stays as it is"))
 
 
-def claimed(incident: Incident, pages: list[PageRecord], pagerduty: frozenset[str]) -> tuple[Incident, list[PageRecord]]:
+def claimed(incident: Incident, pages: list[PageRecord],
+            pagerduty: frozenset[str]) -> tuple[Incident, list[PageRecord]]:
     """Pages about to be sent. A PagerDuty trigger's key may be open from now on; the page also
     carries the person's older keys, which the channel resolves in the same send."""
     if incident.escalation is None or not any(p.channel in pagerduty and p.kind.calls_for_action for p in pages):
@@ -385,10 +386,9 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
     what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
         f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
     incident = with_alerts(incident, alerts) if alerts else incident
-    state = incident.escalation
-    assert state is not None
-    state = state.model_copy(update={"paged": (*state.paged, *fresh)})
-    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=state), StepOutcome.PAGED
+    assert incident.escalation is not None
+    paged = incident.escalation.model_copy(update={"paged": (*incident.escalation.paged, *fresh)})
+    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=paged), StepOutcome.PAGED
 
 
 def page_steps(incident: Incident, first: int, last: int, config: ResponderConfig, now: datetime,

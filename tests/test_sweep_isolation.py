@@ -230,7 +230,7 @@ def test_an_incident_whose_last_sweep_failed_is_tried_after_the_others(
 
 def test_the_same_failure_is_reported_to_sentry_once_an_hour(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    deps, clock, _, broken, _ = failing_first(tmp_path)
+    deps, clock, _, _, _ = failing_first(tmp_path)
     reported: list[Exception] = []
     monkeypatch.setattr(delivery, "_report_to_sentry", reported.append)
     errors = 0
