@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib import config, escalation
 from chalicelib.errors import ConfigError
+from chalicelib.escalation import LEGACY_KEY as LEGACY
 from chalicelib.escalation import RepeatReason
 from chalicelib.models import EscalationState, Incident, IncidentStatus, PageKind, PageStatus, Severity, SignalKind
 from tests.conftest import CONFIG, FakeClock, config_with_channels, copy_config
@@ -341,3 +342,22 @@ def test_raising_an_acknowledged_sev2_to_sev1_reopens_it_and_pages_the_sev1_chai
     assert deps.store.get(incident_id).status is IncidentStatus.ACKNOWLEDGED
     acks = [p.person for p in recorders.by_name["console"].sent if p.kind is PageKind.ACKNOWLEDGE]
     assert "christian" in acks
+
+
+def test_which_resolved_alert_resolves_the_incident() -> None:
+    from chalicelib.escalation import AlertReason, pagerduty_alert
+    from chalicelib.models import PagerDutyAlerts
+
+    current = incident(Severity.SEV1)
+    assert current.escalation is not None
+    giles = PagerDutyAlerts(person="giles", current=3, confirmed=True, maybe_open=(2, 3), channels=("pd",))
+    legacy = PagerDutyAlerts(person="christian", maybe_open=(LEGACY,), channels=("pd",))
+    current = current.model_copy(update={"escalation": current.escalation.model_copy(
+        update={"pagerduty": (giles, legacy)})})
+    pd = frozenset({"pd"})
+    assert pagerduty_alert(current, "inc-1/giles/3", pd) is AlertReason.CURRENT
+    assert pagerduty_alert(current, "inc-1/giles/2", pd) is AlertReason.EARLIER
+    assert pagerduty_alert(current, "inc-1/giles/1", pd) is AlertReason.CLOSED  # we resolved it ourselves
+    assert pagerduty_alert(current, "inc-1", pd) is AlertReason.CURRENT  # christian's only alert: the old key
+    assert pagerduty_alert(current, "alarm:checkout-5xx", pd) is AlertReason.FOREIGN
+    assert pagerduty_alert(current, "inc-2/giles/3", pd) is AlertReason.FOREIGN
