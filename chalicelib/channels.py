@@ -82,7 +82,7 @@ class PagerDutyChannel:
         self._routing_key, self.endpoint, self.transport, self.timeout = routing_key, endpoint, transport, timeout
 
     def event(self, page: PageRequest, dedup_key: str | None = None, action: str | None = None) -> dict[str, Any]:
-        """The Events API v2 body; ``dedup_key`` defaults to the page's first (escalation.py: one
+        """The Events API v2 body; ``dedup_key`` defaults to the page's first (pd_alerts.py: one
         alert per person paged), else the incident id (pages queued before per-person keys)."""
         key = dedup_key or (page.dedup_keys[0] if page.dedup_keys else page.incident_id)
         body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": key,
@@ -98,7 +98,7 @@ class PagerDutyChannel:
 
     def send(self, page: PageRequest) -> None:
         """A trigger opens the alert of its first key, then resolves the person's older alerts, the
-        other keys it carries (escalation.py: at most one open alert per person); an acknowledge
+        other keys it carries (pd_alerts.py: at most one open alert per person); an acknowledge
         or resolve goes to every key it carries. A retry repeats them all, which PagerDuty takes
         as a no-op (a trigger on an open alert folds into it)."""
         keys = page.dedup_keys or (page.incident_id,)

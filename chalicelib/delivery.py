@@ -14,8 +14,8 @@ an incident opens, resolves or is acknowledged) and the scheduled sweep run:
    fallback channel for the same step, which goes out in the next round.
 
 A worker that dies between 3 and 4 leaves ``sending`` entries whose lease expires; the
-next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and page,
-escalation.py) makes that retry harmless there.
+next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and loop,
+pd_alerts.py) makes that retry harmless there.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import comms, escalation
+from chalicelib import comms, escalation, pd_alerts
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ChannelError
 from chalicelib.escalation import RetryDecision
@@ -50,7 +50,7 @@ class Escalator:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
         self.ack_link = ack_link
         self.metrics = metrics  # a Powertools Metrics (tests pass one); None: built per sweep
-        self.pagerduty = escalation.pagerduty_channels(config)
+        self.pagerduty = pd_alerts.pagerduty_channels(config)
         self.budget = SWEEP_BUDGET
         # in memory only (the container's lifetime): which incidents failed their last sweep
         # (tried after the others) and when each failure was last reported to Sentry
@@ -164,7 +164,7 @@ class Escalator:
             if not taken:
                 return incident
             # a PagerDuty trigger's alert may be open from now on, whatever its reply
-            incident, pages = escalation.claimed(incident, list(taken), self.pagerduty)
+            incident, pages = pd_alerts.claimed(incident, list(taken), self.pagerduty)
             taken[:] = pages
             return incident.with_pages(*taken)
 

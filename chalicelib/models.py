@@ -161,7 +161,7 @@ class PageRecord(Frozen):
 
 
 class PagerDutyAlerts(Frozen):
-    """One person's PagerDuty alerts for an incident (escalation.py): at most two can be open.
+    """One person's PagerDuty alerts for an incident (pd_alerts.py): at most two can be open.
 
     Keys are ``<incident id>/<person>/<n>``; ``current`` is the *n* the person's next trigger
     uses, a fresh one only once PagerDuty confirmed the last (``confirmed``). ``maybe_open``

@@ -60,7 +60,7 @@ class PagerDutyEvents:
 
     def orphans(self, store: Any) -> list[str]:
         """Alerts PagerDuty still rings (or keeps open) for an incident we acknowledged (resolved)."""
-        from chalicelib.escalation import incident_id_of
+        from chalicelib.pd_alerts import incident_id_of
 
         left = []
         for key, state in self.alerts.items():

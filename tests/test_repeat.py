@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import config, escalation
+from chalicelib import config, escalation, pd_alerts
 from chalicelib.errors import ConfigError
-from chalicelib.escalation import LEGACY_KEY as LEGACY
 from chalicelib.escalation import RepeatReason
 from chalicelib.models import EscalationState, Incident, IncidentStatus, PageKind, PageStatus, Severity, SignalKind
 from tests.conftest import CONFIG, FakeClock, config_with_channels, copy_config
@@ -267,12 +266,12 @@ def everyone_on_pagerduty(tmp_path: Path) -> Any:
 
 def test_state_is_bounded_by_people_not_by_time(tmp_path: Path) -> None:
     cfg = everyone_on_pagerduty(tmp_path)
-    pagerduty = escalation.pagerduty_channels(cfg)
+    pagerduty = pd_alerts.pagerduty_channels(cfg)
     current = incident(Severity.SEV1, cfg=cfg)
     for minute in range(0, 24 * 60, 15):
         current = escalation.escalate(current, cfg, T + timedelta(minutes=minute))
         pending = [p for p in current.pages if p.status is PageStatus.PENDING]
-        current, claimed = escalation.claimed(current, pending, pagerduty)
+        current, claimed = pd_alerts.claimed(current, pending, pagerduty)
         for page in claimed:
             sent = page.model_copy(update={"status": PageStatus.SENT})
             current = escalation.delivered(current.with_pages(sent), sent, T, pagerduty)
@@ -291,15 +290,15 @@ def test_a_trigger_whose_send_failed_keeps_its_key_for_the_next_loop(tmp_path: P
     """Unconfirmed, PagerDuty may or may not have opened it: the next loop triggers the same key
     (folded if it is open, opened if not) and the older key is resolved with it."""
     cfg = everyone_on_pagerduty(tmp_path)
-    pagerduty = escalation.pagerduty_channels(cfg)
+    pagerduty = pd_alerts.pagerduty_channels(cfg)
     current = escalation.escalate(incident(Severity.SEV1, cfg=cfg), cfg, T)
-    current, [first] = escalation.claimed(current, [p for p in current.pages if p.channel == "pd"], pagerduty)
+    current, [first] = pd_alerts.claimed(current, [p for p in current.pages if p.channel == "pd"], pagerduty)
     assert first.dedup_keys == ("inc-1/giles/0",)  # failed: never confirmed
     [alerts] = current.escalation.pagerduty
     assert alerts.maybe_open == (0,) and not alerts.confirmed
-    assert escalation.next_key(alerts) == 0
+    assert pd_alerts.next_key(alerts) == 0
     confirmed = alerts.model_copy(update={"confirmed": True})
-    assert escalation.next_key(confirmed) == 1
+    assert pd_alerts.next_key(confirmed) == 1
 
 
 @pytest.mark.parametrize(("chain", "restarts"), [("SEV1#0", 0), ("SEV1#10", 10), ("SEV2#3", 3), ("odd", 0)])
@@ -345,8 +344,9 @@ def test_raising_an_acknowledged_sev2_to_sev1_reopens_it_and_pages_the_sev1_chai
 
 
 def test_which_resolved_alert_resolves_the_incident() -> None:
-    from chalicelib.escalation import AlertReason, pagerduty_alert
     from chalicelib.models import PagerDutyAlerts
+    from chalicelib.pd_alerts import LEGACY_KEY as LEGACY
+    from chalicelib.pd_alerts import AlertReason, pagerduty_alert
 
     current = incident(Severity.SEV1)
     assert current.escalation is not None
