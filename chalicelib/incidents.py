@@ -101,14 +101,21 @@ def raise_severity(incident: Incident, severity: Severity, why: str, now: dateti
                    config: ResponderConfig) -> Incident:
     """A worse severity: the matrix's owner for it, and its chain started afresh from now.
 
-    Raising to the same severity restarts its chain (a human is needed again)."""
-    restarts = int(incident.escalation.chain.rsplit("#", 1)[1]) + 1 if incident.escalation else 1
+    Raising to the same severity restarts its chain (a human is needed again). A raise to Sev1
+    of an acknowledged incident re-opens it: the acknowledgement was for a lesser problem, so
+    the Sev1 chain pages (and repeats) until someone acknowledges again; the first
+    acknowledgement stays on the timeline."""
+    restarts = escalation.restart_of(incident.escalation) + 1 if incident.escalation else 1
     owner = config.severity.matrix[severity].owner
+    reopen = severity is Severity.SEV1 and incident.status is IncidentStatus.ACKNOWLEDGED
     raised = incident.noted(
         TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
-                                   f"{why}, owner {owner}"),
+                                   f"{why}, owner {owner}"
+                                   + (f"; re-opened (was acknowledged by {incident.acknowledged_by})"
+                                      if reopen else "")),
         severity=severity, owner=owner,
-        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation))
+        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation),
+        **({"status": IncidentStatus.OPEN} if reopen else {}))
     return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 

@@ -169,6 +169,22 @@ class PageRecord(Frozen):
         return self.status is PageStatus.SENT
 
 
+class PagerDutyAlerts(Frozen):
+    """One person's PagerDuty alerts for an incident (pd_alerts.py): at most two can be open.
+
+    Keys are ``<incident id>/<person>/<n>``; ``current`` is the *n* the person's next trigger
+    uses, a fresh one only once PagerDuty confirmed the last (``confirmed``). ``maybe_open``
+    holds every *n* claimed for sending and not yet resolved by a confirmed send; -1 stands
+    for the bare incident id (pages queued before per-person keys)."""
+
+    person: str
+    role: str = ""
+    channels: tuple[str, ...] = ()  # the PagerDuty channels its triggers went out on
+    current: int = 0
+    confirmed: bool = False
+    maybe_open: tuple[int, ...] = ()
+
+
 class EscalationState(Frozen):
     """Where an incident is in its chain: ``chain`` names it (severity and how often it was
     restarted), step offsets count from ``started_at``, ``next_step`` is the next to page in
@@ -178,7 +194,7 @@ class EscalationState(Frozen):
     needs no old page records: ``paged`` (people paged in this loop: a step never pages them
     twice), ``reached`` (person, channel, role that received a page: they hear the
     acknowledgement and the resolution), ``alerts`` (person, how many PagerDuty alerts were
-    opened for them: the dedup keys to acknowledge and resolve)."""
+    opened for them, older format) and ``pagerduty`` (each person's alerts that may be open)."""
 
     chain: str
     severity: Severity
@@ -187,7 +203,8 @@ class EscalationState(Frozen):
     loop: int = 0
     paged: tuple[str, ...] = ()
     reached: tuple[tuple[str, str, str], ...] = ()
-    alerts: tuple[tuple[str, int], ...] = ()
+    alerts: tuple[tuple[str, int], ...] = ()  # before ``pagerduty``: read once, then folded into it
+    pagerduty: tuple[PagerDutyAlerts, ...] = ()
 
 
 class Duty(Frozen):

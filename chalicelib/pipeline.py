@@ -172,7 +172,7 @@ class Pipeline:
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
-        return self.escalator.sweep(self.clock(), also=self.executor.verify)
+        return self.escalator.sweep(self.clock(), also=self.executor.verify, clock=self.clock)
 
 
 class Plan(Frozen):
