@@ -14,17 +14,18 @@ an incident opens, resolves or is acknowledged) and the scheduled sweep run:
    fallback channel for the same step, which goes out in the next round.
 
 A worker that dies between 3 and 4 leaves ``sending`` entries whose lease expires; the
-next sweep sends them again, and PagerDuty's ``dedup_key`` (the incident id) makes that
-retry harmless there.
+next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and loop,
+pd_alerts.py) makes that retry harmless there.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import comms, escalation
+from chalicelib import comms, escalation, pd_alerts
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ChannelError
 from chalicelib.escalation import RetryDecision
@@ -33,27 +34,78 @@ from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, 
 from chalicelib.paging import Pager
 from chalicelib.store import IncidentStore
 
+log = logging.getLogger("responder")
+
 _ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next round
+# The sweep runs every minute in a Lambda with a 30 s timeout: after this long it starts no
+# further incident and leaves the rest due for the next minute.
+SWEEP_BUDGET = timedelta(seconds=20)
+SENTRY_EVERY = timedelta(hours=1)  # one Sentry event per incident and failure per hour
+_REMEMBERED = 1_000  # failed incidents and Sentry reports kept in memory, at most
 
 
 class Escalator:
     def __init__(self, store: IncidentStore, incidents: IncidentService, pager: Pager,
-                 config: ResponderConfig, ack_link: escalation.AckLinker | None = None) -> None:
+                 config: ResponderConfig, ack_link: escalation.AckLinker | None = None, metrics: Any = None) -> None:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
         self.ack_link = ack_link
+        self.metrics = metrics  # a Powertools Metrics (tests pass one); None: built per sweep
+        self.pagerduty = pd_alerts.pagerduty_channels(config)
+        self.budget = SWEEP_BUDGET
+        # in memory only (the container's lifetime): which incidents failed their last sweep
+        # (tried after the others) and when each failure was last reported to Sentry
+        self._failed: dict[str, datetime] = {}
+        self._reported: dict[tuple[str, str], datetime] = {}
 
-    def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None) -> dict[str, Any]:
+    def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None,
+              clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
         """One run of the scheduled sweep over every incident with something due.
 
-        ``also`` runs for each of them too (the executor's verification of watched actions)."""
-        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0}
-        for incident in self.store.due(now):
+        ``also`` runs for each of them too (the executor's verification of watched actions).
+        Each incident is handled on its own: one that fails (a store that refuses its item, a
+        bug) is logged by id and exception type, reported to Sentry (once an hour per incident
+        and failure) and counted in the ``SweepIncidentFailed`` metric, and the sweep goes on
+        with the others. Its ``next_action_at`` did not move, so the next minute's sweep tries
+        it again, after the incidents that did not fail. Once ``budget`` has passed on
+        ``clock`` (read, never slept on), no further incident is started: those are counted
+        as ``deferred`` and stay due for the next minute."""
+        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0, "errors": 0, "error_ids": [],
+                                  "deferred": 0}
+        # stable: the store's order (by due time) within each group, last failures at the end
+        due = sorted(self.store.due(now), key=lambda incident: incident.id in self._failed)
+        for incident in due:
+            if clock is not None and clock() - now >= self.budget:
+                report["deferred"] += 1
+                continue
             report["incidents"] += 1
-            for page in self.advance(incident.id, now):
-                report["sent" if page.status is PageStatus.SENT else "failed"] += 1
-            if also is not None:
-                also(incident.id, now)
+            try:
+                for page in self.advance(incident.id, now):
+                    report["sent" if page.status is PageStatus.SENT else "failed"] += 1
+                if also is not None:
+                    also(incident.id, now)
+            except Exception as exc:  # noqa: BLE001 - one incident must never stop the others' pages
+                report["errors"] += 1
+                report["error_ids"].append(incident.id)
+                # ids and the exception's type only: a message can quote a payload
+                log.error("sweep: incident failed", extra={"outcome": {
+                    "incident_id": incident.id, "error": type(exc).__name__}})
+                self._failed_now(incident.id, exc, now)
+            else:
+                self._failed.pop(incident.id, None)
+        if report["errors"]:
+            _count_failures(report["errors"], self.metrics)
         return report
+
+    def _failed_now(self, incident_id: str, exc: Exception, now: datetime) -> None:
+        """Remember the failure (tried last next time); to Sentry unless reported within the hour."""
+        self._failed[incident_id] = now
+        key = (incident_id, type(exc).__name__)
+        last = self._reported.get(key)
+        if last is None or now - last >= SENTRY_EVERY:
+            self._reported[key] = now
+            _report_to_sentry(exc)
+        _forget_oldest(self._failed)
+        _forget_oldest(self._reported)
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
         self.escalate(incident_id, now)
@@ -61,20 +113,9 @@ class Escalator:
         return self.deliver(incident_id, now)
 
     def escalate(self, incident_id: str, now: datetime) -> Incident:
-        def queue_due_steps(incident: Incident) -> Incident:
-            due = escalation.due_steps(incident, self.config, now)
-            state = incident.escalation
-            if not due or state is None:
-                return incident
-            steps = escalation.chain_for(state.severity, self.config).steps
-            for index in due:
-                pages = escalation.step_pages(incident, index, self.config, now, self.ack_link)
-                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
-                incident = incident.with_pages(*pages).noted(
-                    TimelineEntry(at=now, what=f"escalation step {index + 1}: {steps[index].role} ({who})"))
-            return incident.model_copy(update={"escalation": state.model_copy(update={"next_step": due[-1] + 1})})
-
-        return self.incidents.update(incident_id, queue_due_steps)
+        """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
+        return self.incidents.update(incident_id,
+                                     lambda incident: escalation.escalate(incident, self.config, now, self.ack_link))
 
     def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
         """A human is needed now (a playbook could not act, a verification failed): page the next
@@ -85,14 +126,9 @@ class Escalator:
             if incident.status is not IncidentStatus.OPEN or state is None:
                 return incident.noted(TimelineEntry(
                     at=now, what=f"escalation requested ({why}); incident is {incident.status.value}"))
-            steps = escalation.chain_for(state.severity, self.config).steps
-            if state.next_step < len(steps):
-                pages = escalation.step_pages(incident, state.next_step, self.config, now, self.ack_link)
-                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
-                return incident.with_pages(*pages).noted(
-                    TimelineEntry(at=now, what=f"escalated at once ({why}): step {state.next_step + 1}: "
-                                               f"{steps[state.next_step].role} ({who})"),
-                    escalation=state.model_copy(update={"next_step": state.next_step + 1}))
+            bumped = escalation.escalate_next(incident, self.config, now, why, self.ack_link)
+            if bumped is not None:
+                return bumped
             worse = Severity(max(incident.severity.value - 1, 1))
             return raise_severity(incident, worse, f"({why})", now, self.config)
 
@@ -125,7 +161,12 @@ class Escalator:
             taken.extend(p.model_copy(update={"status": PageStatus.SENDING, "attempts": p.attempts + 1,
                                               "lease_until": now + escalation.SEND_LEASE})
                          for p in incident.pages if escalation.claimable(p, incident, now))
-            return incident.with_pages(*taken) if taken else incident
+            if not taken:
+                return incident
+            # a PagerDuty trigger's alert may be open from now on, whatever its reply
+            incident, pages = pd_alerts.claimed(incident, list(taken), self.pagerduty)
+            taken[:] = pages
+            return incident.with_pages(*taken)
 
         incident = self.incidents.update(incident_id, claim)
         return incident, list(taken)
@@ -163,7 +204,8 @@ class Escalator:
         if error is None:
             sent = page.model_copy(update={"status": PageStatus.SENT, "sent_at": now, "lease_until": None,
                                            "error": None, "next_attempt_at": None})
-            return incident.with_pages(sent).noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
+            incident = escalation.delivered(incident.with_pages(sent), sent, now, self.pagerduty)
+            return incident.noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
         failed, decision = escalation.after_failure(page, error.retryable, error.retry_after, now,
                                                     self.config, incident.severity)
         failed = failed.model_copy(update={"error": str(error)[:200]})
@@ -171,6 +213,7 @@ class Escalator:
         if failed.next_attempt_at is not None:
             what += f", retry at {failed.next_attempt_at.isoformat()}"
         incident = incident.with_pages(failed).noted(TimelineEntry(at=now, what=what))
+        incident = escalation.failed_after_close(incident, failed, now, self.pagerduty)
         if decision in (RetryDecision.FALLBACK, RetryDecision.RETRY_AND_FALLBACK):
             extra = escalation.fallback_page(page, incident, self.config)
             if extra is not None:
@@ -178,3 +221,31 @@ class Escalator:
                 incident = incident.with_pages(extra).noted(
                     TimelineEntry(at=now, what=f"fallback: {page.person} on {extra.channel}"))
         return incident, failed
+
+
+def _forget_oldest(memory: dict[Any, datetime]) -> None:
+    """Keep at most ``_REMEMBERED`` entries, dropping the oldest (insertion order)."""
+    while len(memory) > _REMEMBERED:
+        del memory[next(iter(memory))]
+
+
+def _report_to_sentry(exc: Exception) -> None:
+    """To Sentry when error reporting is on (observability.init_error_reporting, whose scrubber
+    drops the message); a no-op otherwise."""
+    import sentry_sdk
+
+    sentry_sdk.capture_exception(exc)
+
+
+def _count_failures(count: int, metrics: Any = None) -> None:
+    """``SweepIncidentFailed`` (CloudWatch EMF through Powertools, as the canary emits its metric):
+    an alarm on it says the sweep is skipping an incident. Emitted only when one failed, so the
+    CLI's JSON output stays clean on a good run."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from chalicelib.canary import NAMESPACE
+
+    metrics = metrics or Metrics(namespace=NAMESPACE, service="alarm-responder")
+    metrics.add_metric(name="SweepIncidentFailed", unit=MetricUnit.Count, value=count)
+    metrics.flush_metrics()

@@ -7,8 +7,7 @@ store's conditional writes, re-reading and deciding again when it loses a race.
 
 from __future__ import annotations
 
-import random
-import time
+import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +15,7 @@ from enum import StrEnum
 
 from chalicelib import comms, escalation
 from chalicelib.config import ResponderConfig
-from chalicelib.errors import ConflictError, IncidentNotFound
+from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,
     Incident,
@@ -27,15 +26,15 @@ from chalicelib.models import (
     Transition,
 )
 from chalicelib.store import IncidentStore
+from chalicelib.store.retry import Pause, backoff, retried
 
-# A noisy alarm re-fires for hours; its timeline keeps the first repeats and a count.
+# A noisy alarm re-fires for hours (or flaps through INSUFFICIENT_DATA): its timeline keeps the
+# first repeats and the first informational signals, and counts the rest.
 MAX_REPEAT_ENTRIES = 10
-_MAX_RACE_RETRIES = 25
-
-
-def _backoff(attempt: int) -> None:
-    # Conflicts clear in milliseconds; jitter keeps racing workers from colliding in lockstep.
-    time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+MAX_ANNOTATION_ENTRIES = 10
+# Notes people write: each at most this long, and at most this many per incident.
+MAX_NOTE_CHARS = 4_000
+MAX_NOTES = 200
 
 
 class Reason(StrEnum):
@@ -82,28 +81,41 @@ def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
 
 
 def close(incident: Incident, by: str, what: str, now: datetime, config: ResponderConfig,
-          source: str = "responder") -> Incident:
+          source: str = "responder", pagerduty_key: str | None = None) -> Incident:
     """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice
-    (except PagerDuty itself when the resolution came from PagerDuty: no echo)."""
+    (except the PagerDuty alert ``pagerduty_key`` the resolution came from: no echo)."""
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
-    skip = pagerduty_channels(config) if source == "pagerduty" else frozenset()
     closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
-    return closed.with_pages(*escalation.resolve_pages(closed, now, skip),
+    return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
+                                                       _heard_from(source, pagerduty_key, incident)),
                              *comms.founder_update(closed, "resolved", config, now))
+
+
+def _heard_from(source: str, pagerduty_key: str | None, incident: Incident) -> str | None:
+    # From PagerDuty without a key: the incident id, the key of pages queued before per-person keys.
+    return (pagerduty_key or incident.id) if source == "pagerduty" else None
 
 
 def raise_severity(incident: Incident, severity: Severity, why: str, now: datetime,
                    config: ResponderConfig) -> Incident:
     """A worse severity: the matrix's owner for it, and its chain started afresh from now.
 
-    Raising to the same severity restarts its chain (a human is needed again)."""
-    restarts = int(incident.escalation.chain.rsplit("#", 1)[1]) + 1 if incident.escalation else 1
+    Raising to the same severity restarts its chain (a human is needed again). A raise to Sev1
+    of an acknowledged incident re-opens it: the acknowledgement was for a lesser problem, so
+    the Sev1 chain pages (and repeats) until someone acknowledges again; the first
+    acknowledgement stays on the timeline."""
+    restarts = escalation.restart_of(incident.escalation) + 1 if incident.escalation else 1
     owner = config.severity.matrix[severity].owner
+    reopen = severity is Severity.SEV1 and incident.status is IncidentStatus.ACKNOWLEDGED
     raised = incident.noted(
         TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
-                                   f"{why}, owner {owner}"),
-        severity=severity, owner=owner, escalation=escalation.start(severity, config, now, restart=restarts))
+                                   f"{why}, owner {owner}"
+                                   + (f"; re-opened (was acknowledged by {incident.acknowledged_by})"
+                                      if reopen else "")),
+        severity=severity, owner=owner,
+        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation),
+        **({"status": IncidentStatus.OPEN} if reopen else {}))
     return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 
@@ -122,18 +134,40 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
     if reason is Reason.RESOLVED:
         return close(current, "signal", f"resolved by signal: {signal.title}", now, config)
     if reason is Reason.ANNOTATED:
+        counted = {"annotation_count": current.annotation_count + 1}
+        if current.annotation_count >= MAX_ANNOTATION_ENTRIES:
+            return current.model_copy(update=counted)
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
-                                           what=f"noted: {signal.title}"))
+                                           what=f"noted: {signal.title}"), **counted)
     raise ValueError(f"apply() does not handle {reason}")
+
+
+NewId = Callable[[Signal, datetime], str]
+
+
+def random_incident_id(signal: Signal, now: datetime) -> str:
+    """Production ids: random, so no two incidents can share one whatever their timing."""
+    return f"inc-{uuid.uuid4().hex[:12]}"
+
+
+def derived_incident_id(signal: Signal, now: datetime) -> str:
+    """Ids for a replay with a fixed clock: the same input gives the same ids, run after run.
+
+    Derived from what opened the incident: its key, the opening time and the delivery. A key
+    holds one open incident at a time and each delivery is processed once, so two incidents
+    cannot share all three.
+    """
+    basis = "\n".join((signal.incident_key, now.isoformat(), signal.delivery_id))
+    return f"inc-{hashlib.sha256(basis.encode()).hexdigest()[:12]}"
 
 
 class IncidentService:
     """Applies decisions to the store; the only writer of incidents."""
 
-    def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: Callable[[], str] | None = None,
-                 pause: Callable[[int], None] = _backoff) -> None:
+    def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: NewId | None = None,
+                 pause: Pause = backoff) -> None:
         self.store, self.config = store, config
-        self.new_id = new_id or (lambda: f"inc-{uuid.uuid4().hex[:12]}")
+        self.new_id = new_id or random_incident_id
         self.pause = pause
 
     def _stamped(self, incident: Incident) -> Incident:
@@ -141,45 +175,54 @@ class IncidentService:
         return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
     def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
-        for attempt in range(_MAX_RACE_RETRIES):
-            if attempt:
-                self.pause(attempt)
-            try:
-                current = self.store.get_open(signal.incident_key)
-                reason = decide(signal, c, current)
-                if reason is Reason.OPENED:
-                    created = self.store.create(
-                        self._stamped(new_incident(self.new_id(), signal, c, now, self.config)))
-                    if created is None:
-                        continue  # another worker opened it first: decide again against theirs
-                    return reason, created
-                if current is None:
-                    return reason, None
-                return reason, self.store.save(self._stamped(apply(reason, current, signal, c, now, self.config)))
-            except ConflictError:
-                continue
-        raise ConflictError(f"incident key {signal.incident_key} kept changing; giving up for a retry")
+        def attempt() -> tuple[Reason, Incident | None]:
+            current = self.store.get_open(signal.incident_key)
+            reason = decide(signal, c, current)
+            if reason is Reason.OPENED:
+                created = self.store.create(
+                    self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
+                if created is None:  # another worker opened it first: decide again against theirs
+                    raise ConflictError(f"incident key {signal.incident_key} was opened meanwhile")
+                return reason, created
+            if current is None:
+                return reason, None
+            return reason, self.store.save(self._stamped(apply(reason, current, signal, c, now, self.config)))
+        return retried(attempt, what=f"incident key {signal.incident_key}", pause=self.pause)
 
     def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
         """Re-read, apply ``change`` and save, until no one else wrote in between."""
-        for attempt in range(_MAX_RACE_RETRIES):
-            if attempt:
-                self.pause(attempt)
+        def attempt() -> Incident:
             current = self.store.get(incident_id)
             if current is None:
                 raise IncidentNotFound(incident_id)
-            changed = change(current)
+            try:
+                changed = change(current)
+            except ConflictError as refused:  # the change itself refused (acknowledging a resolved one)
+                raise _Refused(refused) from refused
             if changed is current:
                 return current  # nothing to write
-            try:
-                return self.store.save(self._stamped(changed))
-            except ConflictError:
-                continue
-        raise ConflictError(f"incident {incident_id} kept changing; try again")
+            return self.store.save(self._stamped(changed))
+        try:
+            return retried(attempt, what=f"incident {incident_id}", pause=self.pause)
+        except _Refused as refused:
+            raise refused.error from None
 
-    def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder") -> Incident:
-        """Acknowledge (idempotent). Unsent pages are cancelled; PagerDuty hears of it, unless
-        the acknowledgement came from PagerDuty."""
+    def add_note(self, incident_id: str, by: str, text: str, now: datetime) -> Incident:
+        """A person's note on the timeline: at most ``MAX_NOTE_CHARS`` characters, ``MAX_NOTES`` per incident."""
+        text = note_text(text)
+
+        def note(incident: Incident) -> Incident:
+            if incident.note_count >= MAX_NOTES:
+                raise InvalidRequest("text", f"incident {incident.id} already has {MAX_NOTES} notes, "
+                                             "the most it keeps")
+            return incident.noted(TimelineEntry(at=now, by=by, what=f"note: {text}"),
+                                  note_count=incident.note_count + 1)
+        return self.update(incident_id, note)
+
+    def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder",
+                    pagerduty_key: str | None = None) -> Incident:
+        """Acknowledge (idempotent). Unsent pages are cancelled; everyone who was paged hears of
+        it on each channel they were paged on, except the PagerDuty alert it came from."""
         def ack(incident: Incident) -> Incident:
             if incident.status is IncidentStatus.RESOLVED:
                 raise ConflictError(f"incident {incident.id} is resolved; nothing to acknowledge")
@@ -191,16 +234,15 @@ class IncidentService:
                                    acknowledged_by=by)
             acked = escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
             acked = acked.with_pages(*comms.founder_update(acked, "acknowledged", self.config, now))
-            if source == "pagerduty":
-                return acked
-            return acked.with_pages(*escalation.acknowledge_pages(acked, now, pagerduty_channels(self.config)))
+            return acked.with_pages(*escalation.acknowledge_pages(
+                acked, now, pagerduty_channels(self.config), by, _heard_from(source, pagerduty_key, incident)))
         current = self.store.get(incident_id)
         if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
             return current  # idempotent: a second ack changes nothing
         return self.update(incident_id, ack)
 
     def resolve(self, incident_id: str, by: str, now: datetime, source: str = "responder",
-                note: str | None = None) -> tuple[Incident, bool]:
+                note: str | None = None, pagerduty_key: str | None = None) -> tuple[Incident, bool]:
         """Resolve by hand; the bool says whether this call changed anything."""
         current = self.store.get(incident_id)
         if current is None:
@@ -213,8 +255,25 @@ class IncidentService:
                 return incident
             via = f" via {source}" if source != "responder" else ""
             return close(incident, by, f"resolved by {by}{via}" + (f": {note}" if note else ""), now, self.config,
-                         source)
+                         source, pagerduty_key)
         return self.update(incident_id, resolve_by_hand), True
+
+
+class _Refused(Exception):
+    """A ``ConflictError`` raised by a change itself, not by a lost write: never retried."""
+
+    def __init__(self, error: ConflictError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def note_text(text: str) -> str:
+    """A note as stored, or ``InvalidRequest`` naming ``text``."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest("text", "must be a non-empty string")
+    if len(text) > MAX_NOTE_CHARS:
+        raise InvalidRequest("text", f"must be at most {MAX_NOTE_CHARS} characters")
+    return text.strip()
 
 
 def mark_phi_exposure(incident: Incident, by: str, now: datetime, config: ResponderConfig) -> Incident:

@@ -6,9 +6,18 @@ Delivery is at least once, so ``X-Webhook-Id`` is deduplicated like any other de
 PagerDuty disables a subscription after three dropped (4xx) webhooks, so a genuine
 webhook we cannot match still gets a 2xx, with the reason.
 
-Our incidents are PagerDuty's ``incident_key`` (our ``dedup_key`` is the incident id).
-A change that came from PagerDuty is applied with ``source="pagerduty"``, which sends no
-acknowledge or resolve event back to it.
+PagerDuty's ``incident_key`` is one of our dedup keys: ``<incident id>/<person>/<n>`` (one
+alert per person paged, pd_alerts.py), or the bare incident id (pages sent before). A
+change that came from PagerDuty is applied with ``source="pagerduty"`` and that key: the
+other alerts we opened are acknowledged or resolved too, that one is not echoed.
+
+Only the person's current alert resolves our incident. We resolve a person's older alert
+ourselves when a new loop opens the next one, and PagerDuty reports that back: such a
+``incident.resolved`` changes nothing (``NOT_CURRENT_ALERT``). An older alert a human
+resolved in PagerDuty before we did is recorded on the timeline and closed, and the
+incident stays as it is (``EARLIER_ALERT``): it is not even taken as an acknowledgement,
+since the person's current alert is still ringing and answering that one acknowledges.
+An acknowledgement of any of our alerts acknowledges the incident.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib import pd_alerts
 from chalicelib.errors import ConflictError, SignatureError
 from chalicelib.models import Incident
 from chalicelib.store import Claim
@@ -41,7 +51,7 @@ def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
     """Our incident for PagerDuty's incident_key: our id, else the open incident with that key."""
     if not incident_key:
         return None
-    incident = deps.store.get(incident_key)
+    incident = deps.store.get(pd_alerts.incident_id_of(incident_key))
     if incident is not None:
         return incident
     for key in (incident_key, "alarm:" + incident_key.removeprefix("cloudwatch:")):
@@ -74,18 +84,28 @@ def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, 
 def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
     if event_type not in ("incident.acknowledged", "incident.resolved"):
         return {"reason": "IGNORED", "event_type": event_type}
-    key = data.get("incident_key")
-    incident = find_incident(deps, key if isinstance(key, str) else None)  # a webhook can carry anything
+    raw_key = data.get("incident_key")
+    key = raw_key if isinstance(raw_key, str) else None  # a webhook can carry anything
+    incident = find_incident(deps, key)
     if incident is None:
         return {"reason": "NO_MATCH", "event_type": event_type}
     by = f"pagerduty:{str(agent.get('summary') or agent.get('id') or 'unknown')[:100]}"
     try:
         if event_type == "incident.acknowledged":
-            deps.pipeline.acknowledge(incident.id, by, source="pagerduty")
+            deps.pipeline.acknowledge(incident.id, by, source="pagerduty", pagerduty_key=key)
             return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
         if not incident.is_open:
             return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
-        deps.pipeline.resolve(incident.id, by, source="pagerduty")
+        pagerduty = pd_alerts.pagerduty_channels(deps.config)
+        alert = pd_alerts.pagerduty_alert(incident, key or "", pagerduty)
+        if alert is pd_alerts.AlertReason.CLOSED:
+            return {"reason": "NOT_CURRENT_ALERT", "event_type": event_type, "incident_id": incident.id}
+        if alert is pd_alerts.AlertReason.EARLIER:
+            now = deps.clock()
+            deps.pipeline.incidents.update(incident.id, lambda i: pd_alerts.earlier_alert_resolved(
+                i, key or "", by, now, pagerduty))
+            return {"reason": "EARLIER_ALERT", "event_type": event_type, "incident_id": incident.id}
+        deps.pipeline.resolve(incident.id, by, source="pagerduty", pagerduty_key=key)
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:
         return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}

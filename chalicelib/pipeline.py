@@ -49,8 +49,8 @@ from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
 from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
-from chalicelib.incidents import IncidentService, Reason, decide, mark_phi_exposure, new_incident
-from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
+from chalicelib.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
+from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 
@@ -83,7 +83,7 @@ class Outcome(Frozen):
 class Pipeline:
     def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
                  clock: Callable[[], datetime], *, lease_seconds: int = 60, keep_days: int = 14,
-                 new_id: Callable[[], str] | None = None, aws: Aws | None = None,
+                 new_id: NewId | None = None, aws: Aws | None = None,
                  http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local",
                  ack_link: AckLinker | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
@@ -135,19 +135,22 @@ class Pipeline:
             self.store.release_delivery(signal.delivery_id)
             raise
 
-    def acknowledge(self, incident_id: str, by: str, source: str = "responder") -> Incident:
-        """Acknowledge (idempotent; 409 on a resolved incident); PagerDuty is told unless it told us."""
+    def acknowledge(self, incident_id: str, by: str, source: str = "responder",
+                    pagerduty_key: str | None = None) -> Incident:
+        """Acknowledge (idempotent; 409 on a resolved incident); whoever was paged is told, on each
+        channel (PagerDuty: every alert we opened, less ``pagerduty_key`` when it told us)."""
         now = self.clock()
-        incident = self.incidents.acknowledge(incident_id, by, now, source)
+        incident = self.incidents.acknowledge(incident_id, by, now, source, pagerduty_key)
         if any(p.status is PageStatus.PENDING for p in incident.pages):
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident
         return incident
 
-    def resolve(self, incident_id: str, by: str, source: str = "responder", note: str | None = None) -> Incident:
+    def resolve(self, incident_id: str, by: str, source: str = "responder", note: str | None = None,
+                pagerduty_key: str | None = None) -> Incident:
         """Resolve by hand; whoever was paged hears it once, however often this is called."""
         now = self.clock()
-        incident, changed = self.incidents.resolve(incident_id, by, now, source, note)
+        incident, changed = self.incidents.resolve(incident_id, by, now, source, note, pagerduty_key)
         if changed:
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident
@@ -165,11 +168,11 @@ class Pipeline:
 
     def add_note(self, incident_id: str, by: str, text: str) -> Incident:
         now = self.clock()
-        return self.incidents.update(incident_id, lambda i: i.noted(TimelineEntry(at=now, by=by, what=f"note: {text}")))
+        return self.incidents.add_note(incident_id, by, text, now)
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
-        return self.escalator.sweep(self.clock(), also=self.executor.verify)
+        return self.escalator.sweep(self.clock(), also=self.executor.verify, clock=self.clock)
 
 
 class Plan(Frozen):

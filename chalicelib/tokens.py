@@ -17,9 +17,10 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from chalicelib.errors import ConflictError, InvalidRequest
+from chalicelib.errors import InvalidRequest
 from chalicelib.models import Frozen
 from chalicelib.store import IncidentStore
+from chalicelib.store.retry import retried
 
 
 class Role(IntEnum):
@@ -72,20 +73,17 @@ class TokenService:
         return Principal(user=record["user"], role=Role[record["role"].upper()], token_id=token_id)
 
     def revoke(self, token_or_id: str, by: str = "cli") -> str:
-        parsed = _parse(token_or_id)
-        token_id = parsed[0] if parsed else token_or_id
-        for _ in range(5):
+        token_id = token_id_of(token_or_id)
+
+        def attempt() -> str:
             record, version = self.store.get_doc(f"token:{token_id}")
             if record is None:
                 raise InvalidRequest("token", f"no token {token_id}")
             if not record.get("revoked_at"):
                 record["revoked_at"], record["revoked_by"] = self.clock().isoformat(), by
-            try:
-                self.store.put_doc(f"token:{token_id}", record, version)
-                return token_id
-            except ConflictError:
-                continue
-        raise ConflictError(f"token {token_id} kept changing")
+            self.store.put_doc(f"token:{token_id}", record, version)
+            return token_id
+        return retried(attempt, what=f"token {token_id}", attempts=5)
 
     def describe(self, token_id: str) -> dict[str, Any] | None:
         record, _ = self.store.get_doc(f"token:{token_id}")
@@ -99,6 +97,12 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def token_id_of(token_or_id: str) -> str:
+    """The id of a token given as itself (``rsp_<id>_<secret>``) or by its id."""
+    parsed = _parse(token_or_id)
+    return parsed[0] if parsed else token_or_id
 
 
 def _parse(token: str | None) -> tuple[str, str] | None:
