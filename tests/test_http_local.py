@@ -136,7 +136,8 @@ def test_plain_chalice_local_in_a_clean_clone_serves_the_embedded_store(tmp_path
     base = f"http://127.0.0.1:{port}"
     try:
         status, health = _http(f"{base}/health")
-        assert status == 200 and json.loads(health) == {"status": "ok", "stage": "local", "store": "sqlite"}
+        # /health has no token, so it names no stage or store (issue 11); the listing below proves the store
+        assert status == 200 and json.loads(health) == {"status": "ok"}
         status, listing = _http(f"{base}/incidents", token=token)
         assert status == 200, listing
         assert [i["id"] for i in json.loads(listing)["incidents"]] == [incident_id]
