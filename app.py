@@ -177,7 +177,7 @@ def ack_link_page(token: str) -> Response:
 def ack_link_submit(token: str) -> Response:
     from chalicelib import ackpage
 
-    result = ackpage.submit(_handlers().get_deps(), token)
+    result = ackpage.submit(_handlers().get_deps(), token, dict(app.current_request.headers))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 from chalicelib.config import ResponderConfig
 from chalicelib.config.routing import EscalationChain
 from chalicelib.models import (
+    AckLinkRef,
     EscalationState,
     Incident,
     IncidentStatus,
@@ -67,13 +68,14 @@ def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> lis
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
 
 
-AckLinker = Callable[[Incident, str, datetime], str]
+AckLinker = Callable[[Incident, str, datetime], AckLinkRef]  # issues a link for (incident, person, now)
 
 
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
                ack_link: AckLinker | None = None) -> list[PageRecord]:
     """The outbox entries for chain step ``index``: everyone holding its role now, on each channel,
-    each with a one-click acknowledgement link bound to that person (when links are configured)."""
+    each with a one-click acknowledgement link bound to that person (when links are configured),
+    stored redacted: only the person's channel gets the link itself (``links.AckLinks.reveal``)."""
     assert incident.escalation is not None
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
@@ -82,10 +84,10 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     step_id = f"{state.chain}/{index}"
     pages = []
     for person in holders(role, now, config.routing.zone):
-        url = ack_link(incident, person, now) if ack_link else None
-        text = render(incident, kind, ack_url=url)
+        link = ack_link(incident, person, now) if ack_link else None
+        text = render(incident, kind, ack_url=link.redacted if link else None)
         pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_url=url)
+                             channel=channel, kind=kind, at=now, text=text, ack_link=link)
                   for channel in config.routing.people[person].channels]
     return pages
 

@@ -66,16 +66,16 @@ def build_deps(
     store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"))
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
-    pager = Pager(factories)
     link_secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
     links = (AckLinks(settings.public_url, link_secret, timedelta(minutes=settings.ack_link_minutes))
              if settings.public_url and link_secret else None)
+    pager = Pager(factories, reveal=links.reveal if links else None)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage, ack_link=links.make if links else None)
+                        stage=settings.stage, ack_link=links.issue if links else None)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
