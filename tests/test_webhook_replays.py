@@ -32,9 +32,9 @@ ISSUE_ID = "1635244907"
 
 
 @pytest.fixture
-def deps(tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
+def deps(any_store: Any, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
     # the shortest dedupe window there is, so a test can step past it
-    built = make_deps(SqliteStore(tmp_path / "s.db"), clock, console, env={"RESPONDER_DELIVERY_KEEP_DAYS": "1"})
+    built = make_deps(any_store, clock, console, env={"RESPONDER_DELIVERY_KEEP_DAYS": "1"})
     override_deps(built)
     yield built
     override_deps(None)
