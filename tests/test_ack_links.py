@@ -174,7 +174,7 @@ def test_viewer_finds_no_usable_link_anywhere_and_acks_nothing(client: Client, d
         response = client.http.get(path, headers=auth)
         assert response.status_code == 200, path
         seen.append(response.body.decode())
-        if response.headers["Content-Type"].startswith("application/json"):
+        if {k.lower(): v for k, v in response.headers.items()}["content-type"].startswith("application/json"):
             seen += list(_strings(response.json_body))
     assert all(token not in text for text in seen)
     [page, _] = deps.store.get(incident_id).pages
