@@ -81,8 +81,11 @@ class PagerDutyChannel:
                  timeout: float = 3.0) -> None:
         self._routing_key, self.endpoint, self.transport, self.timeout = routing_key, endpoint, transport, timeout
 
-    def event(self, page: PageRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": page.incident_id,
+    def event(self, page: PageRequest, dedup_key: str | None = None) -> dict[str, Any]:
+        """The Events API v2 body; ``dedup_key`` defaults to the page's first (escalation.py: one
+        alert per person paged), else the incident id (pages queued before per-person keys)."""
+        key = dedup_key or (page.dedup_keys[0] if page.dedup_keys else page.incident_id)
+        body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": key,
                                 "event_action": _PD_ACTIONS[page.kind]}
         if body["event_action"] == "trigger":
             body["payload"] = {"summary": page.text[:1024], "source": page.source[:255],
@@ -94,7 +97,14 @@ class PagerDutyChannel:
         return body
 
     def send(self, page: PageRequest) -> None:
-        response = self.transport.post(self.endpoint, json.dumps(self.event(page)).encode(),
+        """A trigger opens one alert; an acknowledge or resolve goes to every key it carries (a
+        retry repeats them all, which PagerDuty takes as a no-op)."""
+        keys = page.dedup_keys or (page.incident_id,)
+        for key in keys[:1] if _PD_ACTIONS[page.kind] == "trigger" else keys:
+            self._post(self.event(page, key))
+
+    def _post(self, body: dict[str, Any]) -> None:
+        response = self.transport.post(self.endpoint, json.dumps(body).encode(),
                                        {"Content-Type": "application/json"}, self.timeout)
         if response.status == 202 or 200 <= response.status < 300:
             return

@@ -14,12 +14,13 @@ an incident opens, resolves or is acknowledged) and the scheduled sweep run:
    fallback channel for the same step, which goes out in the next round.
 
 A worker that dies between 3 and 4 leaves ``sending`` entries whose lease expires; the
-next sweep sends them again, and PagerDuty's ``dedup_key`` (the incident id) makes that
-retry harmless there.
+next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and page,
+escalation.py) makes that retry harmless there.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -33,26 +34,43 @@ from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, 
 from chalicelib.paging import Pager
 from chalicelib.store import IncidentStore
 
+log = logging.getLogger("responder")
+
 _ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next round
 
 
 class Escalator:
     def __init__(self, store: IncidentStore, incidents: IncidentService, pager: Pager,
-                 config: ResponderConfig, ack_link: escalation.AckLinker | None = None) -> None:
+                 config: ResponderConfig, ack_link: escalation.AckLinker | None = None, metrics: Any = None) -> None:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
         self.ack_link = ack_link
+        self.metrics = metrics  # a Powertools Metrics (tests pass one); None: built per sweep
 
     def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None) -> dict[str, Any]:
         """One run of the scheduled sweep over every incident with something due.
 
-        ``also`` runs for each of them too (the executor's verification of watched actions)."""
-        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0}
+        ``also`` runs for each of them too (the executor's verification of watched actions).
+        Each incident is handled on its own: one that fails (a store that refuses its item, a
+        bug) is logged by id and exception type, reported to Sentry and counted in the
+        ``SweepIncidentFailed`` metric, and the sweep goes on with the others. Its
+        ``next_action_at`` did not move, so the next minute's sweep tries it again."""
+        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0, "errors": 0, "error_ids": []}
         for incident in self.store.due(now):
             report["incidents"] += 1
-            for page in self.advance(incident.id, now):
-                report["sent" if page.status is PageStatus.SENT else "failed"] += 1
-            if also is not None:
-                also(incident.id, now)
+            try:
+                for page in self.advance(incident.id, now):
+                    report["sent" if page.status is PageStatus.SENT else "failed"] += 1
+                if also is not None:
+                    also(incident.id, now)
+            except Exception as exc:  # noqa: BLE001 - one incident must never stop the others' pages
+                report["errors"] += 1
+                report["error_ids"].append(incident.id)
+                # ids and the exception's type only: a message can quote a payload
+                log.error("sweep: incident failed", extra={"outcome": {
+                    "incident_id": incident.id, "error": type(exc).__name__}})
+                _report_to_sentry(exc)
+        if report["errors"]:
+            _count_failures(report["errors"], self.metrics)
         return report
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
@@ -61,20 +79,9 @@ class Escalator:
         return self.deliver(incident_id, now)
 
     def escalate(self, incident_id: str, now: datetime) -> Incident:
-        def queue_due_steps(incident: Incident) -> Incident:
-            due = escalation.due_steps(incident, self.config, now)
-            state = incident.escalation
-            if not due or state is None:
-                return incident
-            steps = escalation.chain_for(state.severity, self.config).steps
-            for index in due:
-                pages = escalation.step_pages(incident, index, self.config, now, self.ack_link)
-                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
-                incident = incident.with_pages(*pages).noted(
-                    TimelineEntry(at=now, what=f"escalation step {index + 1}: {steps[index].role} ({who})"))
-            return incident.model_copy(update={"escalation": state.model_copy(update={"next_step": due[-1] + 1})})
-
-        return self.incidents.update(incident_id, queue_due_steps)
+        """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
+        return self.incidents.update(incident_id,
+                                     lambda incident: escalation.escalate(incident, self.config, now, self.ack_link))
 
     def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
         """A human is needed now (a playbook could not act, a verification failed): page the next
@@ -85,14 +92,9 @@ class Escalator:
             if incident.status is not IncidentStatus.OPEN or state is None:
                 return incident.noted(TimelineEntry(
                     at=now, what=f"escalation requested ({why}); incident is {incident.status.value}"))
-            steps = escalation.chain_for(state.severity, self.config).steps
-            if state.next_step < len(steps):
-                pages = escalation.step_pages(incident, state.next_step, self.config, now, self.ack_link)
-                who = ", ".join(sorted({p.person for p in pages})) or "nobody holds the role"
-                return incident.with_pages(*pages).noted(
-                    TimelineEntry(at=now, what=f"escalated at once ({why}): step {state.next_step + 1}: "
-                                               f"{steps[state.next_step].role} ({who})"),
-                    escalation=state.model_copy(update={"next_step": state.next_step + 1}))
+            bumped = escalation.escalate_next(incident, self.config, now, why, self.ack_link)
+            if bumped is not None:
+                return bumped
             worse = Severity(max(incident.severity.value - 1, 1))
             return raise_severity(incident, worse, f"({why})", now, self.config)
 
@@ -163,7 +165,8 @@ class Escalator:
         if error is None:
             sent = page.model_copy(update={"status": PageStatus.SENT, "sent_at": now, "lease_until": None,
                                            "error": None, "next_attempt_at": None})
-            return incident.with_pages(sent).noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
+            incident = escalation.delivered(incident.with_pages(sent), sent)
+            return incident.noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
         failed, decision = escalation.after_failure(page, error.retryable, error.retry_after, now,
                                                     self.config, incident.severity)
         failed = failed.model_copy(update={"error": str(error)[:200]})
@@ -178,3 +181,25 @@ class Escalator:
                 incident = incident.with_pages(extra).noted(
                     TimelineEntry(at=now, what=f"fallback: {page.person} on {extra.channel}"))
         return incident, failed
+
+
+def _report_to_sentry(exc: Exception) -> None:
+    """To Sentry when error reporting is on (observability.init_error_reporting, whose scrubber
+    drops the message); a no-op otherwise."""
+    import sentry_sdk
+
+    sentry_sdk.capture_exception(exc)
+
+
+def _count_failures(count: int, metrics: Any = None) -> None:
+    """``SweepIncidentFailed`` (CloudWatch EMF through Powertools, as the canary emits its metric):
+    an alarm on it says the sweep is skipping an incident. Emitted only when one failed, so the
+    CLI's JSON output stays clean on a good run."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from chalicelib.canary import NAMESPACE
+
+    metrics = metrics or Metrics(namespace=NAMESPACE, service="alarm-responder")
+    metrics.add_metric(name="SweepIncidentFailed", unit=MetricUnit.Count, value=count)
+    metrics.flush_metrics()

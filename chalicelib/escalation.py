@@ -8,6 +8,24 @@ delivery stage; a failed page is retried with backoff, and after
 ``max_failures_before_fallback`` failures, a refusal, or half the response time without
 a delivered page, the same step also goes out on the fallback channel.
 
+**Repeat until acknowledged.** After the last step the chain repeats (``repeat``,
+``repeat_after_minutes``): loop *n* starts ``n × repeat_after_minutes`` after the chain
+started and pages everyone in the chain at once. If the sweep was away for several loops,
+only the latest runs. Acknowledged or resolved incidents never repeat (``repeat_decision``).
+
+**One person, one page per loop.** A step whose people were all paged already in this
+loop is skipped and the next step is paged at once, so a backup who is also the primary
+does not delay the next distinct person (``StepOutcome.ALREADY_PAGED``, on the timeline).
+
+**PagerDuty.** Each page to a person opens its own PagerDuty alert: dedup key
+``<incident id>/<person>/<n>``, *n* counting that person's pages for this incident. A
+PagerDuty service folds a trigger whose key is still open into the open alert and notifies
+nobody, so one key per incident would never reach the backup, nor anyone on a repeat
+loop. Acknowledge and resolve events go to every key opened (``EscalationState.alerts``).
+
+**Stand down.** Acknowledgement and resolution notices go to every person on every channel
+a page was delivered on (``EscalationState.reached``), once each.
+
 ``next_action_at`` condenses all of it into the one time the sweep must look again.
 """
 
@@ -28,6 +46,7 @@ from chalicelib.models import (
     PageRecord,
     PageStatus,
     Severity,
+    TimelineEntry,
 )
 from chalicelib.oncall import holders, next_business_moment
 from chalicelib.paging import render
@@ -43,24 +62,55 @@ class RetryDecision(StrEnum):
     FALLBACK = "FALLBACK"            # the channel refused for good: fallback only
 
 
+class RepeatReason(StrEnum):
+    REPEAT = "REPEAT"                  # the chain ran out unanswered and the next loop is due
+    NOT_YET = "NOT_YET"                # the next loop starts later
+    CHAIN_RUNNING = "CHAIN_RUNNING"    # this loop still has steps to page
+    NO_MORE_LOOPS = "NO_MORE_LOOPS"    # every configured loop has run
+    NOT_REPEATED = "NOT_REPEATED"      # this severity's chain does not repeat
+    ACKNOWLEDGED = "ACKNOWLEDGED"      # someone answered: nobody is paged again
+    RESOLVED = "RESOLVED"
+    NO_CHAIN = "NO_CHAIN"
+
+
+class StepOutcome(StrEnum):
+    PAGED = "PAGED"                    # someone not yet paged in this loop was paged
+    ALREADY_PAGED = "ALREADY_PAGED"    # everyone on the role was paged in this loop: on to the next step
+    NOBODY_ON_ROLE = "NOBODY_ON_ROLE"  # nobody holds the role now
+
+
 def chain_for(severity: Severity, config: ResponderConfig) -> EscalationChain:
     return config.routing.escalation[severity]
 
 
-def start(severity: Severity, config: ResponderConfig, now: datetime, restart: int = 0) -> EscalationState:
+def start(severity: Severity, config: ResponderConfig, now: datetime, restart: int = 0,
+          previous: EscalationState | None = None) -> EscalationState:
+    """A fresh chain; a restart keeps who was reached and the PagerDuty alerts opened."""
     chain = chain_for(severity, config)
     routing = config.routing
     begins = next_business_moment(routing.business_hours, now, routing.zone) if chain.business_hours_only else now
-    return EscalationState(chain=f"SEV{severity.value}#{restart}", severity=severity, started_at=begins)
+    kept = {"reached": previous.reached, "alerts": previous.alerts} if previous else {}
+    return EscalationState(chain=f"SEV{severity.value}#{restart}", severity=severity, started_at=begins, **kept)
+
+
+def loop_start(state: EscalationState, loop: int, config: ResponderConfig) -> datetime:
+    chain = chain_for(state.severity, config)
+    begins = state.started_at + timedelta(minutes=chain.period_minutes * loop)
+    if loop and chain.business_hours_only:
+        routing = config.routing
+        begins = next_business_moment(routing.business_hours, begins, routing.zone)
+    return begins
 
 
 def step_due_at(state: EscalationState, index: int, config: ResponderConfig) -> datetime:
+    if state.loop:  # a repeat loop pages everyone in the chain when it starts
+        return loop_start(state, state.loop, config)
     step = chain_for(state.severity, config).steps[index]
     return state.started_at + timedelta(minutes=step.after_minutes)
 
 
 def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> list[int]:
-    """Indices of chain steps whose time has come, for an open, unacknowledged incident."""
+    """Indices of this loop's chain steps whose time has come, for an open, unacknowledged incident."""
     state = incident.escalation
     if state is None or incident.status is not IncidentStatus.OPEN:
         return []
@@ -68,49 +118,201 @@ def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> lis
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
 
 
+def repeat_decision(incident: Incident, config: ResponderConfig, now: datetime) -> RepeatReason:
+    """Does the chain start another loop now?"""
+    state = incident.escalation
+    if state is None:
+        return RepeatReason.NO_CHAIN
+    if incident.status is IncidentStatus.ACKNOWLEDGED:
+        return RepeatReason.ACKNOWLEDGED
+    if incident.status is IncidentStatus.RESOLVED:
+        return RepeatReason.RESOLVED
+    chain = chain_for(state.severity, config)
+    if not chain.repeat or not chain.steps:
+        return RepeatReason.NOT_REPEATED
+    if state.next_step < len(chain.steps):
+        return RepeatReason.CHAIN_RUNNING
+    if chain.loops is not None and state.loop + 1 >= chain.loops:
+        return RepeatReason.NO_MORE_LOOPS
+    if loop_start(state, state.loop + 1, config) > now:
+        return RepeatReason.NOT_YET
+    return RepeatReason.REPEAT
+
+
+def due_loop(state: EscalationState, config: ResponderConfig, now: datetime) -> int:
+    """The latest loop that has started by ``now`` (a sweep that was away skips the missed ones)."""
+    chain = chain_for(state.severity, config)
+    loop = state.loop + 1
+    while (chain.loops is None or loop + 1 < chain.loops) and loop_start(state, loop + 1, config) <= now:
+        loop += 1
+    return loop
+
+
 AckLinker = Callable[[Incident, str, datetime], AckLinkRef]  # issues a link for (incident, person, now)
+
+
+def dedup_key(incident_id: str, person: str, n: int) -> str:
+    """The PagerDuty dedup key of the ``n``-th page to ``person`` for this incident."""
+    return f"{incident_id}/{person}/{n}"
+
+
+def incident_id_of(dedup: str) -> str:
+    """Our incident id in a dedup key we made (the key itself when it is an incident id)."""
+    return dedup.split("/", 1)[0]
 
 
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
                ack_link: AckLinker | None = None) -> list[PageRecord]:
-    """The outbox entries for chain step ``index``: everyone holding its role now, on each channel,
-    each with a one-click acknowledgement link bound to that person (when links are configured),
-    stored redacted: only the person's channel gets the link itself (``links.AckLinks.reveal``)."""
+    """The outbox entries for chain step ``index`` of the current loop: everyone holding its role
+    now who was not paged in this loop yet, on each channel, each with a one-click
+    acknowledgement link bound to that person (when links are configured), stored redacted:
+    only the person's channel gets the link itself (``links.AckLinks.reveal``)."""
     assert incident.escalation is not None
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
     role = config.routing.roles[role_name]
-    kind = PageKind.TRIGGER if index == 0 and state.chain.endswith("#0") else PageKind.ESCALATION
-    step_id = f"{state.chain}/{index}"
+    first = index == 0 and state.loop == 0 and state.chain.endswith("#0")
+    kind = PageKind.TRIGGER if first else PageKind.ESCALATION
+    step_id = f"{state.chain}/{index}" if state.loop == 0 else f"{state.chain}/L{state.loop}/{index}"
+    alerts = dict(state.alerts)
     pages = []
     for person in holders(role, now, config.routing.zone):
+        if person in state.paged:
+            continue
         link = ack_link(incident, person, now) if ack_link else None
         text = render(incident, kind, ack_url=link.redacted if link else None)
+        key = dedup_key(incident.id, person, alerts.get(person, 0))
         pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_link=link)
+                             channel=channel, kind=kind, at=now, text=text, ack_link=link, dedup_keys=(key,))
                   for channel in config.routing.people[person].channels]
     return pages
 
 
-def resolve_pages(incident: Incident, now: datetime, skip_channels: frozenset[str] = frozenset()) -> list[PageRecord]:
-    """A resolve notification to every person and channel that was paged for this incident."""
-    return _notices(incident, PageKind.RESOLVE, now, skip_channels)
+def page_step(incident: Incident, index: int, config: ResponderConfig, now: datetime,
+              ack_link: AckLinker | None = None, label: str | None = None) -> tuple[Incident, StepOutcome]:
+    """Queue step ``index`` of the current loop and note it; the state remembers who was paged."""
+    assert incident.escalation is not None
+    state = incident.escalation
+    role_name = chain_for(state.severity, config).steps[index].role
+    everyone = holders(config.routing.roles[role_name], now, config.routing.zone)
+    label = label or (f"escalation step {index + 1}" if state.loop == 0
+                      else f"loop {state.loop + 1}, step {index + 1}")
+    if not everyone:
+        return incident.noted(TimelineEntry(at=now, what=f"{label}: {role_name} (nobody holds the role)")), \
+            StepOutcome.NOBODY_ON_ROLE
+    fresh = [p for p in everyone if p not in state.paged]
+    if not fresh:
+        return incident.noted(TimelineEntry(
+            at=now, what=f"{label}: {role_name} is {', '.join(everyone)}, already paged in this loop: "
+                         "skipped, on to the next person")), StepOutcome.ALREADY_PAGED
+    pages = step_pages(incident, index, config, now, ack_link)
+    alerts = dict(state.alerts)
+    for person in fresh:
+        alerts[person] = alerts.get(person, 0) + 1
+    skipped = sorted(set(everyone) - set(fresh))
+    what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
+        f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
+    state = state.model_copy(update={"paged": (*state.paged, *fresh), "alerts": tuple(sorted(alerts.items()))})
+    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=state), StepOutcome.PAGED
 
 
-def acknowledge_pages(incident: Incident, now: datetime, channels: frozenset[str]) -> list[PageRecord]:
-    """An acknowledge event on each of ``channels`` (PagerDuty) that carried a page for this incident."""
-    return _notices(incident, PageKind.ACKNOWLEDGE, now, frozenset(), only=channels)
+def page_steps(incident: Incident, first: int, last: int, config: ResponderConfig, now: datetime,
+               ack_link: AckLinker | None = None, label: str | None = None) -> Incident:
+    """Page steps ``first``..``last``; a step whose people were all paged in this loop pulls the
+    next step forward, so the next distinct person hears of it now rather than at its time."""
+    assert incident.escalation is not None
+    count = len(chain_for(incident.escalation.severity, config).steps)
+    index = first
+    while index <= last and index < count:
+        incident, outcome = page_step(incident, index, config, now, ack_link, label if index == first else None)
+        if outcome is StepOutcome.ALREADY_PAGED and index == last:
+            last += 1
+        index += 1
+    assert incident.escalation is not None
+    return incident.model_copy(update={"escalation": incident.escalation.model_copy(update={"next_step": index})})
 
 
-def _notices(incident: Incident, kind: PageKind, now: datetime, skip: frozenset[str],
-             only: frozenset[str] | None = None) -> list[PageRecord]:
-    text = render(incident, kind)
-    reached = dict.fromkeys((p.role, p.person, p.channel) for p in incident.pages
-                            if p.kind.calls_for_action and p.delivered
-                            and p.channel not in skip and (only is None or p.channel in only))
-    return [PageRecord(id=f"{kind.value}:{person}:{channel}", step=kind.value, role=role, person=person,
-                       channel=channel, kind=kind, at=now, text=text)
-            for role, person, channel in reached if not _has_page(incident, f"{kind.value}:{person}:{channel}")]
+def escalate(incident: Incident, config: ResponderConfig, now: datetime,
+             ack_link: AckLinker | None = None) -> Incident:
+    """The incident with every due step queued (a new loop first, if one is due); the same
+    object when nothing is due."""
+    state = incident.escalation
+    if state is None or incident.status is not IncidentStatus.OPEN:
+        return incident
+    if repeat_decision(incident, config, now) is RepeatReason.REPEAT:
+        chain = chain_for(state.severity, config)
+        loop = due_loop(state, config, now)
+        of = f" of {chain.loops}" if chain.loops else ", until acknowledged"
+        incident = incident.noted(
+            TimelineEntry(at=now, what=f"nobody acknowledged: loop {loop + 1}{of}, everyone in the chain is paged"),
+            escalation=state.model_copy(update={"loop": loop, "next_step": 0, "paged": ()}))
+    due = due_steps(incident, config, now)
+    if not due:
+        return incident
+    return page_steps(incident, due[0], due[-1], config, now, ack_link)
+
+
+def escalate_next(incident: Incident, config: ResponderConfig, now: datetime, why: str,
+                  ack_link: AckLinker | None = None) -> Incident | None:
+    """Page the next step at once (a human is needed now); None past the end of the chain."""
+    state = incident.escalation
+    if state is None or state.next_step >= len(chain_for(state.severity, config).steps):
+        return None
+    return page_steps(incident, state.next_step, state.next_step, config, now, ack_link,
+                      label=f"escalated at once ({why}): step {state.next_step + 1}")
+
+
+def delivered(incident: Incident, page: PageRecord) -> Incident:
+    """Remember who a page reached (they hear the acknowledgement and the resolution)."""
+    state = incident.escalation
+    if not page.kind.calls_for_action or state is None:
+        return incident
+    if any(person == page.person and channel == page.channel for person, channel, _ in state.reached):
+        return incident
+    reached = (*state.reached, (page.person, page.channel, page.role))
+    return incident.model_copy(update={"escalation": state.model_copy(update={"reached": reached})})
+
+
+def resolve_pages(incident: Incident, now: datetime, pagerduty: frozenset[str] = frozenset(),
+                  by: str | None = None, heard_from: str | None = None) -> list[PageRecord]:
+    """A resolve notice to every person on every channel a page reached."""
+    return _notices(incident, PageKind.RESOLVE, now, pagerduty, by, heard_from)
+
+
+def acknowledge_pages(incident: Incident, now: datetime, pagerduty: frozenset[str] = frozenset(),
+                      by: str | None = None, heard_from: str | None = None) -> list[PageRecord]:
+    """"acknowledged by alice — you can stand down", to every person on every channel a page reached."""
+    return _notices(incident, PageKind.ACKNOWLEDGE, now, pagerduty, by, heard_from)
+
+
+def _notices(incident: Incident, kind: PageKind, now: datetime, pagerduty: frozenset[str], by: str | None,
+             heard_from: str | None) -> list[PageRecord]:
+    """One notice per (person, channel) reached. On a PagerDuty channel (``pagerduty``) it carries
+    every dedup key opened for the person, less ``heard_from``, the key PagerDuty told us about
+    (no echo); with no key left it is not sent."""
+    state = incident.escalation
+    verb = "acknowledged" if kind is PageKind.ACKNOWLEDGE else "resolved"
+    text = render(incident, kind, note=f"{verb} by {by} — you can stand down" if by else None)
+    reached: dict[tuple[str, str], str] = {}
+    for person, channel, role in (state.reached if state else ()):
+        reached.setdefault((person, channel), role)
+    for page in incident.pages:  # pages from before the state kept ``reached``
+        if page.kind.calls_for_action and page.delivered:
+            reached.setdefault((page.person, page.channel), page.role)
+    alerts = dict(state.alerts) if state else {}
+    notices = []
+    for (person, channel), role in reached.items():
+        page_id = f"{kind.value}:{person}:{channel}"
+        keys = tuple(dedup_key(incident.id, person, n) for n in range(alerts.get(person, 0))) or (incident.id,)
+        if channel in pagerduty:
+            keys = tuple(k for k in keys if k != heard_from)
+            if not keys:
+                continue
+        if _has_page(incident, page_id):
+            continue
+        notices.append(PageRecord(id=page_id, step=kind.value, role=role, person=person, channel=channel,
+                                  kind=kind, at=now, text=text, dedup_keys=keys if channel in pagerduty else ()))
+    return notices
 
 
 def cancel_unsent(incident: Incident, now: datetime, why: str) -> Incident:
@@ -181,6 +383,9 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
         steps = chain_for(state.severity, config).steps
         if state.next_step < len(steps):
             times.append(step_due_at(state, state.next_step, config))
+        # asked as of the chain's start, "not yet" means: another loop is to come
+        elif repeat_decision(incident, config, state.started_at) is RepeatReason.NOT_YET:
+            times.append(loop_start(state, state.loop + 1, config))
     for page in incident.pages:
         if page.kind.calls_for_action and incident.status is not IncidentStatus.OPEN:
             continue

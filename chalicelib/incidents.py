@@ -97,17 +97,23 @@ def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
 
 
 def close(incident: Incident, by: str, what: str, now: datetime, config: ResponderConfig,
-          source: str = "responder", changed_at: datetime | None = None) -> Incident:
+          source: str = "responder", pagerduty_key: str | None = None,
+          changed_at: datetime | None = None) -> Incident:
     """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice
-    (except PagerDuty itself when the resolution came from PagerDuty: no echo). ``changed_at`` is
-    the sender's own time of a resolving signal (ours by default)."""
+    (except the PagerDuty alert ``pagerduty_key`` the resolution came from: no echo).
+    ``changed_at`` is the sender's own time of a resolving signal (ours by default)."""
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by,
         changed_at=changed_at or now)
-    skip = pagerduty_channels(config) if source == "pagerduty" else frozenset()
     closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
-    return closed.with_pages(*escalation.resolve_pages(closed, now, skip),
+    return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
+                                                       _heard_from(source, pagerduty_key, incident)),
                              *comms.founder_update(closed, "resolved", config, now))
+
+
+def _heard_from(source: str, pagerduty_key: str | None, incident: Incident) -> str | None:
+    # From PagerDuty without a key: the incident id, the key of pages queued before per-person keys.
+    return (pagerduty_key or incident.id) if source == "pagerduty" else None
 
 
 def raise_severity(incident: Incident, severity: Severity, why: str, now: datetime,
@@ -120,7 +126,8 @@ def raise_severity(incident: Incident, severity: Severity, why: str, now: dateti
     raised = incident.noted(
         TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
                                    f"{why}, owner {owner}"),
-        severity=severity, owner=owner, escalation=escalation.start(severity, config, now, restart=restarts))
+        severity=severity, owner=owner,
+        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation))
     return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 
@@ -228,9 +235,10 @@ class IncidentService:
                 continue
         raise ConflictError(f"incident {incident_id} kept changing; try again")
 
-    def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder") -> Incident:
-        """Acknowledge (idempotent). Unsent pages are cancelled; PagerDuty hears of it, unless
-        the acknowledgement came from PagerDuty."""
+    def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder",
+                    pagerduty_key: str | None = None) -> Incident:
+        """Acknowledge (idempotent). Unsent pages are cancelled; everyone who was paged hears of
+        it on each channel they were paged on, except the PagerDuty alert it came from."""
         def ack(incident: Incident) -> Incident:
             if incident.status is IncidentStatus.RESOLVED:
                 raise ConflictError(f"incident {incident.id} is resolved; nothing to acknowledge")
@@ -242,16 +250,15 @@ class IncidentService:
                                    acknowledged_by=by)
             acked = escalation.cancel_unsent(acked, now, f"acknowledged by {by}")
             acked = acked.with_pages(*comms.founder_update(acked, "acknowledged", self.config, now))
-            if source == "pagerduty":
-                return acked
-            return acked.with_pages(*escalation.acknowledge_pages(acked, now, pagerduty_channels(self.config)))
+            return acked.with_pages(*escalation.acknowledge_pages(
+                acked, now, pagerduty_channels(self.config), by, _heard_from(source, pagerduty_key, incident)))
         current = self.store.get(incident_id)
         if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
             return current  # idempotent: a second ack changes nothing
         return self.update(incident_id, ack)
 
     def resolve(self, incident_id: str, by: str, now: datetime, source: str = "responder",
-                note: str | None = None) -> tuple[Incident, bool]:
+                note: str | None = None, pagerduty_key: str | None = None) -> tuple[Incident, bool]:
         """Resolve by hand; the bool says whether this call changed anything."""
         current = self.store.get(incident_id)
         if current is None:
@@ -264,7 +271,7 @@ class IncidentService:
                 return incident
             via = f" via {source}" if source != "responder" else ""
             return close(incident, by, f"resolved by {by}{via}" + (f": {note}" if note else ""), now, self.config,
-                         source)
+                         source, pagerduty_key)
         return self.update(incident_id, resolve_by_hand), True
 
 

@@ -178,6 +178,9 @@ class PageRecord(Frozen):
             data = {k: v for k, v in data.items() if k != "ack_url"}
             data["text"] = re.sub(r"ack: https?://\S+", "ack: [link redacted]", str(data.get("text", "")))
         return data
+    # PagerDuty dedup keys this page triggers (one) or acknowledges / resolves (every one opened
+    # for the person); empty on pages queued before per-person keys: the incident id is used.
+    dedup_keys: tuple[str, ...] = ()
 
     @property
     def delivered(self) -> bool:
@@ -186,12 +189,23 @@ class PageRecord(Frozen):
 
 class EscalationState(Frozen):
     """Where an incident is in its chain: ``chain`` names it (severity and how often it was
-    restarted), step offsets count from ``started_at``, ``next_step`` is the next to page."""
+    restarted), step offsets count from ``started_at``, ``next_step`` is the next to page in
+    loop ``loop`` (0 = the first pass; the chain repeats until acknowledged, escalation.py).
+
+    The rest is bounded by the number of people and channels, never by time, so escalation
+    needs no old page records: ``paged`` (people paged in this loop: a step never pages them
+    twice), ``reached`` (person, channel, role that received a page: they hear the
+    acknowledgement and the resolution), ``alerts`` (person, how many PagerDuty alerts were
+    opened for them: the dedup keys to acknowledge and resolve)."""
 
     chain: str
     severity: Severity
     started_at: datetime
     next_step: int = 0
+    loop: int = 0
+    paged: tuple[str, ...] = ()
+    reached: tuple[tuple[str, str, str], ...] = ()
+    alerts: tuple[tuple[str, int], ...] = ()
 
 
 class Duty(Frozen):

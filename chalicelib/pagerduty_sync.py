@@ -9,9 +9,10 @@ the incident last opened or resolved is recorded as stale and changes nothing.
 PagerDuty disables a subscription after three dropped (4xx) webhooks, so a genuine
 webhook we cannot match still gets a 2xx, with the reason.
 
-Our incidents are PagerDuty's ``incident_key`` (our ``dedup_key`` is the incident id).
-A change that came from PagerDuty is applied with ``source="pagerduty"``, which sends no
-acknowledge or resolve event back to it.
+PagerDuty's ``incident_key`` is one of our dedup keys: ``<incident id>/<person>/<n>`` (one
+alert per person paged, escalation.py), or the bare incident id (pages sent before). A
+change that came from PagerDuty is applied with ``source="pagerduty"`` and that key: the
+other alerts we opened are acknowledged or resolved too, that one is not echoed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib import escalation
 from chalicelib.errors import ConflictError, SignatureError
 from chalicelib.incidents import is_stale, noted_stale
 from chalicelib.models import Incident
@@ -47,7 +49,7 @@ def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
     """Our incident for PagerDuty's incident_key: our id, else the open incident with that key."""
     if not incident_key:
         return None
-    incident = deps.store.get(incident_key)
+    incident = deps.store.get(escalation.incident_id_of(incident_key))
     if incident is not None:
         return incident
     for key in (incident_key, "alarm:" + incident_key.removeprefix("cloudwatch:")):
@@ -83,8 +85,9 @@ def _apply(deps: Deps, event_type: str, event: dict[str, Any], delivery: str) ->
     if event_type not in ("incident.acknowledged", "incident.resolved"):
         return {"reason": "IGNORED", "event_type": event_type}
     data, agent = _object(event.get("data")), _object(event.get("agent"))
-    key = data.get("incident_key")
-    incident = find_incident(deps, key if isinstance(key, str) else None)  # a webhook can carry anything
+    raw_key = data.get("incident_key")
+    key = raw_key if isinstance(raw_key, str) else None  # a webhook can carry anything
+    incident = find_incident(deps, key)
     if incident is None:
         return {"reason": "NO_MATCH", "event_type": event_type}
     occurred = signed_time(event.get("occurred_at"))
@@ -96,11 +99,11 @@ def _apply(deps: Deps, event_type: str, event: dict[str, Any], delivery: str) ->
     by = f"pagerduty:{str(agent.get('summary') or agent.get('id') or 'unknown')[:100]}"
     try:
         if event_type == "incident.acknowledged":
-            deps.pipeline.acknowledge(incident.id, by, source="pagerduty")
+            deps.pipeline.acknowledge(incident.id, by, source="pagerduty", pagerduty_key=key)
             return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
         if not incident.is_open:
             return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
-        deps.pipeline.resolve(incident.id, by, source="pagerduty")
+        deps.pipeline.resolve(incident.id, by, source="pagerduty", pagerduty_key=key)
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:
         return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}

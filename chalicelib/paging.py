@@ -28,6 +28,7 @@ class PageRequest(Frozen):
     severity: Severity
     source: str
     links: tuple[str, ...] = ()
+    dedup_keys: tuple[str, ...] = ()  # PagerDuty: the alert(s) this page triggers, acknowledges or resolves
 
 
 class Channel(Protocol):
@@ -35,10 +36,13 @@ class Channel(Protocol):
         """Deliver ``page`` or raise ``ChannelError``."""
 
 
-def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb: str | None = None) -> str:
+def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb: str | None = None,
+           note: str | None = None) -> str:
     verb = verb or {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
                     PageKind.RESOLVE: "RESOLVED", PageKind.UPDATE: "UPDATE", PageKind.REMINDER: "REMINDER"}[kind]
     parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind.value}: {incident.title}"]
+    if note:
+        parts.append(note)  # "acknowledged by alice — you can stand down": first, before the cut
     if incident.phi_exposure_suspected:
         parts.append("PHI exposure suspected")  # the fact, never the data
     if incident.resource and incident.resource not in incident.title:
@@ -60,7 +64,7 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or incident.kind.value, links=incident.links,
-                       ack_url=ack_url)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys)
 
 
 class Pager:

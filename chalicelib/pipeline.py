@@ -135,19 +135,22 @@ class Pipeline:
             self.store.release_delivery(signal.delivery_id)
             raise
 
-    def acknowledge(self, incident_id: str, by: str, source: str = "responder") -> Incident:
-        """Acknowledge (idempotent; 409 on a resolved incident); PagerDuty is told unless it told us."""
+    def acknowledge(self, incident_id: str, by: str, source: str = "responder",
+                    pagerduty_key: str | None = None) -> Incident:
+        """Acknowledge (idempotent; 409 on a resolved incident); whoever was paged is told, on each
+        channel (PagerDuty: every alert we opened, less ``pagerduty_key`` when it told us)."""
         now = self.clock()
-        incident = self.incidents.acknowledge(incident_id, by, now, source)
+        incident = self.incidents.acknowledge(incident_id, by, now, source, pagerduty_key)
         if any(p.status is PageStatus.PENDING for p in incident.pages):
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident
         return incident
 
-    def resolve(self, incident_id: str, by: str, source: str = "responder", note: str | None = None) -> Incident:
+    def resolve(self, incident_id: str, by: str, source: str = "responder", note: str | None = None,
+                pagerduty_key: str | None = None) -> Incident:
         """Resolve by hand; whoever was paged hears it once, however often this is called."""
         now = self.clock()
-        incident, changed = self.incidents.resolve(incident_id, by, now, source, note)
+        incident, changed = self.incidents.resolve(incident_id, by, now, source, note, pagerduty_key)
         if changed:
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident

@@ -187,8 +187,9 @@ def test_tokens_are_stored_only_as_salted_hashes(deps: Deps) -> None:
     assert {"salt", "hash"} <= set(record) and len(record["salt"]) == 32
 
 
-def test_ack_sends_no_acknowledge_notice_to_non_pagerduty_channels(deps: Deps, console: RecordingChannel) -> None:
-    # the PagerDuty side (acknowledge event out, none echoed back) is tested in test_pagerduty_sync.py
+def test_ack_tells_whoever_was_paged_on_the_channel_they_were_paged_on(deps: Deps, console: RecordingChannel) -> None:
+    # issue 10: not only PagerDuty hears of an ack (that side is tested in test_pagerduty_sync.py)
     outcome = on_event(load_event("eventbridge-cloudtrail-s3-putobjectlegalhold.json"), "eventbridge", deps)
     deps.pipeline.acknowledge(outcome["outcomes"][0]["incident_id"], "giles")
-    assert [p.kind.value for p in console.sent] == ["trigger"]
+    assert [(p.kind.value, p.person) for p in console.sent] == [("trigger", "giles"), ("acknowledge", "giles")]
+    assert "acknowledged by giles — you can stand down" in console.sent[1].text

@@ -125,7 +125,7 @@ def test_ack_and_resolve(capsys: Any) -> None:
     resolved = json.loads(out)
     assert code == 0 and resolved["status"] == "resolved" and resolved["resolved_by"] == "giles"
     assert "PAGE resolve → giles" in err
-    assert [p["kind"] for p in resolved["pages"]] == ["trigger", "resolve"]
+    assert [p["kind"] for p in resolved["pages"]] == ["trigger", "acknowledge", "resolve"]  # giles stood down, then resolved
     code, _, err = run(capsys, "ack", incident_id, "--by", "giles")
     assert code == 1 and err == f"error: incident {incident_id} is resolved; nothing to acknowledge\n"
 

@@ -25,13 +25,25 @@ SECRET = "pd-webhook-secret-for-tests"
 
 
 class PagerDutyEvents:
-    """The Events API v2 as a fake transport: records what we send PagerDuty."""
+    """The Events API v2 as a fake transport: records what we send PagerDuty, and keeps alerts as
+    PagerDuty does. A trigger whose dedup_key names an open (triggered or acknowledged) alert is
+    folded into it and notifies nobody; otherwise it opens an alert and notifies (``notified``).
+    Acknowledge and resolve act on the alert with that key, if any."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.alerts: dict[str, str] = {}  # dedup_key -> triggered | acknowledged | resolved
+        self.notified: list[str] = []     # the dedup_key of every trigger that alerted someone
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
-        self.sent.append(json.loads(body))
+        event = json.loads(body)
+        self.sent.append(event)
+        key, action = event["dedup_key"], event["event_action"]
+        if action == "trigger" and self.alerts.get(key) not in ("triggered", "acknowledged"):
+            self.alerts[key] = "triggered"
+            self.notified.append(key)
+        elif action in ("acknowledge", "resolve") and key in self.alerts and self.alerts[key] != "resolved":
+            self.alerts[key] = "acknowledged" if action == "acknowledge" else "resolved"
         return type("R", (), {"status": 202, "headers": {}, "body": b"{}"})()
 
     def get(self, url: str, timeout: float) -> Any:
@@ -112,8 +124,8 @@ def test_bad_signature_is_401_and_changes_nothing(client: Client, deps: Deps, si
 def test_pagerduty_ack_acknowledges_ours_once_and_sends_nothing_back(client: Client, deps: Deps,
                                                                       pd: PagerDutyEvents) -> None:
     incident_id = sev1(deps)
-    assert pd.actions() == ["trigger"] and pd.sent[0]["dedup_key"] == incident_id
-    raw, headers = webhook("incident.acknowledged", incident_id)
+    assert pd.actions() == ["trigger"] and pd.sent[0]["dedup_key"] == f"{incident_id}/giles/0"
+    raw, headers = webhook("incident.acknowledged", f"{incident_id}/giles/0")
     first = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
     again = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)  # PagerDuty's redelivery
     assert first.json_body["reason"] == "ACKNOWLEDGED" and again.json_body["reason"] == "DUPLICATE"
@@ -128,14 +140,15 @@ def test_our_ack_and_resolve_are_sent_to_pagerduty(deps: Deps, pd: PagerDutyEven
     deps.pipeline.acknowledge(incident_id, "giles")
     deps.pipeline.resolve(incident_id, "giles")
     assert pd.actions() == ["trigger", "acknowledge", "resolve"]
-    assert {e["dedup_key"] for e in pd.sent} == {incident_id}
+    assert {e["dedup_key"] for e in pd.sent} == {f"{incident_id}/giles/0"}
+    assert pd.alerts == {f"{incident_id}/giles/0": "resolved"}
     assert set(pd.sent[1]) == {"routing_key", "dedup_key", "event_action"}
 
 
 def test_pagerduty_resolve_resolves_ours_and_only_other_channels_hear_it(client: Client, deps: Deps,
                                                                           pd: PagerDutyEvents) -> None:
     incident_id = sev1(deps)
-    raw, headers = webhook("incident.resolved", incident_id)
+    raw, headers = webhook("incident.resolved", f"{incident_id}/giles/0")
     assert client.http.post("/webhooks/pagerduty", headers=headers, body=raw).json_body["reason"] == "RESOLVED"
     incident = deps.store.get(incident_id)
     assert incident.status is IncidentStatus.RESOLVED and incident.resolved_by == "pagerduty:Events API v2 (alarm-responder)"
@@ -187,3 +200,77 @@ def test_malformed_incident_key_is_no_match_not_a_crash(client: Client, deps: De
                "X-PagerDuty-Signature": "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()}
     response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
     assert response.status_code == 200 and response.json_body["reason"] == "NO_MATCH"
+
+
+@pytest.fixture
+def founders_on_pd(tmp_path: Path, pd: PagerDutyEvents) -> Iterator[tuple[Deps, FakeClock]]:
+    """Giles and Christian both behind the one PagerDuty service (and console)."""
+    config_with_channels(tmp_path, "  pagerduty-founders:\n    type: pagerduty\n    routing_key_env: PD_KEY\n",
+                         {"giles": "[pagerduty-founders, console]", "christian": "[pagerduty-founders, console]"})
+    settings = Settings.from_env({"RESPONDER_CONFIG_DIR": str(tmp_path), "PD_KEY": "R0TESTKEY",
+                                  "PAGERDUTY_WEBHOOK_SECRET": SECRET,
+                                  "RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"})
+    clock = FakeClock()
+    built = build_deps(settings, clock=clock, store=SqliteStore(tmp_path / "s.db"), transport=pd,
+                       channels={"console": lambda: _Quiet()})
+    override_deps(built)
+    yield built, clock
+    override_deps(None)
+
+
+def test_escalation_through_pagerduty_alerts_the_backup(founders_on_pd: tuple[Deps, FakeClock],
+                                                       pd: PagerDutyEvents) -> None:
+    deps, clock = founders_on_pd
+    incident_id = sev1(deps)
+    clock.advance(minutes=5)
+    deps.pipeline.sweep()
+    # one key per incident folded Christian's trigger into Giles's open alert: nobody was alerted
+    assert pd.actions() == ["trigger", "trigger"]
+    assert pd.notified == [f"{incident_id}/giles/0", f"{incident_id}/christian/0"]
+
+
+def test_a_repeat_loop_through_pagerduty_alerts_again(founders_on_pd: tuple[Deps, FakeClock],
+                                                      pd: PagerDutyEvents) -> None:
+    deps, clock = founders_on_pd
+    incident_id = sev1(deps)
+    for _ in range(16):
+        clock.advance(minutes=1)
+        deps.pipeline.sweep()
+    assert pd.notified == [f"{incident_id}/giles/0", f"{incident_id}/christian/0",
+                           f"{incident_id}/giles/1", f"{incident_id}/christian/1"]
+
+
+def test_acknowledge_and_resolve_go_to_every_alert_we_opened(founders_on_pd: tuple[Deps, FakeClock],
+                                                             pd: PagerDutyEvents) -> None:
+    deps, clock = founders_on_pd
+    incident_id = sev1(deps)
+    for _ in range(16):
+        clock.advance(minutes=1)
+        deps.pipeline.sweep()
+    deps.pipeline.acknowledge(incident_id, "alice")
+    assert set(pd.alerts.values()) == {"acknowledged"} and len(pd.alerts) == 4
+    deps.pipeline.resolve(incident_id, "alice")
+    assert set(pd.alerts.values()) == {"resolved"}
+    assert all(e["dedup_key"].startswith(f"{incident_id}/") for e in pd.sent)
+
+
+def test_a_webhook_carrying_any_of_our_keys_finds_the_incident_and_is_not_echoed(
+        client: Client, founders_on_pd: tuple[Deps, FakeClock], pd: PagerDutyEvents) -> None:
+    deps, clock = founders_on_pd
+    incident_id = sev1(deps)
+    clock.advance(minutes=5)
+    deps.pipeline.sweep()
+    pd.alerts[f"{incident_id}/christian/0"] = "acknowledged"  # Christian acknowledged in PagerDuty
+    raw, headers = webhook("incident.acknowledged", f"{incident_id}/christian/0")
+    response = client.http.post("/webhooks/pagerduty", headers=headers, body=raw)
+    assert response.json_body == {"reason": "ACKNOWLEDGED", "event_type": "incident.acknowledged",
+                                  "incident_id": incident_id}
+    acks = [e["dedup_key"] for e in pd.sent if e["event_action"] == "acknowledge"]
+    assert acks == [f"{incident_id}/giles/0"]  # Giles's alert is acknowledged too; Christian's not echoed
+    assert deps.store.get(incident_id).status is IncidentStatus.ACKNOWLEDGED
+
+
+def test_a_webhook_with_the_bare_incident_id_still_matches(client: Client, deps: Deps) -> None:
+    incident_id = sev1(deps)  # pages sent before per-person keys used the incident id
+    raw, headers = webhook("incident.resolved", incident_id)
+    assert client.http.post("/webhooks/pagerduty", headers=headers, body=raw).json_body["reason"] == "RESOLVED"

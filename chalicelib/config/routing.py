@@ -18,7 +18,7 @@ business hours), naming the gap.
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -107,9 +107,27 @@ class EscalationStep(Strict):
     after_minutes: int = Field(ge=0)
 
 
+UNTIL_ACKNOWLEDGED = "until-acknowledged"
+DEFAULT_REPEAT_MINUTES = 15
+
+
 class EscalationChain(Strict):
+    """Steps paged at ``after_minutes`` from the start; then, unless someone acknowledged, the
+    chain repeats (PagerDuty's ``num_loops``, Grafana OnCall's repeat escalation):
+
+    - ``repeat``: how many more loops (0: none), or ``until-acknowledged``;
+    - ``repeat_after_minutes``: a loop starts this long after the previous one started (longer
+      than the last step). Given alone, the chain repeats until acknowledged; left out, it is
+      15 minutes, or the last step + 5 if the chain is longer.
+
+    Every repeat loop pages everyone in the chain at once: the walk already failed once.
+    A Sev1 or Sev2 chain that says nothing about repeating gets its severity's default
+    (``RoutingConfig._chains``)."""
+
     steps: tuple[EscalationStep, ...] = ()
     business_hours_only: bool = False
+    repeat: Annotated[int, Field(ge=0)] | Literal["until-acknowledged"] = 0
+    repeat_after_minutes: int | None = Field(None, ge=1)
 
     @field_validator("steps")
     @classmethod
@@ -119,14 +137,57 @@ class EscalationChain(Strict):
             raise ValueError("steps must be in order of after_minutes")
         return steps
 
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _loops(cls, value: Any) -> Any:
+        if value == UNTIL_ACKNOWLEDGED or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        raise ValueError(f"repeat must be a number of extra loops (0 or more) or {UNTIL_ACKNOWLEDGED!r}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _period_alone_means_forever(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("repeat_after_minutes") is not None and "repeat" not in value:
+            return {**value, "repeat": UNTIL_ACKNOWLEDGED}
+        return value
+
+    @model_validator(mode="after")
+    def _repeat_fits(self) -> EscalationChain:
+        if self.repeat and not self.steps:
+            raise ValueError("repeat: a chain without steps has nothing to repeat")
+        last = self.steps[-1].after_minutes if self.steps else 0
+        if self.repeat_after_minutes is not None and self.repeat_after_minutes <= last:
+            raise ValueError(f"repeat_after_minutes ({self.repeat_after_minutes}) must be longer than the "
+                             f"last step's after_minutes ({last}): a loop finishes before the next starts")
+        return self
+
+    @property
+    def loops(self) -> int | None:
+        """How many loops in all (None: until acknowledged)."""
+        return None if self.repeat == UNTIL_ACKNOWLEDGED else 1 + int(self.repeat)
+
+    @property
+    def period_minutes(self) -> int:
+        last = self.steps[-1].after_minutes if self.steps else 0
+        return self.repeat_after_minutes or max(DEFAULT_REPEAT_MINUTES, last + 5)
+
+
+# What a Sev1 / Sev2 chain does after its last step when routing.yaml does not say (issue 10).
+_DEFAULT_REPEAT: dict[Severity, dict[str, Any]] = {
+    Severity.SEV1: {"repeat": UNTIL_ACKNOWLEDGED},
+    Severity.SEV2: {"repeat": 1},
+}
+
 
 def _default_chains() -> dict[Severity, EscalationChain]:
     return {
         Severity.SEV1: EscalationChain(steps=(EscalationStep(role="founder-primary", after_minutes=0),
                                               EscalationStep(role="founder-backup", after_minutes=5),
-                                              EscalationStep(role="engineering-oncall", after_minutes=10))),
+                                              EscalationStep(role="engineering-oncall", after_minutes=10)),
+                                       **_DEFAULT_REPEAT[Severity.SEV1]),
         Severity.SEV2: EscalationChain(steps=(EscalationStep(role="engineering-oncall", after_minutes=0),
-                                              EscalationStep(role="founder-primary", after_minutes=60))),
+                                              EscalationStep(role="founder-primary", after_minutes=60)),
+                                       **_DEFAULT_REPEAT[Severity.SEV2]),
         Severity.SEV3: EscalationChain(steps=(EscalationStep(role="engineering-daytime", after_minutes=0),),
                                        business_hours_only=True),
         Severity.SEV4: EscalationChain(),
@@ -177,7 +238,11 @@ class RoutingConfig(Strict):
         if not isinstance(value, dict):
             return value
         merged: dict[Any, Any] = dict(_default_chains())
-        merged.update({severity_value(k): v for k, v in value.items()})
+        for key, chain in value.items():
+            severity = severity_value(key)
+            if isinstance(chain, dict) and not {"repeat", "repeat_after_minutes"} & chain.keys():
+                chain = {**chain, **_DEFAULT_REPEAT.get(severity, {})}
+            merged[severity] = chain
         return merged
 
     @property
