@@ -7,6 +7,9 @@ A pure function of the signal and the severity config. Order of precedence:
 2. the first rule in ``severity.yaml`` whose every condition holds;
 3. the default (SEV3, no playbook).
 
+An override changes the severity, not what the signal is: the matching rule's playbook
+still runs unless the override names another one.
+
 ``Classification.rule`` says which of the three decided, for the timeline and for
 anyone asking "why did this page me?".
 """
@@ -25,11 +28,12 @@ _SEVERITY_VALUE = re.compile(r"^sev\s*-?\s*([1-4])$", re.IGNORECASE)
 
 def classify(signal: Signal, config: SeverityConfig) -> Classification:
     severity, playbook, rule = _override(signal)
+    matched = next((r for r in config.rules if matches(r.match, signal)), None)
+    if matched is not None:
+        playbook = playbook or matched.playbook
     if severity is None:
-        matched = next((r for r in config.rules if matches(r.match, signal)), None)
         if matched is not None:
             severity, rule = matched.severity, f"rule:{matched.name}"
-            playbook = playbook or matched.playbook
         else:
             severity, rule = config.default_severity, "default"
     row = config.matrix[severity]

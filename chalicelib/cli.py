@@ -301,21 +301,29 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
 
 def cmd_oncall(args: argparse.Namespace) -> int:
     from chalicelib import config
-    from chalicelib.oncall import holders, in_business_hours
+    from chalicelib.oncall import holders, in_business_hours, same_person_at
     from chalicelib.settings import Settings
 
     at = _clock(args)()
-    routing = config.load(Settings.from_env().config_dir).routing
+    loaded = config.load(Settings.from_env().config_dir)
+    routing = loaded.routing
     roles = {name: holders(role, at, routing.zone) for name, role in routing.roles.items()}
     business = in_business_hours(routing.business_hours, at, routing.zone)
+    doubled = [f"{person} holds both {first} and {second}: escalating from one to the other pages {person} again"
+               for first, second, person in same_person_at(routing, at)]
     if args.json:
-        _print({"at": at.isoformat(), "timezone": routing.timezone, "business_hours": business, "roles": roles})
+        _print({"at": at.isoformat(), "timezone": routing.timezone, "business_hours": business, "roles": roles,
+                "same_person_now": doubled, "warnings": list(loaded.warnings)})
         return 0
     local = at.astimezone(routing.zone)
     print(f"on call at {local:%a %Y-%m-%d %H:%M} {routing.timezone}"
           + (" (business hours)" if business else ""))
     for name, people in roles.items():
         print(f"  {name:<22} {', '.join(people) or '-'}")
+    for text in doubled:
+        print(f"  now: {text}")
+    for text in loaded.warnings:
+        print(f"warning: {text}")
     return 0
 
 

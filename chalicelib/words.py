@@ -4,14 +4,26 @@ Names are split on ``- _ / .``, spaces and camelCase boundaries (``AIGateway`` �
 ``ai gateway``, ``LoginFailures`` → ``login failures``), lower-cased, and compared
 token by token. A rule word never matches inside another word: ``auth`` does not
 match ``author``, ``dea`` does not match ``idea``.
+
+Two refinements, both whole-token:
+
+- a rule word ending in ``*`` is a stem: ``authenticat*`` matches ``authentication``,
+  ``authenticator`` and ``AuthenticatedUsers``; a stem needs at least four letters, and is
+  chosen so it cannot reach an unrelated word (``authoriz*``, never ``author*``);
+- a one-word rule (``oauth``, ``aigateway``) also matches two tokens that camelCase split
+  apart (``OAuth`` → ``o auth``, ``AIGateway`` → ``ai gateway``), but never two words a
+  separator keeps apart: ``audit-log-in-s3`` is not ``login``.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+STEM = "*"
+MIN_STEM_LETTERS = 4
 
 
 def tokens(text: str) -> tuple[str, ...]:
@@ -19,20 +31,39 @@ def tokens(text: str) -> tuple[str, ...]:
 
 
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
-    return tokens(phrase)
+    """A rule word's tokens; a trailing ``*`` stays on the last token (a stem)."""
+    found = tokens(phrase)
+    if found and phrase.rstrip().endswith(STEM):
+        return (*found[:-1], found[-1] + STEM)
+    return found
+
+
+def stem_too_short(phrase: str) -> bool:
+    found = phrase_tokens(phrase)
+    return bool(found) and found[-1].endswith(STEM) and len(found[-1]) - 1 < MIN_STEM_LETTERS
+
+
+def _token_matches(have: str, wanted: str) -> bool:
+    return have.startswith(wanted[:-1]) if wanted.endswith(STEM) else have == wanted
 
 
 def contains_phrase(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     n = len(phrase)
-    return n > 0 and any(haystack[i : i + n] == phrase for i in range(len(haystack) - n + 1))
+    return n > 0 and any(all(_token_matches(h, w) for h, w in zip(haystack[i : i + n], phrase, strict=True))
+                         for i in range(len(haystack) - n + 1))
+
+
+def _case_joined(text: str) -> set[str]:
+    """Pairs of tokens that only a case change split apart (``OAuth`` → ``oauth``)."""
+    spans = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    return {a[2] + b[2] for a, b in itertools.pairwise(spans) if a[1] == b[0]}
 
 
 def any_phrase_in(texts: Iterable[str], phrases: Iterable[str]) -> bool:
     wanted = [phrase_tokens(p) for p in phrases]
     for text in texts:
         hay = tokens(text)
-        # "aigateway" as one rule word must also match "AIGateway" split in two
-        joined = tuple("".join(hay[i : i + 2]) for i in range(len(hay) - 1))
+        joined = _case_joined(text)
         if any(contains_phrase(hay, w) or (len(w) == 1 and w[0] in joined) for w in wanted):
             return True
     return False

@@ -133,7 +133,7 @@ def test_founders_channel_hears_open_ack_and_resolve_of_sev1_only(deps: Deps,
     sev1_through_resolution(deps)
     updates = [p.text.split(" ")[1] for p in recorders["slack-founders"].sent]
     assert updates == ["OPENED", "ACKNOWLEDGED", "RESOLVED"]
-    on_event(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()), "sns", deps)  # a Sev3
+    on_event(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), Trigger={"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Dimensions": []}), "sns", deps)  # a Sev3
     assert len(recorders["slack-founders"].sent) == 3
 
 

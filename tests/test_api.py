@@ -155,7 +155,7 @@ def test_list_filters_and_paginates(client: Client, deps: Deps, tokens: dict[str
         if not cursor:
             break
     assert seen == list(reversed(ids))  # newest first, each once
-    only_open = call(client, "GET", "/incidents?status=open&severity=3", tokens["viewer"]).json_body
+    only_open = call(client, "GET", "/incidents?status=open&severity=2", tokens["viewer"]).json_body
     assert {i["id"] for i in only_open["incidents"]} == set(ids[1:])
     since = (clock.now).isoformat().replace("+00:00", "Z")
     assert [i["id"] for i in call(client, "GET", f"/incidents?since={since}", tokens["viewer"]).json_body[

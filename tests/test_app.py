@@ -46,7 +46,7 @@ def test_alarm_pages_then_ok_resolves_then_alarm_again_opens_new_incident(
     client.lambda_.invoke("on_alarm_sns", sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()))
     [first] = deps.store.list()
     assert first.status is IncidentStatus.OPEN and len(console.sent) == 1
-    assert console.sent[0].kind is PageKind.TRIGGER and console.sent[0].role == "engineering-daytime"
+    assert console.sent[0].kind is PageKind.TRIGGER and console.sent[0].role == "engineering-oncall"
 
     clock.advance(minutes=5)
     client.lambda_.invoke("on_alarm_sns", sns_event("sns-cloudwatch-alarm-ok.json", message_id=new_id()))

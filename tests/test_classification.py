@@ -62,8 +62,10 @@ SAMPLES = {
     "sentry-event-alert.json": (3, None, "engineering-daytime"),
     "sentry-error-created.json": (3, None, "engineering-daytime"),
     "rds-db-instance-event-failover.json": (2, None, "engineering-oncall"),
+    "sns-cloudwatch-alarm-metric-math.json": (2, None, "engineering-oncall"),
     # no rule: Sev3, no playbook
-    "sns-cloudwatch-alarm-metric.json": (3, None, "engineering-daytime"),
+    # the real sample is the checkout ALB's target 5xx count: customer-facing, Sev2 whatever its name
+    "sns-cloudwatch-alarm-metric.json": (2, None, "engineering-oncall"),
     "sns-cloudwatch-alarm-composite.json": (3, None, "engineering-daytime"),
     "eventbridge-cloudwatch-alarm-state-change-single-metric.json": (3, None, "engineering-daytime"),
     "sns-http-subscription-confirmation.json": (3, None, "engineering-daytime"),
@@ -147,7 +149,46 @@ def test_description_override_keeps_rule_playbook_when_none_given() -> None:
     event = metric_alarm("orders-db-conn", "AWS/RDS", "DatabaseConnections", description="severity: sev4")
     [signal] = to_signals(event, T0)
     c = classify(signal, CONFIG.severity)
-    assert (c.severity, c.owner) == (Severity.SEV4, "backlog")
+    assert (c.severity, c.owner, c.playbook) == (Severity.SEV4, "backlog", "db-connection-saturation")
+    assert c.rule == "override:description"
+
+
+def test_tag_override_keeps_rule_playbook_unless_it_names_another() -> None:
+    event = load_event("eventbridge-cloudwatch-alarm-state-change-single-metric.json")
+    event["detail"]["alarmName"] = "signin-errors"
+    event["detail"]["alarmTags"] = {"severity": "SEV2"}
+    [signal] = to_signals(event, T0)
+    c = classify(signal, CONFIG.severity)
+    assert (c.severity, c.playbook, c.rule) == (Severity.SEV2, "auth-outage", "override:tag")
+    event["detail"]["alarmTags"] = {"severity": "SEV2", "playbook": "deploy-rollback"}
+    [signal] = to_signals(event, T0)
+    assert classify(signal, CONFIG.severity).playbook == "deploy-rollback"
+
+
+def delete_objects(caller_account: str | None = None, denied: bool = False) -> dict[str, Any]:
+    """The delete-marker sample turned into the multi-delete CloudTrail logs: no key, no version id."""
+    event = cloudtrail("eventbridge-cloudtrail-s3-deleteobject-delete-marker.json", caller_account)
+    detail = event["detail"]
+    detail["eventName"] = "DeleteObjects"
+    detail["requestParameters"] = {"bucketName": "backup-vault-prod", "delete": "",
+                                   "Host": "backup-vault-prod.s3.us-east-1.amazonaws.com"}
+    detail["resources"] = [r for r in detail["resources"] if r["type"] == "AWS::S3::Bucket"]
+    if denied:
+        detail["errorCode"], detail["errorMessage"] = "AccessDenied", "Access Denied"
+    return event
+
+
+@pytest.mark.parametrize("caller, denied, expected", [
+    (None, False, (1, "object-lock-alarm", "founder-primary")),
+    (None, True, (1, "object-lock-alarm", "founder-primary")),
+    ("999988887777", False, (2, "object-lock-alarm", "engineering-oncall")),
+])
+def test_delete_objects_is_a_possible_version_delete_never_a_marker_only(
+        caller: str | None, denied: bool, expected: tuple[int, str, str]) -> None:
+    payload = delete_objects(caller, denied)
+    assert classify_payload(payload) == expected
+    [signal] = to_signals(payload, T0)
+    assert signal.version_targeted and "possible version delete" in dict(signal.details)["version_ids"]
 
 
 def test_alarm_tag_overrides_rules() -> None:

@@ -213,7 +213,7 @@ def test_sev3_at_3am_new_york_pages_engineering_daytime_at_9(any_store: Any) -> 
     night = datetime(2025, 3, 14, 7, 0, tzinfo=UTC)  # 03:00 EDT
     clock, recorders = FakeClock(night), Recorders(["console"])
     deps = deps_for(any_store, clock, recorders)
-    event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id())
+    event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), Trigger={"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Dimensions": []})  # not customer-facing
     outcome = on_event(event, "sns", deps)["outcomes"][0]
     assert outcome["severity"] == 3 and outcome["pages"] == 0
     paged_at = None

@@ -357,7 +357,8 @@ def test_auth_outage_enables_admin_auth_fallback(h: Harness) -> None:
 
 def npdb_alarm() -> dict[str, Any]:
     return sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), AlarmName="npdb-adapter-errors",
-                     AlarmArn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:npdb-adapter-errors")
+                     AlarmArn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:npdb-adapter-errors",
+                     Trigger={"MetricName": "Errors", "Namespace": "App/Adapters", "Dimensions": []})
 
 
 def test_source_authority_vendor_down_queues_reverification(h: Harness) -> None:
@@ -417,7 +418,8 @@ def test_observability_outage_confirms_cloudwatch_reports_and_pages_nobody_at_ni
         {"MetricName": "RequestCount", "Value": 1200, "Timestamp": night - timedelta(minutes=3)}])
     deps = h.deps("prod")
     event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), AlarmName="sentry-ingest-failures",
-                      AlarmArn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:sentry-ingest-failures")
+                      AlarmArn="arn:aws:cloudwatch:us-east-1:123456789012:alarm:sentry-ingest-failures",
+                      Trigger={"MetricName": "IngestFailures", "Namespace": "App/Ops", "Dimensions": []})
     [outcome] = on_event(event, "sns", deps)["outcomes"]
     assert (outcome["severity"], outcome["playbook"], outcome["pages"]) == (3, "observability-outage", 0)
     timeline = "\n".join(h.timeline(deps, outcome["incident_id"]))

@@ -6,13 +6,17 @@ schedules and escalation chains; ``playbooks.yaml`` (``config.playbooks``) the p
 safety envelope and options. A bad file raises ``ConfigError`` naming the file, the
 key (``rules[3].severity``) and the reason, so a typo fails the deploy's tests rather
 than a page at 3 a.m. Checks that need both files (owners exist as roles, every chain
-completes inside its severity's response time) run in ``load``.
+completes inside its severity's response time) run in ``load``. A key written twice in
+one mapping is an error too (YAML would keep the second silently). What is allowed but
+worth a look (one person holding two roles of one escalation chain) is logged and
+returned in ``ResponderConfig.warnings``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -25,6 +29,7 @@ __all__ = ["DEFAULT_DIR", "Match", "MatrixRow", "ResponderConfig", "RoutingConfi
            "load"]
 
 DEFAULT_DIR = Path(__file__).parent
+log = logging.getLogger("responder")
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -32,6 +37,8 @@ class ResponderConfig(Strict):
     severity: SeverityConfig
     routing: RoutingConfig
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
+    # allowed but worth a look (one person holding two roles of a chain); logged at load
+    warnings: tuple[str, ...] = ()
 
 
 def load(config_dir: Path | str | None = None) -> ResponderConfig:
@@ -57,14 +64,27 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
         if rule.playbook and rule.playbook not in REGISTRY:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
-    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks)
+    from chalicelib.oncall import same_person_warnings
+
+    warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing))
+    for text in warnings:
+        log.warning("config warning: %s", text)
+    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks, warnings=warnings)
 
 
 def _load_file(path: Path, model: type[_M]) -> _M:
     import yaml  # deferred: only the first event of a cold start pays for it
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's parser when the wheel has it (several times faster at cold start), same safe constructor
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _refuse_duplicate_keys(path, node)
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except OSError as exc:
         raise ConfigError(str(path), "(file)", exc.strerror or "cannot be read") from exc
     except yaml.YAMLError as exc:
@@ -76,6 +96,39 @@ def _load_file(path: Path, model: type[_M]) -> _M:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(str(path), _key_path(err["loc"]), err["msg"]) from exc
+
+
+def _refuse_duplicate_keys(path: Path, root: Any) -> None:
+    """A key given twice in one mapping is an error: YAML would let the second silently win.
+
+    ``<<`` merge keys are not counted (a key written next to a merge overrides the merged one,
+    which is what merges are for); a node reached twice through an alias is checked once.
+    """
+    import yaml
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, where = stack.pop(0)  # breadth first: the outermost duplicate is named first
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    stack.append((value_node, where))
+                    continue
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                line = key_node.start_mark.line + 1
+                if key in first_line and isinstance(key_node, yaml.ScalarNode):
+                    raise ConfigError(str(path), f"{where}.{key}" if where else key,
+                                      f"duplicated key (line {first_line[key]} and line {line}): "
+                                      "YAML would silently keep only the second")
+                first_line.setdefault(key, line)
+                stack.append((value_node, f"{where}.{key}" if where else key))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(node.value))
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

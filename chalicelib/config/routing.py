@@ -10,9 +10,11 @@ A role is either a plain list of people (all of them, all the time) or a schedul
       overrides:
         - {person: bob, start: 2026-12-01T09:00:00-05:00, end: 2026-12-02T09:00:00-05:00}
 
-Shift times are wall-clock times in the routing ``timezone``. Validation refuses a role
-whose schedule leaves an hour uncovered (for ``business-hours`` roles: an hour of
-business hours), naming the gap.
+Shift times are wall-clock times in the routing ``timezone`` (daylight-saving handovers:
+see ``chalicelib.oncall``). Validation refuses a role whose schedule leaves an hour
+uncovered (for ``business-hours`` roles: an hour of business hours), naming the gap, and a
+Sev1/Sev2 escalation step whose role can be empty at some hour unless the step is marked
+``when: business-hours``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.config.severity import Strict, severity_value
+from chalicelib.config.severity import Strict, severity_keys
 from chalicelib.models import Severity
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -105,6 +107,9 @@ class BusinessHours(Strict):
 class EscalationStep(Strict):
     role: str
     after_minutes: int = Field(ge=0)
+    # "business-hours": the role is meant to be empty outside business hours (a daytime team),
+    # which a Sev1/Sev2 step may only be when it says so; it must still be held all business hours.
+    when: Literal["always", "business-hours"] = "always"
 
 
 UNTIL_ACKNOWLEDGED = "until-acknowledged"
@@ -207,8 +212,7 @@ class Communications(Strict):
     reminder_role: str = "engineering-daytime"
     canary_channel: str = "console"               # the channel the canary proves, every few minutes
 
-    _severities = field_validator("customer_notice_minutes", mode="before")(
-        lambda v: {severity_value(k): n for k, n in v.items()} if isinstance(v, dict) else v)
+    _severities = field_validator("customer_notice_minutes", mode="before")(severity_keys)
 
 
 class RoutingConfig(Strict):
@@ -238,11 +242,10 @@ class RoutingConfig(Strict):
         if not isinstance(value, dict):
             return value
         merged: dict[Any, Any] = dict(_default_chains())
-        for key, chain in value.items():
-            severity = severity_value(key)
+        for key, chain in severity_keys(value).items():
             if isinstance(chain, dict) and not {"repeat", "repeat_after_minutes"} & chain.keys():
-                chain = {**chain, **_DEFAULT_REPEAT.get(severity, {})}
-            merged[severity] = chain
+                chain = {**chain, **_DEFAULT_REPEAT.get(key, {})}
+            merged[key] = chain
         return merged
 
     @property
@@ -278,12 +281,26 @@ class RoutingConfig(Strict):
             for step in chain.steps:
                 if step.role not in self.roles:
                     raise ValueError(f"escalation.SEV{severity.value} names unknown role {step.role!r}")
-        from chalicelib.oncall import coverage_gaps
+        from chalicelib.oncall import coverage_gaps, empty_hours
 
         for role_name, role in self.roles.items():
             gaps = coverage_gaps(role, self.business_hours)
             if gaps:
-                raise ValueError(f"roles.{role_name} has nobody on call {gaps[0]}"
-                                 + (f" (and {len(gaps) - 1} more gaps)" if len(gaps) > 1 else "")
-                                 + f" ({self.timezone})")
+                raise ValueError(f"roles.{role_name} has nobody on call {_gap_text(gaps)} ({self.timezone})")
+        for severity in PAGE_AROUND_THE_CLOCK:
+            for index, step in enumerate(self.escalation[severity].steps):
+                gaps = empty_hours(self.roles[step.role], self.business_hours, within=step.when)
+                if gaps:
+                    hint = ("" if step.when == "business-hours"
+                            else "; mark the step `when: business-hours` if it is meant to page only then")
+                    raise ValueError(f"escalation.SEV{severity.value}.steps[{index}]: role {step.role!r} has nobody "
+                                     f"on call {_gap_text(gaps, shown=3)} ({self.timezone}){hint}")
         return self
+
+
+# A Sev1 or Sev2 step that finds its role empty pages nobody, silently: refused at load.
+PAGE_AROUND_THE_CLOCK = (Severity.SEV1, Severity.SEV2)
+
+
+def _gap_text(gaps: list[str], shown: int = 1) -> str:
+    return ", ".join(gaps[:shown]) + (f" (and {len(gaps) - shown} more gaps)" if len(gaps) > shown else "")

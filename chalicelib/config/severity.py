@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.models import Severity, SignalKind
-from chalicelib.words import phrase_tokens
+from chalicelib.words import MIN_STEM_LETTERS, phrase_tokens, stem_too_short
 
 
 class Strict(BaseModel):
@@ -18,6 +18,23 @@ def severity_value(value: Any) -> Any:
     if isinstance(value, str) and value.upper().startswith("SEV") and value[3:].isdigit():
         return int(value[3:])
     return value
+
+
+def severity_keys(value: Any) -> Any:
+    """``{SEV1: …}`` → ``{1: …}``; two spellings of one severity (``SEV1``, ``sev1``, ``1``) are refused."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        severity = severity_value(key)
+        if severity in out:
+            raise ValueError(f"severity {key!r} is given twice (as {_spelling(value, severity)!r} too)")
+        out[severity] = item
+    return out
+
+
+def _spelling(value: dict[Any, Any], severity: Any) -> Any:
+    return next(k for k in value if severity_value(k) == severity)
 
 
 class MatrixRow(Strict):
@@ -52,6 +69,8 @@ class Match(Strict):
         for word in words:
             if not phrase_tokens(word):
                 raise ValueError(f"word {word!r} has no letters or digits")
+            if stem_too_short(word):
+                raise ValueError(f"stem {word!r} needs at least {MIN_STEM_LETTERS} letters before the *")
         return words
 
     @model_validator(mode="after")
@@ -77,10 +96,7 @@ class SeverityConfig(Strict):
 
     _coerce = field_validator("default_severity", mode="before")(severity_value)
 
-    @field_validator("matrix", mode="before")
-    @classmethod
-    def _matrix_keys(cls, value: Any) -> Any:
-        return {severity_value(k): v for k, v in value.items()} if isinstance(value, dict) else value
+    _matrix_keys = field_validator("matrix", mode="before")(severity_keys)
 
     @model_validator(mode="after")
     def _complete(self) -> SeverityConfig:

@@ -5,6 +5,9 @@ incident, however many objects it touches. Object keys may name patients, so the
 are kept out of the signal's title, resource and links; only a digest reaches the
 timeline. Deleting a *version* is logged as ``DeleteObject`` with
 ``requestParameters.versionId`` (there is no ``DeleteObjectVersion`` event).
+``DeleteObjects`` (multi-delete) logs neither the keys nor their version ids, and the
+console uses it even to delete one version, so it is marked ``version_targeted``: a
+possible version delete, never "a delete marker only".
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pydantic import Field
 
 from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.common import Wire, digest, parse_time
+
+MULTI_DELETE = "DeleteObjects"
 
 
 class SessionIssuer(Wire):
@@ -77,6 +82,9 @@ def from_eventbridge(
         details.append(("object_key_sha256", digest(str(params["key"]))))
     if params.get("versionId"):
         details.append(("version_id", str(params["versionId"])))
+    unlogged_versions = record.event_name == MULTI_DELETE
+    if unlogged_versions:
+        details.append(("version_ids", "not logged by CloudTrail for DeleteObjects: a possible version delete"))
     return Signal(
         kind=SignalKind.CLOUDTRAIL,
         source="eventbridge",
@@ -92,7 +100,7 @@ def from_eventbridge(
         event_name=record.event_name,
         error_code=record.error_code,
         caller_account=record.user_identity.account_id,
-        version_targeted=bool(params.get("versionId")),
+        version_targeted=bool(params.get("versionId")) or unlogged_versions,
         versioning_status=versioning_status,
         details=tuple(details),
     )
