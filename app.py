@@ -6,17 +6,22 @@ here; pydantic, the pipeline and boto3 load on the first event, inside the handl
 """
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 from chalice import AuthResponse, Chalice, Rate, Response
-from chalice.app import AuthRequest, CloudWatchEvent, SNSEvent
+from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
 
-from chalicelib import observability
+from chalicelib import gateway, observability
 
 # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 observability.init_error_reporting()
-observability.setup_logging()
 
 app = Chalice(app_name="alarm-responder")
+observability.setup_logging(None, app.log)  # Chalice's own log too: its default prints exception messages
+
+if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
+    gateway.install_local_gateway_responses(os.path.join(os.path.dirname(__file__), ".chalice", "merge-template.json"))
 
 # CloudTrail S3 calls that can touch Object Lock protection (runbook §5.5).
 OBJECT_LOCK_EVENT_NAMES = [
@@ -83,13 +88,49 @@ def pagerduty_webhook() -> Response:
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
 
 
+@app.middleware("all")
+def lambda_context_in_logs(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Every invocation's log lines carry its Lambda context (function, request id, cold start)."""
+    context = getattr(event, "lambda_context", None)  # a route's Request; an event's is .context
+    observability.bind_lambda_context(context if context is not None else getattr(event, "context", None))
+    return get_response(event)
+
+
+@app.middleware("http")
+def api_edge(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every API request: the API learns its own address (the template cannot tell it without a
+    circular dependency); every error Chalice itself answers leaves in the README's shape."""
+    from chalicelib import wiring
+
+    wiring.learn_public_url(gateway.public_url(request.context or {}, request.headers or {}))
+    response = get_response(request)
+    route = app.routes.get((request.context or {}).get("resourcePath", ""), {}).get(request.method)
+    reshaped = gateway.reshape_chalice_error(response.status_code, response.body,
+                                             route.content_types if route else None)
+    if reshaped is not None:
+        response.body = reshaped
+        response.headers = {**(response.headers or {}), "Content-Type": "application/json"}
+    return response
+
+
 # --- the incident API: bearer tokens; the authorizer identifies, each view checks the role ---
+
+
+class _LoggedAuthorizer(ChaliceAuthorizer):
+    """Chalice runs no middleware for authorizers and hands them no context: bind it here."""
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        observability.bind_lambda_context(context)
+        return super().__call__(event, context)
 
 
 @app.authorizer(ttl_seconds=0)  # no policy cache: a revoked token stops working at once
 def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
     identity = _handlers().identify(auth_request.token)
     return AuthResponse(routes=["*"], principal_id=identity["user"], context=identity)
+
+
+token_authorizer.__class__ = _LoggedAuthorizer  # the registered object stays; its calls bind the context
 
 
 def _api(view_name: str, *args: object) -> Response:

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = "import boto3; boto3.client('dynamodb', region_name='us-east-1')"
 IMPORT_APP = "import app"
+# What every Lambda function's environment has; app.py only adapts chalice local's gateway without it.
+LAMBDA_ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": "alarm-responder-bench"}
 FIRST_EVENT = ("import app; from chalicelib import handlers; import boto3; "
                "boto3.client('dynamodb', region_name='us-east-1')")
 
@@ -42,6 +44,7 @@ def wall_ms(argv: list[str], runs: int, cwd: Path, env: dict[str, str] | None = 
 
 def importtime_ms(code: str, cwd: Path) -> float:
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=cwd, capture_output=True,
+                            env=dict(os.environ, **LAMBDA_ENV),
                             text=True, check=True)
     total = 0
     for line in result.stderr.splitlines():
@@ -61,7 +64,7 @@ def extract(zip_path: Path, into: Path) -> Path:
 
 
 def zip_case(folder: Path, code: str, runs: int) -> float:
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_ENV}
     argv = [sys.executable, "-S", "-E", "-B", "-c", f"import sys; sys.path.insert(0, {str(folder)!r}); {code}"]
     return wall_ms(argv, runs, folder, env)
 
@@ -71,7 +74,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--zips", type=Path, help="folder with deployment.zip and deployment-no-pyc.zip")
     args = parser.parse_args()
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1")
+    env = dict(os.environ, **LAMBDA_ENV)
     report: dict[str, object] = {}
     subprocess.run([sys.executable, "-c", FIRST_EVENT], cwd=ROOT, env=env, check=True)  # warm the .pyc cache
     bare = wall_ms([sys.executable, "-c", "pass"], args.runs, ROOT, env)

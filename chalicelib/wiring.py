@@ -136,16 +136,31 @@ class _LazyClients:
 
 
 _deps: Deps | None = None
+_public_url: str | None = None  # the API's own address, as its first request showed it
+
+
+def learn_public_url(url: str | None) -> None:
+    """The API function's base URL for ack links, from the request it serves. The template
+    cannot hand the API function its own URL (a circular dependency), so unless
+    ``RESPONDER_PUBLIC_URL`` is set (a custom domain) the first request decides."""
+    global _public_url
+    if url and _public_url is None:
+        _public_url = url
 
 
 def get_deps() -> Deps:
     global _deps
     if _deps is None:
-        _deps = build_deps()
+        settings = Settings.from_env()
+        if _public_url and settings.public_url is None:
+            settings = settings.model_copy(update={"public_url": _public_url})
+        _deps = build_deps(settings)
     return _deps
 
 
 def override_deps(deps: Deps | None) -> None:
     """Install ``deps`` for every handler (``None`` returns to lazy real wiring)."""
-    global _deps
+    global _deps, _public_url
     _deps = deps
+    if deps is None:
+        _public_url = None

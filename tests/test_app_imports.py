@@ -30,3 +30,11 @@ def test_one_sns_subscription_per_configured_topic() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     names = json.loads(result.stdout)
     assert "on_alarm_sns" in names and "on_alarm_sns_1" in names
+
+
+def test_in_lambda_import_app_skips_the_local_gateway_adapter() -> None:
+    """``chalice local``'s error-body adapter (and pathlib) cost a Lambda cold start nothing."""
+    code = "import app, json, sys; print(json.dumps(sorted(m for m in sys.modules if m in ('chalice.local', 'pathlib'))))"
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "alarm-responder-prod-api_handler", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+    assert json.loads(result.stdout) == []
