@@ -296,3 +296,22 @@ def test_pagerduty_gets_the_whole_link_as_its_acknowledge_button(tmp_path: Path,
     assert f"ack: {link['href']}" in event["payload"]["summary"]
     stored = built.store.get(str(outcome["outcomes"][0]["incident_id"]))
     assert link["href"].rsplit("/", 1)[1] not in stored.model_dump_json()
+
+
+@pytest.mark.parametrize(("headers", "verdict"), [
+    ({"Origin": "https://responder.example.com"}, "SAME_ORIGIN"),
+    ({"origin": "https://RESPONDER.example.com:443", "Sec-Fetch-Site": "same-origin"}, "SAME_ORIGIN"),
+    ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, "SAME_ORIGIN"),
+    ({}, "NOT_SAID"),
+    ({"Origin": "null"}, "NOT_SAID"),  # an old browser under no-referrer, no fetch metadata
+    ({"Origin": "https://responder.example.com:8443"}, "CROSS_ORIGIN"),
+    ({"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, "CROSS_ORIGIN"),
+    ({"Origin": "not a url"}, "CROSS_ORIGIN"),
+    ({"Origin": "https://[::1"}, "CROSS_ORIGIN"),
+    ({"Sec-Fetch-Site": "same-site"}, "CROSS_ORIGIN"),
+    ({"Origin": "null", "Sec-Fetch-Site": "none"}, "CROSS_ORIGIN"),
+])
+def test_check_origin_decides_by_what_the_browser_says(headers: dict[str, str], verdict: str) -> None:
+    from chalicelib.ackpage import OriginCheck, check_origin
+
+    assert check_origin(headers, "https://responder.example.com/api") is OriginCheck(verdict)
