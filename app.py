@@ -36,6 +36,13 @@ def _handlers():  # type: ignore[no-untyped-def]
     return handlers
 
 
+def _guarded():  # type: ignore[no-untyped-def]
+    """Store unavailable → 503 JSON, for the authorizer and the routes that read it (chalicelib/availability.py)."""
+    from chalicelib import availability
+
+    return availability
+
+
 def on_alarm_sns(event: SNSEvent) -> dict:
     return _handlers().on_event(event.to_dict(), "sns")
 
@@ -84,7 +91,8 @@ def canary(event: CloudWatchEvent) -> dict:
            content_types=["application/json", "text/plain", "application/octet-stream"])
 def pagerduty_webhook() -> Response:
     request = app.current_request
-    result = _handlers().on_pagerduty_webhook(dict(request.headers), request.raw_body or b"")
+    result = _guarded().guarded(lambda: _handlers().on_pagerduty_webhook(dict(request.headers),
+                                                                         request.raw_body or b""))
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
 
 
@@ -126,7 +134,7 @@ class _LoggedAuthorizer(ChaliceAuthorizer):
 
 @app.authorizer(ttl_seconds=0)  # no policy cache: a revoked token stops working at once
 def token_authorizer(auth_request: AuthRequest) -> AuthResponse:
-    identity = _handlers().identify(auth_request.token)
+    identity = _guarded().identify(auth_request.token)
     return AuthResponse(routes=["*"], principal_id=identity["user"], context=identity)
 
 
@@ -134,14 +142,9 @@ token_authorizer.__class__ = _LoggedAuthorizer  # the registered object stays; i
 
 
 def _api(view_name: str, *args: object) -> Response:
-    from chalicelib import api, handlers
-
     request = app.current_request
-    principal = handlers.principal_from((request.context or {}).get("authorizer") or {})
-    view = getattr(api, view_name)
-    result = view(handlers.get_deps(), principal, *args)
-    body = result.body
-    return Response(body=body, status_code=result.status, headers=result.headers)
+    result = _guarded().api_view(view_name, (request.context or {}).get("authorizer") or {}, *args)
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
 def _raw() -> bytes:
@@ -210,7 +213,7 @@ def revoke_token(token_id: str) -> Response:
 def ack_link_page(token: str) -> Response:
     from chalicelib import ackpage
 
-    result = ackpage.show(_handlers().get_deps(), token)
+    result = _guarded().guarded(lambda: ackpage.show(_handlers().get_deps(), token))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
@@ -218,7 +221,8 @@ def ack_link_page(token: str) -> Response:
 def ack_link_submit(token: str) -> Response:
     from chalicelib import ackpage
 
-    result = ackpage.submit(_handlers().get_deps(), token, dict(app.current_request.headers))
+    result = _guarded().guarded(lambda: ackpage.submit(_handlers().get_deps(), token,
+                                                       dict(app.current_request.headers)))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
@@ -226,7 +230,8 @@ def ack_link_submit(token: str) -> Response:
            content_types=["application/json", "text/plain", "application/octet-stream"])
 def sentry_webhook() -> Response:
     request = app.current_request
-    result = _handlers().on_sentry_webhook(dict(request.headers), request.raw_body or b"")
+    result = _guarded().guarded(lambda: _handlers().on_sentry_webhook(dict(request.headers),
+                                                                      request.raw_body or b""))
     return Response(body=result.body, status_code=result.status,
                     headers={"Content-Type": "application/json"})
 

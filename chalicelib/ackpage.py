@@ -87,7 +87,7 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
 
 
 def submit(deps: Deps, token: str, headers: Mapping[str, str] | None = None) -> ApiResponse:
-    public_url = deps.settings.public_url  # without it there are no links: the 503 page below says so
+    public_url = deps.links.base_url if deps.links else None  # the address our links (and page) are on
     if public_url and check_origin(headers or {}, public_url) is OriginCheck.CROSS_ORIGIN:
         return _page(403, "Not acknowledged", "This request did not come from the responder's own page, so "
                      "nothing was changed. Open the link from your page and press the button there.")

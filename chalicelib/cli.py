@@ -2,7 +2,8 @@
 
     simulate FILE [--now ISO]            dry run of one event; prints one JSON object
     replay FILE... | replay - [--now ISO] run events through the real pipeline; one JSON line each
-    incidents [--json]                    every incident with pages and timeline
+    incidents [--json] [--now ISO]        a table: severity, status, age, owner, title (team's time zone)
+    incidents show ID [--json]            one incident with its pages and timeline
     ack ID --by NAME [--now ISO]
     resolve ID --by NAME [--now ISO]
     escalate [--now ISO]                  one run of the escalation sweep
@@ -13,8 +14,11 @@
     report monthly --month YYYY-MM --out DIR   Markdown report with a PNG chart
     oncall [--at ISO] [--json]            who holds each role at that moment
 
-The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``).
-Errors print one line on stderr and exit non-zero; no tracebacks for bad input.
+The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``); a command
+that finds it new or empty says which store it read, on stderr. With ``--now`` incident ids
+are derived from the input, so the same replay gives the same ids.
+Errors print one line on stderr and exit 1; ``tokens revoke`` of a token revoked before exits 3
+(nothing changed). No tracebacks for bad input.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest, ResponderError
 
 EXIT_FAILED = 1  # argparse itself exits 2 on a usage error
+EXIT_UNCHANGED = 3  # asked for a state that already held (a token revoked before)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.run(args)
         return result
     except IncidentNotFound as exc:
-        return _fail(f"no incident {exc}")
+        return _fail(f"no incident {exc} in {_store_named(args)}")
     except ConflictError as exc:
         return _fail(str(exc))
     except ResponderError as exc:
@@ -63,9 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_now(p)
     p.set_defaults(run=cmd_replay)
 
-    p = sub.add_parser("incidents", help="list incidents")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("incidents", help="list incidents (a table), or show one")
+    p.add_argument("--json", action="store_true", help="every incident with pages and timeline, as JSON")
+    p.add_argument("--now", type=_iso, help="ages as of this ISO time (default: the real clock)")
     p.set_defaults(run=cmd_incidents)
+    show = p.add_subparsers(required=False, metavar="show ID").add_parser(
+        "show", help="one incident with its pages and timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    show.add_argument("--now", type=_iso, default=argparse.SUPPRESS)
+    show.set_defaults(run=cmd_incident_show)
 
     p = sub.add_parser("escalate", help="run one escalation sweep (pages due steps, retries, fallbacks)")
     _add_now(p)
@@ -141,9 +153,34 @@ def _clock(args: argparse.Namespace) -> Callable[[], datetime]:
 
 
 def _deps(args: argparse.Namespace) -> Any:
+    from chalicelib.incidents import derived_incident_id
+    from chalicelib.settings import Settings
     from chalicelib.wiring import build_deps
 
-    return build_deps(clock=_clock(args))
+    settings = Settings.from_env()
+    args.store_url, args.store_was_new = settings.store_url, _is_new_store(settings.store_url)
+    # With --now the run is a replay of a fixed moment: same input, same incident ids.
+    return build_deps(settings, clock=_clock(args),
+                      new_id=derived_incident_id if getattr(args, "now", None) else None)
+
+
+def _is_new_store(url: str) -> bool:
+    """True for a SQLite file that does not exist yet (opening the store creates it)."""
+    if not url.startswith("sqlite://"):
+        return False
+    path = url.removeprefix("sqlite://").removeprefix("/")
+    return not path or path == ":memory:" or not Path(path).exists()
+
+
+def _store_named(args: argparse.Namespace) -> str:
+    url = getattr(args, "store_url", None) or "the store"
+    return url + (" (a new store)" if getattr(args, "store_was_new", False) else "")
+
+
+def _say_if_empty(args: argparse.Namespace, incidents: list[Any]) -> None:
+    """Say which store was read when it held nothing: the usual cause is a different RESPONDER_STORE."""
+    if not incidents:
+        print(f"no incidents in {_store_named(args)}", file=sys.stderr)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -174,6 +211,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     events = list(_replay_inputs(args.files))  # read everything first: a bad file stops before any effect
     deps = _deps(args)
+    if args.store_was_new:
+        print(f"replaying into {_store_named(args)}", file=sys.stderr)
     for origin, payload in events:
         if _is_api_gateway_request(payload):
             response = handlers.on_api_gateway_request(payload, deps)
@@ -202,15 +241,29 @@ def _retrying(run: Callable[[], Any], deps: Any) -> Any:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
+    from chalicelib.textview import incident_table
+
     deps = _deps(args)
     incidents = deps.store.list()
+    _say_if_empty(args, incidents)
     if args.json:
         _print([_incident_json(i) for i in incidents])
-        return 0
-    for i in incidents:
-        print(f"{i.id}  SEV{i.severity.value}  {i.status.value:<12}  {i.owner:<20}  x{i.count:<4} {i.title}")
-    if not incidents:
-        print("no incidents", file=sys.stderr)
+    elif incidents:
+        print(incident_table(incidents, deps.clock(), deps.config.routing.zone))
+    return 0
+
+
+def cmd_incident_show(args: argparse.Namespace) -> int:
+    from chalicelib.textview import incident_detail
+
+    deps = _deps(args)
+    incident = deps.store.get(args.id)
+    if incident is None:
+        raise IncidentNotFound(args.id)
+    if args.json:
+        _print(_incident_json(incident))
+    else:
+        print(incident_detail(incident, deps.clock(), deps.config.routing.zone))
     return 0
 
 
@@ -227,7 +280,11 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_escalate(args: argparse.Namespace) -> int:
-    _print(_deps(args).pipeline.sweep(), compact=True)
+    deps = _deps(args)
+    report = deps.pipeline.sweep()
+    if not report.get("incidents"):
+        _say_if_empty(args, deps.store.list())
+    _print(report, compact=True)
     return 0
 
 
@@ -256,7 +313,9 @@ def cmd_report_monthly(args: argparse.Namespace) -> int:
     from chalicelib.report import write_monthly
 
     deps = _deps(args)
-    path = write_monthly(deps.store.list(), args.month, Path(args.out), deps.config, deps.clock())
+    incidents = deps.store.list()
+    _say_if_empty(args, incidents)
+    path = write_monthly(incidents, args.month, Path(args.out), deps.config, deps.clock())
     print(path)
     return 0
 
@@ -277,12 +336,25 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         _print({"token": token}, compact=True)
     else:
         print(token)  # alone on stdout: `TOKEN=$(python -m chalicelib tokens create …)`
+    # A token works only where the API reads the same store: say which one holds it.
+    print(f"token stored in {_store_named(args)}", file=sys.stderr)
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    token_id = _deps(args).tokens.revoke(args.token)
-    print(f"revoked {token_id}", file=sys.stderr)
+    from chalicelib.tokens import token_id_of
+
+    deps = _deps(args)
+    token_id = token_id_of(args.token)
+    record = deps.tokens.describe(token_id)
+    if record is None:
+        raise InvalidRequest("token", f"no token {token_id} in {_store_named(args)}")
+    if record.get("revoked_at"):
+        print(f"token {token_id} was already revoked ({record['revoked_at']} by {record.get('revoked_by')});"
+              " nothing changed", file=sys.stderr)
+        return EXIT_UNCHANGED
+    deps.tokens.revoke(token_id)
+    print(f"revoked {token_id} ({record['user']}, {record['role']})", file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,7 @@ store's conditional writes, re-reading and deciding again when it loses a race.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import uuid
@@ -163,13 +164,32 @@ def noted_stale(incident: Incident, what: str, sent_at: datetime | None, deliver
                                         what=f"stale, changed nothing: {what} ({when}{before})"))
 
 
+NewId = Callable[[Signal, datetime], str]
+
+
+def random_incident_id(signal: Signal, now: datetime) -> str:
+    """Production ids: random, so no two incidents can share one whatever their timing."""
+    return f"inc-{uuid.uuid4().hex[:12]}"
+
+
+def derived_incident_id(signal: Signal, now: datetime) -> str:
+    """Ids for a replay with a fixed clock: the same input gives the same ids, run after run.
+
+    Derived from what opened the incident: its key, the opening time and the delivery. A key
+    holds one open incident at a time and each delivery is processed once, so two incidents
+    cannot share all three.
+    """
+    basis = "\n".join((signal.incident_key, now.isoformat(), signal.delivery_id))
+    return f"inc-{hashlib.sha256(basis.encode()).hexdigest()[:12]}"
+
+
 class IncidentService:
     """Applies decisions to the store; the only writer of incidents."""
 
-    def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: Callable[[], str] | None = None,
+    def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: NewId | None = None,
                  pause: Callable[[int], None] = _backoff) -> None:
         self.store, self.config = store, config
-        self.new_id = new_id or (lambda: f"inc-{uuid.uuid4().hex[:12]}")
+        self.new_id = new_id or random_incident_id
         self.pause = pause
 
     def _stamped(self, incident: Incident) -> Incident:
@@ -187,7 +207,7 @@ class IncidentService:
                 reason = decide(signal, c, current, latest)
                 if reason is Reason.OPENED:
                     created = self.store.create(
-                        self._stamped(new_incident(self.new_id(), signal, c, now, self.config)))
+                        self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
                     if created is None:
                         continue  # another worker opened it first: decide again against theirs
                     if signal.signed_at is not None:

@@ -55,6 +55,10 @@ class AckLinks:
         expires = datetime.fromtimestamp(int((now + self.ttl).timestamp()), tz=UTC)  # whole seconds, as signed
         return AckLinkRef(id=secrets.token_hex(8), expires_at=expires)
 
+    def make(self, incident: Incident, person: str, now: datetime) -> str:
+        """A new link, whole: for a caller that hands it to the person at once (never to be stored)."""
+        return self.url(incident.id, person, self.issue(incident, person, now))
+
     def url(self, incident_id: str, person: str, ref: AckLinkRef) -> str:
         """The signed link for ``ref``: the same string every time, so a retried page carries the same link."""
         claim = {"i": incident_id, "p": person, "e": int(ref.expires_at.timestamp()), "n": ref.id}
@@ -63,7 +67,7 @@ class AckLinks:
 
     def reveal(self, page: PageRecord, incident: Incident) -> tuple[str, str | None]:
         """The text and link to hand to the page's channel: the stored, redacted text with the link in."""
-        if page.ack_link is None:
+        if page.ack_link is None or not self.base_url:  # without an address, the page goes without its link
             return page.text, None
         url = self.url(incident.id, page.person, page.ack_link)
         return page.text.replace(page.ack_link.redacted, url, 1)[:SUMMARY_LIMIT], url

@@ -49,7 +49,7 @@ from chalicelib.delivery import Escalator
 from chalicelib.errors import DeliveryInProgress
 from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
-from chalicelib.incidents import IncidentService, Reason, decide, mark_phi_exposure, new_incident
+from chalicelib.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
@@ -84,7 +84,7 @@ class Outcome(Frozen):
 class Pipeline:
     def __init__(self, store: IncidentStore, config: ResponderConfig, pager: Pager,
                  clock: Callable[[], datetime], *, lease_seconds: int = 60, keep_days: int = 14,
-                 new_id: Callable[[], str] | None = None, aws: Aws | None = None,
+                 new_id: NewId | None = None, aws: Aws | None = None,
                  http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local",
                  ack_link: AckLinker | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock

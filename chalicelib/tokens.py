@@ -72,8 +72,7 @@ class TokenService:
         return Principal(user=record["user"], role=Role[record["role"].upper()], token_id=token_id)
 
     def revoke(self, token_or_id: str, by: str = "cli") -> str:
-        parsed = _parse(token_or_id)
-        token_id = parsed[0] if parsed else token_or_id
+        token_id = token_id_of(token_or_id)
         for _ in range(5):
             record, version = self.store.get_doc(f"token:{token_id}")
             if record is None:
@@ -99,6 +98,12 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def token_id_of(token_or_id: str) -> str:
+    """The id of a token given as itself (``rsp_<id>_<secret>``) or by its id."""
+    parsed = _parse(token_or_id)
+    return parsed[0] if parsed else token_or_id
 
 
 def _parse(token: str | None) -> tuple[str, str] | None:

@@ -18,10 +18,12 @@ from chalicelib.audit import AuditLog, open_audit
 from chalicelib.aws import Aws
 from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
 from chalicelib.config import ResponderConfig, RoutingConfig
+from chalicelib.errors import ConfigError
+from chalicelib.incidents import NewId
 from chalicelib.links import AckLinks
 from chalicelib.paging import Channel, Pager
 from chalicelib.pipeline import Pipeline
-from chalicelib.secrets import SecretsManagerSecret, env_secret
+from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
 from chalicelib.tokens import TokenService
@@ -56,7 +58,7 @@ def build_deps(
     channels: dict[str, Callable[[], Channel]] | None = None,
     transport: Transport | None = None,
     aws_clients: dict[str, Any] | None = None,
-    new_id: Callable[[], str] | None = None,
+    new_id: NewId | None = None,
     audit: AuditLog | None = None,
     aws: Aws | None = None,
 ) -> Deps:
@@ -66,21 +68,37 @@ def build_deps(
     store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"))
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
-    link_secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
-    links = (AckLinks(settings.public_url, link_secret, timedelta(minutes=settings.ack_link_minutes))
-             if settings.public_url and link_secret else None)
-    pager = Pager(factories, reveal=links.reveal if links else None)
+    links = ack_links(settings, clock, clients)
+    pager = Pager(factories, reveal=links.reveal)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage, ack_link=links.issue if links else None)
+                        stage=settings.stage, ack_link=links.issue if links.base_url else None)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
                                          clock, clients),
                 links=links)
+
+
+def ack_links(settings: Settings, clock: Callable[[], datetime], clients: _LazyClients) -> AckLinks:
+    """Ack links: on a laptop they work with no set-up (``chalice local``'s address, a generated
+    secret kept beside the store); a deployed stage must name its key.
+
+    A deployed stage's address: the API function learns it from its first request
+    (``learn_public_url``), the functions outside the API are given ``RESPONDER_PUBLIC_URL`` by
+    the template, and the authorizer only checks links, which needs no address. Without one,
+    pages go out without a link rather than not at all.
+    """
+    secret = _secret(settings.link_secret, settings.link_secret_arn, clock, clients)
+    if secret is None and settings.is_local:
+        secret = LocalSecretFile(settings.state_dir() / "link-secret")
+    if secret is None:
+        raise ConfigError("environment", "RESPONDER_LINK_SECRET_ARN",
+                          f"required in stage {settings.stage} (the key of ack links)")
+    return AckLinks(settings.ack_base_url or "", secret, timedelta(minutes=settings.ack_link_minutes))
 
 
 def channel_factories(routing: RoutingConfig, settings: Settings, transport: Transport,

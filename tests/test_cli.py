@@ -130,9 +130,11 @@ def test_ack_and_resolve(capsys: Any) -> None:
     assert code == 1 and err == f"error: incident {incident_id} is resolved; nothing to acknowledge\n"
 
 
-def test_unknown_incident_is_one_line(capsys: Any) -> None:
+def test_unknown_incident_is_one_line_naming_the_store(capsys: Any, store_env: Path) -> None:
     code, _, err = run(capsys, "ack", "inc-nope", "--by", "x")
-    assert code == 1 and err == "error: no incident inc-nope\n"
+    assert code == 1 and err == f"error: no incident inc-nope in sqlite:///{store_env} (a new store)\n"
+    code, _, err = run(capsys, "incidents", "show", "inc-nope")
+    assert code == 1 and err == f"error: no incident inc-nope in sqlite:///{store_env}\n"
 
 
 @pytest.mark.parametrize("content", [None, "not json {"])
@@ -168,3 +170,122 @@ def test_escalate_replays_a_night_in_seconds(capsys: Any) -> None:
     _, out, _ = run(capsys, "incidents", "--json")
     [incident] = json.loads(out)
     assert [p["person"] for p in incident["pages"]] == ["giles", "christian", "engineer-on-call"]
+
+
+# --- same input, same output -------------------------------------------------------------
+
+DEMO_STEPS = [  # what scripts/demo replays, minute by minute
+    ("replay", "2025-03-14T14:00:00Z", ["sns-cloudwatch-alarm-metric.json", "sns-cloudwatch-alarm-metric.json"]),
+    ("replay", "2025-03-14T14:01:00Z", ["eventbridge-cloudtrail-s3-putobjectretention.json"]),
+    ("replay", "2025-03-14T14:02:00Z", ["ecs-deployment-failed.json", "ecs-deployment-completed.json",
+                                         "eventbridge-cloudtrail-s3-putobjectlegalhold.json"]),
+    ("replay", "2025-03-14T14:03:00Z", ["sns-cloudwatch-alarm-ok.json"]),
+    ("escalate", "2025-03-14T14:06:00Z", []),
+]
+
+
+def _demo_run(capsys: Any, monkeypatch: pytest.MonkeyPatch, db: Path) -> tuple[list[str], str, str]:
+    monkeypatch.setenv("RESPONDER_STORE", f"sqlite:///{db}")
+    for command, now, files in DEMO_STEPS:
+        code, _, _ = run(capsys, command, *map(event, files), "--now", now)
+        assert code == 0
+    _, out, _ = run(capsys, "incidents", "--json")
+    ids = [i["id"] for i in json.loads(out)]
+    _, table, _ = run(capsys, "incidents", "--now", "2025-03-14T14:07:00Z")
+    _, shown, _ = run(capsys, "incidents", "show", ids[0], "--now", "2025-03-14T14:07:00Z")
+    # ack links carry a random single-use nonce (and this store's own generated key): not compared
+    return ids, table, "\n".join(line for line in shown.splitlines() if "/ack/" not in line
+                                  and not line.lstrip().startswith("ack link "))
+
+
+def test_replay_with_now_gives_the_same_ids_and_order_every_run(capsys: Any, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _demo_run(capsys, monkeypatch, tmp_path / "one.db")
+    second = _demo_run(capsys, monkeypatch, tmp_path / "two.db")
+    assert first == second
+    assert len(first[0]) == len(set(first[0])) == 3 and all(i.startswith("inc-") for i in first[0])
+
+
+def test_without_now_ids_are_random(capsys: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = []
+    for name in ("one.db", "two.db"):
+        monkeypatch.setenv("RESPONDER_STORE", f"sqlite:///{tmp_path / name}")
+        _, out, _ = run(capsys, "replay", event("ecs-deployment-failed.json"))
+        ids.append(json.loads(out)["incident_id"])
+    assert ids[0] != ids[1]
+
+
+def test_derived_ids_differ_when_key_time_or_delivery_differ() -> None:
+    from chalicelib import sources
+    from chalicelib.incidents import derived_incident_id
+    from tests.conftest import T0, sns_event
+
+    [signal] = sources.to_signals(sns_event("sns-cloudwatch-alarm-metric.json"), T0, "sns")
+    [other] = sources.to_signals(sns_event("sns-cloudwatch-alarm-metric.json", message_id="m-2"), T0, "sns")
+    [elsewhere] = sources.to_signals(load_event("ecs-deployment-failed.json"), T0, "eventbridge")
+    base = derived_incident_id(signal, T0)
+    assert base == derived_incident_id(signal, T0)
+    assert len({base, derived_incident_id(other, T0), derived_incident_id(elsewhere, T0),
+                derived_incident_id(signal, T0.replace(second=41))}) == 4
+
+
+# --- readable output -------------------------------------------------------------------------
+
+
+def test_incidents_table_reads_in_the_teams_time_zone(capsys: Any) -> None:
+    run(capsys, "replay", event("ecs-deployment-failed.json"), "--now", "2025-03-14T14:02:00Z")
+    run(capsys, "replay", event("eventbridge-cloudtrail-s3-putobjectretention.json"), "--now", "2025-03-14T14:40:00Z")
+    run(capsys, "replay", event("sns-cloudwatch-alarm-metric.json"), "--now", "2025-03-13T12:00:00Z")
+    run(capsys, "replay", event("sns-cloudwatch-alarm-ok.json"), "--now", "2025-03-13T12:30:00Z")
+    code, out, err = run(capsys, "incidents", "--now", "2025-03-14T15:45:00Z")
+    header, *rows = out.splitlines()
+    assert code == 0 and err == ""
+    assert header.split() == ["ID", "SEV", "STATUS", "AGE", "OWNER", "OPENED", "(America/New_York)", "TITLE"]
+    assert [row.split()[1:4] for row in rows[:2]] == [["SEV1", "open", "1h05m"], ["SEV2", "open", "1h43m"]]
+    assert rows[2].split()[2:4] == ["resolved", "1d03h"]  # open first, most severe first; then resolved
+    assert "founder-primary" in rows[0] and "Fri 2025-03-14 10:40" in rows[0]  # 14:40 UTC is 10:40 in New York
+    assert "Thu 2025-03-13 08:00" in rows[2]
+    title_at = header.index("TITLE")
+    assert all(len(row) > title_at and row[title_at - 2:title_at] == "  " for row in rows)
+
+
+def test_incidents_show_prints_pages_and_timeline(capsys: Any) -> None:
+    _, out, _ = run(capsys, "replay", event("eventbridge-cloudtrail-s3-putobjectlegalhold.json"), "--now", NOW)
+    incident_id = json.loads(out)["incident_id"]
+    run(capsys, "ack", incident_id, "--by", "giles", "--now", "2025-03-14T14:50:00Z")
+    code, out, _ = run(capsys, "incidents", "show", incident_id, "--now", "2025-03-14T15:00:00Z")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{incident_id}  SEV1  acknowledged  ")
+    assert "  acked      Fri 2025-03-14 10:50 by giles (7m after opening)" in lines
+    assert any(line.startswith("  Fri 2025-03-14 10:43  trigger") and "→ giles via console: sent" in line
+               for line in lines)
+    # the link itself went to giles's channel only: the store keeps which link it was, and until when
+    assert "(sent to giles only), until Fri 2025-03-14 11:13" in out and "/ack/" not in out
+    assert lines.index("timeline") < len(lines) - 1 and "acknowledged by giles" in out
+    _, as_json, _ = run(capsys, "incidents", "show", incident_id, "--json")
+    assert json.loads(as_json)["id"] == incident_id and json.loads(as_json)["status"] == "acknowledged"
+
+
+def test_reading_commands_say_which_store_when_it_is_new_or_empty(capsys: Any, store_env: Path) -> None:
+    code, out, err = run(capsys, "incidents")
+    assert (code, out, err) == (0, "", f"no incidents in sqlite:///{store_env} (a new store)\n")
+    code, out, err = run(capsys, "incidents", "--json")  # the store exists now, still empty
+    assert (code, json.loads(out), err) == (0, [], f"no incidents in sqlite:///{store_env}\n")
+    code, out, err = run(capsys, "escalate", "--now", NOW)
+    assert code == 0 and err == f"no incidents in sqlite:///{store_env}\n"
+    run(capsys, "replay", event("ecs-deployment-failed.json"), "--now", NOW)
+    _, _, err = run(capsys, "incidents")
+    assert err == ""
+
+
+def test_tokens_revoke_twice_says_it_was_revoked_before(capsys: Any, store_env: Path) -> None:
+    code, token, err = run(capsys, "tokens", "create", "--user", "giles", "--role", "viewer")
+    assert code == 0 and token.startswith("rsp_") and err == f"token stored in sqlite:///{store_env} (a new store)\n"
+    token_id = token.split("_")[1]
+    code, _, err = run(capsys, "tokens", "revoke", token.strip())
+    assert code == 0 and err == f"revoked {token_id} (giles, viewer)\n"
+    code, _, err = run(capsys, "tokens", "revoke", token_id)
+    assert code == 3 and err.startswith(f"token {token_id} was already revoked (") and "nothing changed" in err
+    code, _, err = run(capsys, "tokens", "revoke", "abcdefabcdef")
+    assert code == 1 and err == f"error: token: no token abcdefabcdef in sqlite:///{store_env}\n"

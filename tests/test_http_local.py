@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start_chalice_local(cwd: Path, env: dict[str, str], port: int, log_path: Path,
+                         *flags: str) -> subprocess.Popen[bytes]:
+    """`chalice local` on loopback ``port``, waited for until /health answers."""
+    chalice = str(Path(sys.executable).parent / "chalice")
+    # --no-autoreload: the reloader restarts the server whenever Python writes a .pyc in the project
+    log = log_path.open("w")
+    process = subprocess.Popen([chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port),
+                                *flags], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    log.close()  # the child holds its own copy
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"chalice local did not start: {log_path.read_text()[-2000:]}") from None
+            time.sleep(0.2)  # waiting for a real server process, not for test time
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`chalice local` on a free loopback port, on its own SQLite store, with an admin token."""
@@ -61,30 +89,73 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     cli = [sys.executable, "-m", "chalicelib"]
     token = subprocess.run([*cli, "tokens", "create", "--user", "fuzzer", "--role", "admin"], cwd=ROOT, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
-    chalice = str(Path(sys.executable).parent / "chalice")
-    # --no-autoreload: the reloader restarts the server whenever Python writes a .pyc in the project
-    process = subprocess.Popen([chalice, "local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(port),
-                                "--stage", "local"],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(log := (folder / "chalice.log").open("w")))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                log.close()
-                raise RuntimeError(f"chalice local did not start: {(folder / 'chalice.log').read_text()[-2000:]}") from None
-            time.sleep(0.2)  # waiting for a real server process, not for test time
+    process = _start_chalice_local(ROOT, env, port, folder / "chalice.log", "--stage", "local")
     try:
-        yield {"base": base, "env": env, "token": token, "store": f"{folder}/state.db", "cli": cli}
+        yield {"base": f"http://127.0.0.1:{port}", "env": env, "token": token, "store": f"{folder}/state.db",
+               "cli": cli}
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        _stop(process)
+
+
+def _clean_clone(into: Path) -> Path:
+    """The project's files as `git clone` gives them: no .venv, no .responder, nothing beside it."""
+    skip = shutil.ignore_patterns(".git", ".venv", ".responder", "test-artifacts", "__pycache__", ".*_cache",
+                                  "out", "build")
+    return Path(shutil.copytree(ROOT, into / "clone", ignore=skip))
+
+
+def _http(url: str, *, token: str | None = None, form: bool = False) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST" if form else "GET", data=b"" if form else None)  # noqa: S310
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if form:
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_plain_chalice_local_in_a_clean_clone_serves_the_embedded_store(tmp_path: Path) -> None:
+    """The README's promise to a new user: no --stage, no RESPONDER_* and no AWS settings at all.
+    Plain `chalice local` picks the deployed `dev` stage; it must still serve the embedded store."""
+    clone = _clean_clone(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "AWS_", "SENTRY_", "PAGERDUTY_"))}
+    port = _free_port()
+    cli = [sys.executable, "-m", "chalicelib"]
+    token = subprocess.run([*cli, "tokens", "create", "--user", "giles", "--role", "responder"], cwd=clone,
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    event = EVENTS_DIR / "eventbridge-cloudtrail-s3-putobjectlegalhold.json"
+    # chalice local runs on a free port here, not its default 8000: the links must point at it
+    replay_env = {**env, "RESPONDER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    replayed = subprocess.run([*cli, "replay", str(event)], cwd=clone, env=replay_env, capture_output=True,
+                              text=True, check=True)
+    incident_id = json.loads(replayed.stdout)["incident_id"]
+    assert (clone / ".responder" / "state.db").exists() and (clone / ".responder" / "link-secret").exists()
+    process = _start_chalice_local(clone, env, port, tmp_path / "chalice.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status, health = _http(f"{base}/health")
+        assert status == 200 and json.loads(health) == {"status": "ok", "stage": "local", "store": "sqlite"}
+        status, listing = _http(f"{base}/incidents", token=token)
+        assert status == 200, listing
+        assert [i["id"] for i in json.loads(listing)["incidents"]] == [incident_id]
+        store = SqliteStore(clone / ".responder" / "state.db")
+        incident = store.get(incident_id)
+        assert incident is not None
+        [page] = incident.pages
+        assert page.ack_link is not None and "/ack/" not in page.text  # stored redacted
+        [ack_url] = re.findall(r"ack: (\S+)", replayed.stderr)  # giles's own channel: the console
+        assert ack_url.startswith(f"{base}/ack/")
+        status, confirm = _http(ack_url)
+        assert status == 200 and "Acknowledge this incident?" in confirm
+        status, done = _http(ack_url, form=True)
+        assert status == 200 and "<h1>Acknowledged</h1>" in done
+        acked = store.get(incident_id)
+        assert acked is not None and acked.status is IncidentStatus.ACKNOWLEDGED
+    finally:
+        _stop(process)
 
 
 def _browser() -> Any:

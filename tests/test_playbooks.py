@@ -72,7 +72,9 @@ class Harness:
         path.write_text(yaml.safe_dump(data))
 
     def deps(self, stage: str = "prod") -> Deps:
-        settings = Settings.from_env({"RESPONDER_STAGE": stage, "RESPONDER_CONFIG_DIR": str(self.config_dir)})
+        settings = Settings.from_env({"RESPONDER_STAGE": stage, "RESPONDER_CONFIG_DIR": str(self.config_dir),
+                                      # a deployed stage names its ack-link address and key
+                                      "RESPONDER_PUBLIC_URL": "https://responder.example", "RESPONDER_LINK_SECRET": "k"})
         return build_deps(settings, clock=self.clock, store=None if False else _store(self.tmp, stage),
                           channels={"console": lambda: self.console}, transport=self.http,
                           aws=Aws(self.clients, build_missing=False), audit=self.audit)
