@@ -18,12 +18,14 @@ from typing import Any
 
 from chalicelib import safejson
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
+from chalicelib.incidents import MAX_NOTE_CHARS
 from chalicelib.models import Incident, IncidentStatus
+from chalicelib.store import with_full_timeline
 from chalicelib.tokens import Principal, Role
 from chalicelib.wiring import Deps
 
 MAX_BODY = 256 * 1024
-MAX_NOTE = 4000
+MAX_NOTE = MAX_NOTE_CHARS
 PAGE_LIMIT_MAX = 100
 DUTY_KINDS = frozenset({"postmortem", "customer_notification", "design_partner_notification", "breach_notification"})
 
@@ -53,7 +55,9 @@ def require(principal: Principal | None, role: Role) -> ApiResponse | None:
 
 
 def incident_json(incident: Incident) -> dict[str, Any]:
-    out: dict[str, Any] = incident.model_dump(mode="json", exclude={"version", "next_action_at"})
+    out: dict[str, Any] = incident.model_dump(mode="json", exclude={"version", "next_action_at", "timeline_stored",
+                                                                    "key_released"})
+    out["timeline_count"] = incident.timeline_count
     out["time_to_acknowledge_seconds"] = incident.time_to_acknowledge
     return out
 
@@ -91,7 +95,7 @@ def get_incident(deps: Deps, principal: Principal | None, incident_id: str) -> A
     incident = deps.store.get(incident_id)
     if incident is None:
         return error(404, f"no incident {incident_id}", "id")
-    return ApiResponse(200, incident_json(incident))
+    return ApiResponse(200, incident_json(with_full_timeline(deps.store, incident)))
 
 
 # --- changing -------------------------------------------------------------------------------
@@ -134,7 +138,7 @@ def postmortem(deps: Deps, principal: Principal | None, incident_id: str) -> Api
     incident = deps.store.get(incident_id)
     if incident is None:
         return error(404, f"no incident {incident_id}", "id")
-    return ApiResponse(200, draft(incident, deps.config, deps.clock()),
+    return ApiResponse(200, draft(with_full_timeline(deps.store, incident), deps.config, deps.clock()),
                        {"Content-Type": "text/markdown; charset=utf-8"})
 
 
@@ -196,6 +200,8 @@ def _act(run: Any, incident_id: str) -> ApiResponse:
         return error(404, f"no incident {incident_id}", "id")
     except ConflictError as exc:
         return error(409, str(exc), "status")
+    except InvalidRequest as exc:  # a limit the service enforces (notes per incident)
+        return error(400, str(exc), exc.field)
 
 
 def _summary(incident: Incident) -> dict[str, Any]:

@@ -81,12 +81,12 @@ class PagerDutyChannel:
                  timeout: float = 3.0) -> None:
         self._routing_key, self.endpoint, self.transport, self.timeout = routing_key, endpoint, transport, timeout
 
-    def event(self, page: PageRequest, dedup_key: str | None = None) -> dict[str, Any]:
-        """The Events API v2 body; ``dedup_key`` defaults to the page's first (escalation.py: one
+    def event(self, page: PageRequest, dedup_key: str | None = None, action: str | None = None) -> dict[str, Any]:
+        """The Events API v2 body; ``dedup_key`` defaults to the page's first (pd_alerts.py: one
         alert per person paged), else the incident id (pages queued before per-person keys)."""
         key = dedup_key or (page.dedup_keys[0] if page.dedup_keys else page.incident_id)
         body: dict[str, Any] = {"routing_key": self._routing_key(), "dedup_key": key,
-                                "event_action": _PD_ACTIONS[page.kind]}
+                                "event_action": action or _PD_ACTIONS[page.kind]}
         if body["event_action"] == "trigger":
             body["payload"] = {"summary": page.text[:1024], "source": page.source[:255],
                                "severity": PAGERDUTY_SEVERITY[page.severity],
@@ -97,10 +97,17 @@ class PagerDutyChannel:
         return body
 
     def send(self, page: PageRequest) -> None:
-        """A trigger opens one alert; an acknowledge or resolve goes to every key it carries (a
-        retry repeats them all, which PagerDuty takes as a no-op)."""
+        """A trigger opens the alert of its first key, then resolves the person's older alerts, the
+        other keys it carries (pd_alerts.py: at most one open alert per person); an acknowledge
+        or resolve goes to every key it carries. A retry repeats them all, which PagerDuty takes
+        as a no-op (a trigger on an open alert folds into it)."""
         keys = page.dedup_keys or (page.incident_id,)
-        for key in keys[:1] if _PD_ACTIONS[page.kind] == "trigger" else keys:
+        if _PD_ACTIONS[page.kind] == "trigger":
+            self._post(self.event(page, keys[0]))
+            for older in keys[1:]:
+                self._post(self.event(page, older, "resolve"))
+            return
+        for key in keys:
             self._post(self.event(page, key))
 
     def _post(self, body: dict[str, Any]) -> None:

@@ -290,6 +290,7 @@ def cmd_escalate(args: argparse.Namespace) -> int:
 
 def cmd_postmortem(args: argparse.Namespace) -> int:
     from chalicelib.postmortem import draft
+    from chalicelib.store import with_full_timeline
 
     deps = _deps(args)
     if args.done:
@@ -300,7 +301,7 @@ def cmd_postmortem(args: argparse.Namespace) -> int:
     incident = deps.store.get(args.id)
     if incident is None:
         raise IncidentNotFound(args.id)
-    print(draft(incident, deps.config, deps.clock()))
+    print(draft(with_full_timeline(deps.store, incident), deps.config, deps.clock()))
     return 0
 
 

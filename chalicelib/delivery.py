@@ -14,18 +14,18 @@ an incident opens, resolves or is acknowledged) and the scheduled sweep run:
    fallback channel for the same step, which goes out in the next round.
 
 A worker that dies between 3 and 4 leaves ``sending`` entries whose lease expires; the
-next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and page,
-escalation.py) makes that retry harmless there.
+next sweep sends them again, and PagerDuty's ``dedup_key`` (one per person and loop,
+pd_alerts.py) makes that retry harmless there.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import comms, escalation
+from chalicelib import comms, escalation, pd_alerts
 from chalicelib.config import ResponderConfig
 from chalicelib.errors import ChannelError
 from chalicelib.escalation import RetryDecision
@@ -37,6 +37,11 @@ from chalicelib.store import IncidentStore
 log = logging.getLogger("responder")
 
 _ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next round
+# The sweep runs every minute in a Lambda with a 30 s timeout: after this long it starts no
+# further incident and leaves the rest due for the next minute.
+SWEEP_BUDGET = timedelta(seconds=20)
+SENTRY_EVERY = timedelta(hours=1)  # one Sentry event per incident and failure per hour
+_REMEMBERED = 1_000  # failed incidents and Sentry reports kept in memory, at most
 
 
 class Escalator:
@@ -45,17 +50,33 @@ class Escalator:
         self.store, self.incidents, self.pager, self.config = store, incidents, pager, config
         self.ack_link = ack_link
         self.metrics = metrics  # a Powertools Metrics (tests pass one); None: built per sweep
+        self.pagerduty = pd_alerts.pagerduty_channels(config)
+        self.budget = SWEEP_BUDGET
+        # in memory only (the container's lifetime): which incidents failed their last sweep
+        # (tried after the others) and when each failure was last reported to Sentry
+        self._failed: dict[str, datetime] = {}
+        self._reported: dict[tuple[str, str], datetime] = {}
 
-    def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None) -> dict[str, Any]:
+    def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None,
+              clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
         """One run of the scheduled sweep over every incident with something due.
 
         ``also`` runs for each of them too (the executor's verification of watched actions).
         Each incident is handled on its own: one that fails (a store that refuses its item, a
-        bug) is logged by id and exception type, reported to Sentry and counted in the
-        ``SweepIncidentFailed`` metric, and the sweep goes on with the others. Its
-        ``next_action_at`` did not move, so the next minute's sweep tries it again."""
-        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0, "errors": 0, "error_ids": []}
-        for incident in self.store.due(now):
+        bug) is logged by id and exception type, reported to Sentry (once an hour per incident
+        and failure) and counted in the ``SweepIncidentFailed`` metric, and the sweep goes on
+        with the others. Its ``next_action_at`` did not move, so the next minute's sweep tries
+        it again, after the incidents that did not fail. Once ``budget`` has passed on
+        ``clock`` (read, never slept on), no further incident is started: those are counted
+        as ``deferred`` and stay due for the next minute."""
+        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0, "errors": 0, "error_ids": [],
+                                  "deferred": 0}
+        # stable: the store's order (by due time) within each group, last failures at the end
+        due = sorted(self.store.due(now), key=lambda incident: incident.id in self._failed)
+        for incident in due:
+            if clock is not None and clock() - now >= self.budget:
+                report["deferred"] += 1
+                continue
             report["incidents"] += 1
             try:
                 for page in self.advance(incident.id, now):
@@ -68,10 +89,23 @@ class Escalator:
                 # ids and the exception's type only: a message can quote a payload
                 log.error("sweep: incident failed", extra={"outcome": {
                     "incident_id": incident.id, "error": type(exc).__name__}})
-                _report_to_sentry(exc)
+                self._failed_now(incident.id, exc, now)
+            else:
+                self._failed.pop(incident.id, None)
         if report["errors"]:
             _count_failures(report["errors"], self.metrics)
         return report
+
+    def _failed_now(self, incident_id: str, exc: Exception, now: datetime) -> None:
+        """Remember the failure (tried last next time); to Sentry unless reported within the hour."""
+        self._failed[incident_id] = now
+        key = (incident_id, type(exc).__name__)
+        last = self._reported.get(key)
+        if last is None or now - last >= SENTRY_EVERY:
+            self._reported[key] = now
+            _report_to_sentry(exc)
+        _forget_oldest(self._failed)
+        _forget_oldest(self._reported)
 
     def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
         self.escalate(incident_id, now)
@@ -127,7 +161,12 @@ class Escalator:
             taken.extend(p.model_copy(update={"status": PageStatus.SENDING, "attempts": p.attempts + 1,
                                               "lease_until": now + escalation.SEND_LEASE})
                          for p in incident.pages if escalation.claimable(p, incident, now))
-            return incident.with_pages(*taken) if taken else incident
+            if not taken:
+                return incident
+            # a PagerDuty trigger's alert may be open from now on, whatever its reply
+            incident, pages = pd_alerts.claimed(incident, list(taken), self.pagerduty)
+            taken[:] = pages
+            return incident.with_pages(*taken)
 
         incident = self.incidents.update(incident_id, claim)
         return incident, list(taken)
@@ -165,7 +204,7 @@ class Escalator:
         if error is None:
             sent = page.model_copy(update={"status": PageStatus.SENT, "sent_at": now, "lease_until": None,
                                            "error": None, "next_attempt_at": None})
-            incident = escalation.delivered(incident.with_pages(sent), sent)
+            incident = escalation.delivered(incident.with_pages(sent), sent, now, self.pagerduty)
             return incident.noted(TimelineEntry(at=now, what=f"{label}: sent")), sent
         failed, decision = escalation.after_failure(page, error.retryable, error.retry_after, now,
                                                     self.config, incident.severity)
@@ -174,6 +213,7 @@ class Escalator:
         if failed.next_attempt_at is not None:
             what += f", retry at {failed.next_attempt_at.isoformat()}"
         incident = incident.with_pages(failed).noted(TimelineEntry(at=now, what=what))
+        incident = escalation.failed_after_close(incident, failed, now, self.pagerduty)
         if decision in (RetryDecision.FALLBACK, RetryDecision.RETRY_AND_FALLBACK):
             extra = escalation.fallback_page(page, incident, self.config)
             if extra is not None:
@@ -181,6 +221,12 @@ class Escalator:
                 incident = incident.with_pages(extra).noted(
                     TimelineEntry(at=now, what=f"fallback: {page.person} on {extra.channel}"))
         return incident, failed
+
+
+def _forget_oldest(memory: dict[Any, datetime]) -> None:
+    """Keep at most ``_REMEMBERED`` entries, dropping the oldest (insertion order)."""
+    while len(memory) > _REMEMBERED:
+        del memory[next(iter(memory))]
 
 
 def _report_to_sentry(exc: Exception) -> None:

@@ -17,14 +17,12 @@ only the latest runs. Acknowledged or resolved incidents never repeat (``repeat_
 loop is skipped and the next step is paged at once, so a backup who is also the primary
 does not delay the next distinct person (``StepOutcome.ALREADY_PAGED``, on the timeline).
 
-**PagerDuty.** Each page to a person opens its own PagerDuty alert: dedup key
-``<incident id>/<person>/<n>``, *n* counting that person's pages for this incident. A
-PagerDuty service folds a trigger whose key is still open into the open alert and notifies
-nobody, so one key per incident would never reach the backup, nor anyone on a repeat
-loop. Acknowledge and resolve events go to every key opened (``EscalationState.alerts``).
+**PagerDuty.** One alert per person, at most one open: ``pd_alerts``.
 
 **Stand down.** Acknowledgement and resolution notices go to every person on every channel
-a page was delivered on (``EscalationState.reached``), once each.
+a page was delivered on (``EscalationState.reached``), and on PagerDuty to everyone with an
+alert that may be open. A trigger that is confirmed after the incident was acknowledged or
+resolved (it was in flight) queues that person's stand-down notice at once.
 
 ``next_action_at`` condenses all of it into the one time the sweep must look again.
 """
@@ -43,6 +41,7 @@ from chalicelib.models import (
     Incident,
     IncidentStatus,
     PageKind,
+    PagerDutyAlerts,
     PageRecord,
     PageStatus,
     Severity,
@@ -50,6 +49,15 @@ from chalicelib.models import (
 )
 from chalicelib.oncall import holders, next_business_moment
 from chalicelib.paging import render
+from chalicelib.pd_alerts import (
+    confirmed,
+    dedup_key,
+    next_key,
+    open_keys,
+    pagerduty_alerts,
+    pagerduty_channels,
+    with_alerts,
+)
 
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(minutes=5)
@@ -89,8 +97,17 @@ def start(severity: Severity, config: ResponderConfig, now: datetime, restart: i
     chain = chain_for(severity, config)
     routing = config.routing
     begins = next_business_moment(routing.business_hours, now, routing.zone) if chain.business_hours_only else now
-    kept = {"reached": previous.reached, "alerts": previous.alerts} if previous else {}
+    kept = ({"reached": previous.reached, "alerts": previous.alerts, "pagerduty": previous.pagerduty}
+            if previous else {})
     return EscalationState(chain=f"SEV{severity.value}#{restart}", severity=severity, started_at=begins, **kept)
+
+
+def restart_of(state: EscalationState) -> int:
+    """How often the chain was restarted (``SEV1#10``: 10), from its name."""
+    try:
+        return int(state.chain.rsplit("#", 1)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def loop_start(state: EscalationState, loop: int, config: ResponderConfig) -> datetime:
@@ -151,16 +168,6 @@ def due_loop(state: EscalationState, config: ResponderConfig, now: datetime) -> 
 AckLinker = Callable[[Incident, str, datetime], AckLinkRef]  # issues a link for (incident, person, now)
 
 
-def dedup_key(incident_id: str, person: str, n: int) -> str:
-    """The PagerDuty dedup key of the ``n``-th page to ``person`` for this incident."""
-    return f"{incident_id}/{person}/{n}"
-
-
-def incident_id_of(dedup: str) -> str:
-    """Our incident id in a dedup key we made (the key itself when it is an incident id)."""
-    return dedup.split("/", 1)[0]
-
-
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
                ack_link: AckLinker | None = None) -> list[PageRecord]:
     """The outbox entries for chain step ``index`` of the current loop: everyone holding its role
@@ -171,19 +178,21 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
     role = config.routing.roles[role_name]
-    first = index == 0 and state.loop == 0 and state.chain.endswith("#0")
+    first = index == 0 and state.loop == 0 and restart_of(state) == 0
     kind = PageKind.TRIGGER if first else PageKind.ESCALATION
     step_id = f"{state.chain}/{index}" if state.loop == 0 else f"{state.chain}/L{state.loop}/{index}"
-    alerts = dict(state.alerts)
+    pagerduty = pagerduty_channels(config)
+    alerts = pagerduty_alerts(incident, pagerduty)
     pages = []
     for person in holders(role, now, config.routing.zone):
         if person in state.paged:
             continue
         link = ack_link(incident, person, now) if ack_link else None
         text = render(incident, kind, ack_url=link.redacted if link else None)
-        key = dedup_key(incident.id, person, alerts.get(person, 0))
+        key = dedup_key(incident.id, person, next_key(alerts.get(person)))
         pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_link=link, dedup_keys=(key,))
+                             channel=channel, kind=kind, at=now, text=text, ack_link=link,
+                             dedup_keys=(key,) if channel in pagerduty else ())
                   for channel in config.routing.people[person].channels]
     return pages
 
@@ -206,14 +215,21 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
             at=now, what=f"{label}: {role_name} is {', '.join(everyone)}, already paged in this loop: "
                          "skipped, on to the next person")), StepOutcome.ALREADY_PAGED
     pages = step_pages(incident, index, config, now, ack_link)
-    alerts = dict(state.alerts)
-    for person in fresh:
-        alerts[person] = alerts.get(person, 0) + 1
+    pagerduty = pagerduty_channels(config)
+    alerts = pagerduty_alerts(incident, pagerduty)
+    for page in pages:
+        if page.channel in pagerduty:
+            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+            n = next_key(alerts.get(page.person))
+            alerts[page.person] = mine.model_copy(update={
+                "current": n, "confirmed": mine.confirmed and n == mine.current, "role": page.role})
     skipped = sorted(set(everyone) - set(fresh))
     what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
         f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
-    state = state.model_copy(update={"paged": (*state.paged, *fresh), "alerts": tuple(sorted(alerts.items()))})
-    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=state), StepOutcome.PAGED
+    incident = with_alerts(incident, alerts) if alerts else incident
+    assert incident.escalation is not None
+    paged = incident.escalation.model_copy(update={"paged": (*incident.escalation.paged, *fresh)})
+    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=paged), StepOutcome.PAGED
 
 
 def page_steps(incident: Incident, first: int, last: int, config: ResponderConfig, now: datetime,
@@ -262,15 +278,64 @@ def escalate_next(incident: Incident, config: ResponderConfig, now: datetime, wh
                       label=f"escalated at once ({why}): step {state.next_step + 1}")
 
 
-def delivered(incident: Incident, page: PageRecord) -> Incident:
-    """Remember who a page reached (they hear the acknowledgement and the resolution)."""
+def delivered(incident: Incident, page: PageRecord, now: datetime,
+              pagerduty: frozenset[str] = frozenset()) -> Incident:
+    """Remember who a page reached (they hear the acknowledgement and the resolution) and which
+    PagerDuty alerts a confirmed send opened or closed. A trigger confirmed after the incident
+    was acknowledged or resolved (it was in flight) queues the person's stand-down at once."""
     state = incident.escalation
-    if not page.kind.calls_for_action or state is None:
+    if state is None:
         return incident
-    if any(person == page.person and channel == page.channel for person, channel, _ in state.reached):
+    if page.channel in pagerduty and (page.kind.calls_for_action or page.kind is PageKind.RESOLVE):
+        incident = confirmed(incident, page, pagerduty)
+        state = incident.escalation
+        assert state is not None
+    if not page.kind.calls_for_action:
         return incident
-    reached = (*state.reached, (page.person, page.channel, page.role))
-    return incident.model_copy(update={"escalation": state.model_copy(update={"reached": reached})})
+    if not any(person == page.person and channel == page.channel for person, channel, _ in state.reached):
+        reached = (*state.reached, (page.person, page.channel, page.role))
+        incident = incident.model_copy(update={"escalation": state.model_copy(update={"reached": reached})})
+    if incident.status is IncidentStatus.OPEN:
+        return incident
+    notice = _stand_down_after(incident, page, now, pagerduty)
+    if notice is None:
+        return incident
+    return incident.with_pages(notice).noted(TimelineEntry(
+        at=now, what=f"{page.person} was paged on {page.channel} after the incident was "
+                     f"{incident.status.value}: stand-down notice queued"))
+
+
+def failed_after_close(incident: Incident, page: PageRecord, now: datetime,
+                       pagerduty: frozenset[str]) -> Incident:
+    """A PagerDuty trigger whose reply was lost after the incident was acknowledged or resolved:
+    its alert may have opened after our acknowledgement reached PagerDuty, so that person's
+    alerts get the stand-down once more."""
+    if (page.channel not in pagerduty or not page.kind.calls_for_action
+            or incident.status is IncidentStatus.OPEN or incident.escalation is None):
+        return incident
+    notice = _stand_down_after(incident, page, now, pagerduty)
+    return incident.with_pages(notice) if notice is not None else incident
+
+
+def _stand_down_after(incident: Incident, page: PageRecord, now: datetime,
+                      pagerduty: frozenset[str]) -> PageRecord | None:
+    kind = PageKind.ACKNOWLEDGE if incident.status is IncidentStatus.ACKNOWLEDGED else PageKind.RESOLVE
+    by = incident.acknowledged_by if kind is PageKind.ACKNOWLEDGE else incident.resolved_by
+    keys: tuple[str, ...] = ()
+    if page.channel in pagerduty:
+        keys = open_keys(incident, pagerduty_alerts(incident, pagerduty).get(page.person))
+        if not keys:
+            return None
+    page_id = f"{kind.value}:after:{page.id}"
+    if _has_page(incident, page_id):
+        return None
+    return PageRecord(id=page_id, step=kind.value, role=page.role, person=page.person, channel=page.channel,
+                      kind=kind, at=now, text=_notice_text(incident, kind, by), dedup_keys=keys)
+
+
+def _notice_text(incident: Incident, kind: PageKind, by: str | None) -> str:
+    verb = "acknowledged" if kind is PageKind.ACKNOWLEDGE else "resolved"
+    return render(incident, kind, note=f"{verb} by {by} — you can stand down" if by else None)
 
 
 def resolve_pages(incident: Incident, now: datetime, pagerduty: frozenset[str] = frozenset(),
@@ -287,31 +352,36 @@ def acknowledge_pages(incident: Incident, now: datetime, pagerduty: frozenset[st
 
 def _notices(incident: Incident, kind: PageKind, now: datetime, pagerduty: frozenset[str], by: str | None,
              heard_from: str | None) -> list[PageRecord]:
-    """One notice per (person, channel) reached. On a PagerDuty channel (``pagerduty``) it carries
-    every dedup key opened for the person, less ``heard_from``, the key PagerDuty told us about
-    (no echo); with no key left it is not sent."""
+    """One notice per (person, channel) reached, and on PagerDuty per person with an alert that
+    may be open (a trigger claimed, whether or not its sending was confirmed). There it carries
+    the person's alerts that may be open (at most two), less ``heard_from``, the key PagerDuty
+    told us about (no echo); with no key left it is not sent."""
     state = incident.escalation
-    verb = "acknowledged" if kind is PageKind.ACKNOWLEDGE else "resolved"
-    text = render(incident, kind, note=f"{verb} by {by} — you can stand down" if by else None)
+    text = _notice_text(incident, kind, by)
     reached: dict[tuple[str, str], str] = {}
     for person, channel, role in (state.reached if state else ()):
         reached.setdefault((person, channel), role)
     for page in incident.pages:  # pages from before the state kept ``reached``
         if page.kind.calls_for_action and page.delivered:
             reached.setdefault((page.person, page.channel), page.role)
-    alerts = dict(state.alerts) if state else {}
+    alerts = pagerduty_alerts(incident, pagerduty)
+    for mine in alerts.values():
+        for channel in mine.channels if mine.maybe_open else ():
+            reached.setdefault((mine.person, channel), mine.role)
+    # an acknowledgement can come again after a raise to Sev1 re-opened the incident
+    round_ = f"{state.chain}:" if state and kind is PageKind.ACKNOWLEDGE and restart_of(state) else ""
     notices = []
     for (person, channel), role in reached.items():
-        page_id = f"{kind.value}:{person}:{channel}"
-        keys = tuple(dedup_key(incident.id, person, n) for n in range(alerts.get(person, 0))) or (incident.id,)
+        page_id = f"{kind.value}:{round_}{person}:{channel}"
+        keys: tuple[str, ...] = ()
         if channel in pagerduty:
-            keys = tuple(k for k in keys if k != heard_from)
+            keys = tuple(k for k in open_keys(incident, alerts.get(person)) if k != heard_from)
             if not keys:
                 continue
         if _has_page(incident, page_id):
             continue
         notices.append(PageRecord(id=page_id, step=kind.value, role=role, person=person, channel=channel,
-                                  kind=kind, at=now, text=text, dedup_keys=keys if channel in pagerduty else ()))
+                                  kind=kind, at=now, text=text, dedup_keys=keys))
     return notices
 
 

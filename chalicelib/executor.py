@@ -20,6 +20,7 @@ until it passes or fails; failure escalates.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,6 +38,7 @@ from chalicelib.playbooks import REGISTRY, Playbook
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step, Watch
 from chalicelib.store import IncidentStore
+from chalicelib.store.retry import retried
 
 WATCH_INTERVAL = timedelta(minutes=1)
 
@@ -193,7 +195,7 @@ class Executor:
     def _reserve(self, scope: str, incident_id: str, now: datetime, limit: RateLimit, outcome: str) -> Envelope:
         """Check the envelope and, if allowed, log the action: one conditional write, so racing
         workers cannot both pass the same limit."""
-        for _ in range(10):
+        def attempt() -> Envelope:
             doc, version = self.store.get_doc(scope)
             log = (doc or {}).get("actions", [])
             decision = envelope_decision(log, now, limit)
@@ -202,23 +204,18 @@ class Executor:
             since = now - timedelta(days=1)
             kept = [e for e in log if datetime.fromisoformat(e["at"]) >= since]
             entry = {"at": now.isoformat(), "incident": incident_id, "outcome": outcome}
-            try:
-                self.store.put_doc(scope, {"actions": [*kept, entry]}, version)
-                return Envelope.ALLOWED
-            except ConflictError:
-                continue
-        raise ConflictError(f"{scope} kept changing")
+            self.store.put_doc(scope, {"actions": [*kept, entry]}, version)
+            return Envelope.ALLOWED
+        return retried(attempt, what=scope, attempts=10)
 
     def set_outcome(self, scope: str, incident_id: str, outcome: str) -> None:
-        for _ in range(10):
+        def attempt() -> None:
             doc, version = self.store.get_doc(scope)
             log = [dict(e, outcome=outcome) if e.get("incident") == incident_id and e["outcome"] == "pending"
                    else e for e in (doc or {}).get("actions", [])]
-            try:
-                self.store.put_doc(scope, {"actions": log}, version)
-                return
-            except ConflictError:
-                continue
+            self.store.put_doc(scope, {"actions": log}, version)
+        with contextlib.suppress(ConflictError):  # the log keeps "pending"; the timeline has the outcome
+            retried(attempt, what=scope, attempts=10)
 
     # --- verifying (the sweep) --------------------------------------------------------------
 

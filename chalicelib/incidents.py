@@ -8,8 +8,6 @@ store's conditional writes, re-reading and deciding again when it loses a race.
 from __future__ import annotations
 
 import hashlib
-import random
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +15,7 @@ from enum import StrEnum
 
 from chalicelib import comms, escalation
 from chalicelib.config import ResponderConfig
-from chalicelib.errors import ConflictError, IncidentNotFound
+from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,
     Incident,
@@ -28,15 +26,15 @@ from chalicelib.models import (
     Transition,
 )
 from chalicelib.store import IncidentStore
+from chalicelib.store.retry import Pause, backoff, retried
 
-# A noisy alarm re-fires for hours; its timeline keeps the first repeats and a count.
+# A noisy alarm re-fires for hours (or flaps through INSUFFICIENT_DATA): its timeline keeps the
+# first repeats and the first informational signals, and counts the rest.
 MAX_REPEAT_ENTRIES = 10
-_MAX_RACE_RETRIES = 25
-
-
-def _backoff(attempt: int) -> None:
-    # Conflicts clear in milliseconds; jitter keeps racing workers from colliding in lockstep.
-    time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+MAX_ANNOTATION_ENTRIES = 10
+# Notes people write: each at most this long, and at most this many per incident.
+MAX_NOTE_CHARS = 4_000
+MAX_NOTES = 200
 
 
 class Reason(StrEnum):
@@ -121,14 +119,21 @@ def raise_severity(incident: Incident, severity: Severity, why: str, now: dateti
                    config: ResponderConfig) -> Incident:
     """A worse severity: the matrix's owner for it, and its chain started afresh from now.
 
-    Raising to the same severity restarts its chain (a human is needed again)."""
-    restarts = int(incident.escalation.chain.rsplit("#", 1)[1]) + 1 if incident.escalation else 1
+    Raising to the same severity restarts its chain (a human is needed again). A raise to Sev1
+    of an acknowledged incident re-opens it: the acknowledgement was for a lesser problem, so
+    the Sev1 chain pages (and repeats) until someone acknowledges again; the first
+    acknowledgement stays on the timeline."""
+    restarts = escalation.restart_of(incident.escalation) + 1 if incident.escalation else 1
     owner = config.severity.matrix[severity].owner
+    reopen = severity is Severity.SEV1 and incident.status is IncidentStatus.ACKNOWLEDGED
     raised = incident.noted(
         TimelineEntry(at=now, what=f"severity raised SEV{incident.severity.value} → SEV{severity.value} "
-                                   f"{why}, owner {owner}"),
+                                   f"{why}, owner {owner}"
+                                   + (f"; re-opened (was acknowledged by {incident.acknowledged_by})"
+                                      if reopen else "")),
         severity=severity, owner=owner,
-        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation))
+        escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation),
+        **({"status": IncidentStatus.OPEN} if reopen else {}))
     return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 
@@ -150,8 +155,11 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
     if reason is Reason.STALE:
         return noted_stale(current, signal.title, signal.signed_at, signal.delivery_id, now)
     if reason is Reason.ANNOTATED:
+        counted = {"annotation_count": current.annotation_count + 1}
+        if current.annotation_count >= MAX_ANNOTATION_ENTRIES:
+            return current.model_copy(update=counted)
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
-                                           what=f"noted: {signal.title}"))
+                                           what=f"noted: {signal.title}"), **counted)
     raise ValueError(f"apply() does not handle {reason}")
 
 
@@ -187,7 +195,7 @@ class IncidentService:
     """Applies decisions to the store; the only writer of incidents."""
 
     def __init__(self, store: IncidentStore, config: ResponderConfig, new_id: NewId | None = None,
-                 pause: Callable[[int], None] = _backoff) -> None:
+                 pause: Pause = backoff) -> None:
         self.store, self.config = store, config
         self.new_id = new_id or random_incident_id
         self.pause = pause
@@ -197,29 +205,24 @@ class IncidentService:
         return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
     def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
-        for attempt in range(_MAX_RACE_RETRIES):
-            if attempt:
-                self.pause(attempt)
-            try:
-                current = self.store.get_open(signal.incident_key)
-                # Only a signal dated by its sender can be stale: only then is the key's last incident read.
-                latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
-                reason = decide(signal, c, current, latest)
-                if reason is Reason.OPENED:
-                    created = self.store.create(
-                        self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
-                    if created is None:
-                        continue  # another worker opened it first: decide again against theirs
-                    if signal.signed_at is not None:
-                        self._remember_latest(created)
-                    return reason, created
-                target = current or (latest if reason is Reason.STALE else None)
-                if target is None:
-                    return reason, None
-                return reason, self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
-            except ConflictError:
-                continue
-        raise ConflictError(f"incident key {signal.incident_key} kept changing; giving up for a retry")
+        def attempt() -> tuple[Reason, Incident | None]:
+            current = self.store.get_open(signal.incident_key)
+            # Only a signal dated by its sender can be stale: only then is the key's last incident read.
+            latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
+            reason = decide(signal, c, current, latest)
+            if reason is Reason.OPENED:
+                created = self.store.create(
+                    self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
+                if created is None:  # another worker opened it first: decide again against theirs
+                    raise ConflictError(f"incident key {signal.incident_key} was opened meanwhile")
+                if signal.signed_at is not None:
+                    self._remember_latest(created)
+                return reason, created
+            target = current or (latest if reason is Reason.STALE else None)
+            if target is None:
+                return reason, None
+            return reason, self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+        return retried(attempt, what=f"incident key {signal.incident_key}", pause=self.pause)
 
     def _latest(self, key: str) -> Incident | None:
         """The most recent incident of ``key``, open or resolved (for keys of dated signals)."""
@@ -227,33 +230,47 @@ class IncidentService:
         return self.store.get(str(doc["incident_id"])) if doc and doc.get("incident_id") else None
 
     def _remember_latest(self, incident: Incident) -> None:
-        for _ in range(_MAX_RACE_RETRIES):
-            doc, version = self.store.get_doc(f"latest-incident:{incident.key}")
+        key = f"latest-incident:{incident.key}"
+
+        def attempt() -> None:
+            doc, version = self.store.get_doc(key)
             if doc and doc.get("opened_at", "") > incident.opened_at.isoformat():
                 return  # a newer incident of this key is remembered already
-            try:
-                self.store.put_doc(f"latest-incident:{incident.key}",
-                                   {"incident_id": incident.id, "opened_at": incident.opened_at.isoformat()}, version)
-                return
-            except ConflictError:
-                continue
+            self.store.put_doc(key, {"incident_id": incident.id, "opened_at": incident.opened_at.isoformat()}, version)
+        try:
+            retried(attempt, what=key, pause=self.pause)
+        except ConflictError:
+            pass  # the incident is open either way; only a later replay's staleness check loses its anchor
 
     def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
         """Re-read, apply ``change`` and save, until no one else wrote in between."""
-        for attempt in range(_MAX_RACE_RETRIES):
-            if attempt:
-                self.pause(attempt)
+        def attempt() -> Incident:
             current = self.store.get(incident_id)
             if current is None:
                 raise IncidentNotFound(incident_id)
-            changed = change(current)
+            try:
+                changed = change(current)
+            except ConflictError as refused:  # the change itself refused (acknowledging a resolved one)
+                raise _Refused(refused) from refused
             if changed is current:
                 return current  # nothing to write
-            try:
-                return self.store.save(self._stamped(changed))
-            except ConflictError:
-                continue
-        raise ConflictError(f"incident {incident_id} kept changing; try again")
+            return self.store.save(self._stamped(changed))
+        try:
+            return retried(attempt, what=f"incident {incident_id}", pause=self.pause)
+        except _Refused as refused:
+            raise refused.error from None
+
+    def add_note(self, incident_id: str, by: str, text: str, now: datetime) -> Incident:
+        """A person's note on the timeline: at most ``MAX_NOTE_CHARS`` characters, ``MAX_NOTES`` per incident."""
+        text = note_text(text)
+
+        def note(incident: Incident) -> Incident:
+            if incident.note_count >= MAX_NOTES:
+                raise InvalidRequest("text", f"incident {incident.id} already has {MAX_NOTES} notes, "
+                                             "the most it keeps")
+            return incident.noted(TimelineEntry(at=now, by=by, what=f"note: {text}"),
+                                  note_count=incident.note_count + 1)
+        return self.update(incident_id, note)
 
     def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder",
                     pagerduty_key: str | None = None) -> Incident:
@@ -293,6 +310,23 @@ class IncidentService:
             return close(incident, by, f"resolved by {by}{via}" + (f": {note}" if note else ""), now, self.config,
                          source, pagerduty_key)
         return self.update(incident_id, resolve_by_hand), True
+
+
+class _Refused(Exception):
+    """A ``ConflictError`` raised by a change itself, not by a lost write: never retried."""
+
+    def __init__(self, error: ConflictError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def note_text(text: str) -> str:
+    """A note as stored, or ``InvalidRequest`` naming ``text``."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest("text", "must be a non-empty string")
+    if len(text) > MAX_NOTE_CHARS:
+        raise InvalidRequest("text", f"must be at most {MAX_NOTE_CHARS} characters")
+    return text.strip()
 
 
 def mark_phi_exposure(incident: Incident, by: str, now: datetime, config: ResponderConfig) -> Incident:

@@ -12,7 +12,16 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Hard cap on one timeline entry's text (a 4,000-character note with its prefix fits whole).
+TIMELINE_TEXT_MAX = 4_200
+TRUNCATED = " … [truncated]"
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, with a marker saying so."""
+    return text if len(text) <= limit else text[:limit - len(TRUNCATED)] + TRUNCATED
 
 
 class Frozen(BaseModel):
@@ -187,6 +196,22 @@ class PageRecord(Frozen):
         return self.status is PageStatus.SENT
 
 
+class PagerDutyAlerts(Frozen):
+    """One person's PagerDuty alerts for an incident (pd_alerts.py): at most two can be open.
+
+    Keys are ``<incident id>/<person>/<n>``; ``current`` is the *n* the person's next trigger
+    uses, a fresh one only once PagerDuty confirmed the last (``confirmed``). ``maybe_open``
+    holds every *n* claimed for sending and not yet resolved by a confirmed send; -1 stands
+    for the bare incident id (pages queued before per-person keys)."""
+
+    person: str
+    role: str = ""
+    channels: tuple[str, ...] = ()  # the PagerDuty channels its triggers went out on
+    current: int = 0
+    confirmed: bool = False
+    maybe_open: tuple[int, ...] = ()
+
+
 class EscalationState(Frozen):
     """Where an incident is in its chain: ``chain`` names it (severity and how often it was
     restarted), step offsets count from ``started_at``, ``next_step`` is the next to page in
@@ -196,7 +221,7 @@ class EscalationState(Frozen):
     needs no old page records: ``paged`` (people paged in this loop: a step never pages them
     twice), ``reached`` (person, channel, role that received a page: they hear the
     acknowledgement and the resolution), ``alerts`` (person, how many PagerDuty alerts were
-    opened for them: the dedup keys to acknowledge and resolve)."""
+    opened for them, older format) and ``pagerduty`` (each person's alerts that may be open)."""
 
     chain: str
     severity: Severity
@@ -205,7 +230,8 @@ class EscalationState(Frozen):
     loop: int = 0
     paged: tuple[str, ...] = ()
     reached: tuple[tuple[str, str, str], ...] = ()
-    alerts: tuple[tuple[str, int], ...] = ()
+    alerts: tuple[tuple[str, int], ...] = ()  # before ``pagerduty``: read once, then folded into it
+    pagerduty: tuple[PagerDutyAlerts, ...] = ()
 
 
 class Duty(Frozen):
@@ -239,6 +265,11 @@ class TimelineEntry(Frozen):
     by: str = "responder"
     delivery_id: str | None = None
 
+    @field_validator("what")
+    @classmethod
+    def _capped(cls, what: str) -> str:
+        return clipped(what, TIMELINE_TEXT_MAX)
+
 
 class Incident(Frozen):
     id: str
@@ -260,7 +291,16 @@ class Incident(Frozen):
     resolved_by: str | None = None
     links: tuple[str, ...] = ()
     pages: tuple[PageRecord, ...] = ()
+    # The stored incident holds a bounded window of its timeline (the first entries and the
+    # latest ones, see chalicelib.store.bounds); every entry is also stored once on its own
+    # and ``IncidentStore.timeline`` reads them all.
     timeline: tuple[TimelineEntry, ...] = ()
+    timeline_omitted: int = 0  # entries between the window's head and tail (on the full timeline only)
+    timeline_stored: int = 0   # entries the store already holds on their own (set by the store)
+    pages_rolled_up: int = 0   # old finished pages dropped from ``pages`` (their facts are on the timeline)
+    annotation_count: int = 0  # informational signals received while open (the first few are on the timeline)
+    note_count: int = 0        # notes written by people
+    key_released: bool = False  # resolved, and the store has released its key (set by the store)
     escalation: EscalationState | None = None
     duties: tuple[Duty, ...] = ()
     watch: WatchState | None = None
@@ -276,6 +316,11 @@ class Incident(Frozen):
     @property
     def is_open(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
+
+    @property
+    def timeline_count(self) -> int:
+        """Entries on the full timeline (the window plus those omitted from it)."""
+        return len(self.timeline) + self.timeline_omitted
 
     @property
     def time_to_acknowledge(self) -> float | None:

@@ -10,9 +10,17 @@ PagerDuty disables a subscription after three dropped (4xx) webhooks, so a genui
 webhook we cannot match still gets a 2xx, with the reason.
 
 PagerDuty's ``incident_key`` is one of our dedup keys: ``<incident id>/<person>/<n>`` (one
-alert per person paged, escalation.py), or the bare incident id (pages sent before). A
+alert per person paged, pd_alerts.py), or the bare incident id (pages sent before). A
 change that came from PagerDuty is applied with ``source="pagerduty"`` and that key: the
 other alerts we opened are acknowledged or resolved too, that one is not echoed.
+
+Only the person's current alert resolves our incident. We resolve a person's older alert
+ourselves when a new loop opens the next one, and PagerDuty reports that back: such a
+``incident.resolved`` changes nothing (``NOT_CURRENT_ALERT``). An older alert a human
+resolved in PagerDuty before we did is recorded on the timeline and closed, and the
+incident stays as it is (``EARLIER_ALERT``): it is not even taken as an acknowledgement,
+since the person's current alert is still ringing and answering that one acknowledges.
+An acknowledgement of any of our alerts acknowledges the incident.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import escalation
+from chalicelib import pd_alerts
 from chalicelib.errors import ConflictError, SignatureError
 from chalicelib.incidents import is_stale, noted_stale
 from chalicelib.models import Incident
@@ -49,7 +57,7 @@ def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
     """Our incident for PagerDuty's incident_key: our id, else the open incident with that key."""
     if not incident_key:
         return None
-    incident = deps.store.get(escalation.incident_id_of(incident_key))
+    incident = deps.store.get(pd_alerts.incident_id_of(incident_key))
     if incident is not None:
         return incident
     for key in (incident_key, "alarm:" + incident_key.removeprefix("cloudwatch:")):
@@ -103,6 +111,15 @@ def _apply(deps: Deps, event_type: str, event: dict[str, Any], delivery: str) ->
             return {"reason": "ACKNOWLEDGED", "event_type": event_type, "incident_id": incident.id}
         if not incident.is_open:
             return {"reason": "ALREADY_RESOLVED", "event_type": event_type, "incident_id": incident.id}
+        pagerduty = pd_alerts.pagerduty_channels(deps.config)
+        alert = pd_alerts.pagerduty_alert(incident, key or "", pagerduty)
+        if alert is pd_alerts.AlertReason.CLOSED:
+            return {"reason": "NOT_CURRENT_ALERT", "event_type": event_type, "incident_id": incident.id}
+        if alert is pd_alerts.AlertReason.EARLIER:
+            now = deps.clock()
+            deps.pipeline.incidents.update(incident.id, lambda i: pd_alerts.earlier_alert_resolved(
+                i, key or "", by, now, pagerduty))
+            return {"reason": "EARLIER_ALERT", "event_type": event_type, "incident_id": incident.id}
         deps.pipeline.resolve(incident.id, by, source="pagerduty", pagerduty_key=key)
         return {"reason": "RESOLVED", "event_type": event_type, "incident_id": incident.id}
     except ConflictError:

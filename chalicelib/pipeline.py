@@ -50,7 +50,7 @@ from chalicelib.errors import DeliveryInProgress
 from chalicelib.escalation import AckLinker
 from chalicelib.executor import Executor
 from chalicelib.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
-from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind, TimelineEntry
+from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
 from chalicelib.paging import Pager
 from chalicelib.store import Claim, IncidentStore
 
@@ -168,11 +168,11 @@ class Pipeline:
 
     def add_note(self, incident_id: str, by: str, text: str) -> Incident:
         now = self.clock()
-        return self.incidents.update(incident_id, lambda i: i.noted(TimelineEntry(at=now, by=by, what=f"note: {text}")))
+        return self.incidents.add_note(incident_id, by, text, now)
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
-        return self.escalator.sweep(self.clock(), also=self.executor.verify)
+        return self.escalator.sweep(self.clock(), also=self.executor.verify, clock=self.clock)
 
 
 class Plan(Frozen):

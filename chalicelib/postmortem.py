@@ -61,7 +61,9 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
     lines.append("")
     sent = [p for p in incident.pages if p.status is PageStatus.SENT and p.kind.calls_for_action]
     if sent:
-        lines.append(f"- First page: {_t(min(p.sent_at or p.at for p in sent))}; pages sent: {len(sent)}")
+        lines.append(f"- First page: {_t(min(p.sent_at or p.at for p in sent))}; pages sent: {len(sent)}"
+                     + (f" (and {incident.pages_rolled_up} older finished pages, on the timeline)"
+                        if incident.pages_rolled_up else ""))
     if incident.acknowledged_at and incident.time_to_acknowledge is not None:
         target = row.response_minutes
         verdict = "" if target is None else (" (within" if incident.time_to_acknowledge <= target * 60

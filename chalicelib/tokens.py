@@ -17,9 +17,10 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from chalicelib.errors import ConflictError, InvalidRequest
+from chalicelib.errors import InvalidRequest
 from chalicelib.models import Frozen
 from chalicelib.store import IncidentStore
+from chalicelib.store.retry import retried
 
 
 class Role(IntEnum):
@@ -73,18 +74,16 @@ class TokenService:
 
     def revoke(self, token_or_id: str, by: str = "cli") -> str:
         token_id = token_id_of(token_or_id)
-        for _ in range(5):
+
+        def attempt() -> str:
             record, version = self.store.get_doc(f"token:{token_id}")
             if record is None:
                 raise InvalidRequest("token", f"no token {token_id}")
             if not record.get("revoked_at"):
                 record["revoked_at"], record["revoked_by"] = self.clock().isoformat(), by
-            try:
-                self.store.put_doc(f"token:{token_id}", record, version)
-                return token_id
-            except ConflictError:
-                continue
-        raise ConflictError(f"token {token_id} kept changing")
+            self.store.put_doc(f"token:{token_id}", record, version)
+            return token_id
+        return retried(attempt, what=f"token {token_id}", attempts=5)
 
     def describe(self, token_id: str) -> dict[str, Any] | None:
         record, _ = self.store.get_doc(f"token:{token_id}")

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 CHALICE = ROOT / ".chalice"
 # DynamoDB API calls the store makes, as IAM actions (transactions need the per-item actions).
 STORE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan",
-                 "dynamodb:ConditionCheckItem", "dynamodb:Query"}
+                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
 
 
 def test_autogen_policy_is_off_and_each_stage_has_a_policy() -> None:
@@ -39,7 +39,7 @@ def test_policy_grants_store_actions_without_wildcard_actions(stage: str) -> Non
 def test_store_uses_only_granted_dynamodb_calls() -> None:
     source = (ROOT / "chalicelib" / "store" / "dynamodb.py").read_text()
     calls = set(re.findall(r'(?:_call|_incidents)\(\s*"(\w+)"', source))
-    assert calls == {"put_item", "delete_item", "get_item", "scan", "query", "transact_write_items"}
+    assert calls == {"put_item", "delete_item", "get_item", "batch_get_item", "scan", "query", "transact_write_items"}
 
 
 def test_merge_template_wires_dead_letters_for_every_async_function() -> None:

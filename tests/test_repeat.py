@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import config, escalation
+from chalicelib import config, escalation, pd_alerts
 from chalicelib.errors import ConfigError
 from chalicelib.escalation import RepeatReason
-from chalicelib.models import EscalationState, Incident, IncidentStatus, PageKind, Severity, SignalKind
+from chalicelib.models import EscalationState, Incident, IncidentStatus, PageKind, PageStatus, Severity, SignalKind
 from tests.conftest import CONFIG, FakeClock, config_with_channels, copy_config
 from tests.test_escalation import Recorders, T, deps_for, open_sev1
 
@@ -251,19 +251,113 @@ def test_a_page_cancelled_before_it_went_out_gets_no_notice(any_store: Any, tmp_
 def test_reached_people_survive_a_severity_restart() -> None:
     sev2 = escalation.escalate(incident(Severity.SEV2), CONFIG, T)
     page = sev2.pages[0].model_copy(update={"status": "sent"})
-    reached = escalation.delivered(sev2.with_pages(page), page)
+    reached = escalation.delivered(sev2.with_pages(page), page, T)
     assert reached.escalation is not None
     restarted = escalation.start(Severity.SEV1, CONFIG, T, restart=1, previous=reached.escalation)
     assert restarted.reached == (("engineer-on-call", "console", "engineering-oncall"),)
-    assert restarted.alerts == (("engineer-on-call", 1),) and restarted.loop == 0 and restarted.paged == ()
+    assert restarted.loop == 0 and restarted.paged == ()
 
 
-def test_state_is_bounded_by_people_not_by_time() -> None:
-    current = incident(Severity.SEV1)
+def everyone_on_pagerduty(tmp_path: Path) -> Any:
+    folder = config_with_channels(tmp_path, "  pd:\n    type: pagerduty\n    routing_key_env: PD_KEY\n",
+                                  {"giles": "[pd, console]", "christian": "[pd]", "engineer-on-call": "[pd]"})
+    return config.load(folder)
+
+
+def test_state_is_bounded_by_people_not_by_time(tmp_path: Path) -> None:
+    cfg = everyone_on_pagerduty(tmp_path)
+    pagerduty = pd_alerts.pagerduty_channels(cfg)
+    current = incident(Severity.SEV1, cfg=cfg)
     for minute in range(0, 24 * 60, 15):
-        current = escalation.escalate(current, CONFIG, T + timedelta(minutes=minute))
-        for page in current.pages[-3:]:
-            current = escalation.delivered(current, page.model_copy(update={"status": "sent"}))
+        current = escalation.escalate(current, cfg, T + timedelta(minutes=minute))
+        pending = [p for p in current.pages if p.status is PageStatus.PENDING]
+        current, claimed = pd_alerts.claimed(current, pending, pagerduty)
+        for page in claimed:
+            sent = page.model_copy(update={"status": PageStatus.SENT})
+            current = escalation.delivered(current.with_pages(sent), sent, T, pagerduty)
     state: EscalationState | None = current.escalation
     assert state is not None and state.loop > 90
-    assert len(state.reached) == 3 and len(state.alerts) == 3 and len(state.paged) == 3
+    assert len(state.reached) == 4 and len(state.paged) == 3
+    # one open PagerDuty alert per person, however many loops paged them
+    assert [(a.person, len(a.maybe_open)) for a in state.pagerduty] == [
+        ("christian", 1), ("engineer-on-call", 1), ("giles", 1)]
+    assert all(a.maybe_open[0] > 90 for a in state.pagerduty)
+    keys = escalation.acknowledge_pages(current, T, pagerduty, "alice")
+    assert sorted(len(p.dedup_keys) for p in keys if p.channel == "pd") == [1, 1, 1]
+
+
+def test_a_trigger_whose_send_failed_keeps_its_key_for_the_next_loop(tmp_path: Path) -> None:
+    """Unconfirmed, PagerDuty may or may not have opened it: the next loop triggers the same key
+    (folded if it is open, opened if not) and the older key is resolved with it."""
+    cfg = everyone_on_pagerduty(tmp_path)
+    pagerduty = pd_alerts.pagerduty_channels(cfg)
+    current = escalation.escalate(incident(Severity.SEV1, cfg=cfg), cfg, T)
+    current, [first] = pd_alerts.claimed(current, [p for p in current.pages if p.channel == "pd"], pagerduty)
+    assert first.dedup_keys == ("inc-1/giles/0",)  # failed: never confirmed
+    [alerts] = current.escalation.pagerduty
+    assert alerts.maybe_open == (0,) and not alerts.confirmed
+    assert pd_alerts.next_key(alerts) == 0
+    confirmed = alerts.model_copy(update={"confirmed": True})
+    assert pd_alerts.next_key(confirmed) == 1
+
+
+@pytest.mark.parametrize(("chain", "restarts"), [("SEV1#0", 0), ("SEV1#10", 10), ("SEV2#3", 3), ("odd", 0)])
+def test_restart_number_is_parsed_not_matched_by_suffix(chain: str, restarts: int) -> None:
+    state = EscalationState(chain=chain, severity=Severity.SEV1, started_at=T)
+    assert escalation.restart_of(state) == restarts
+
+
+def test_the_tenth_restart_pages_as_an_escalation_not_a_new_trigger() -> None:
+    current = incident(Severity.SEV1)
+    assert current.escalation is not None
+    current = current.model_copy(update={"escalation": current.escalation.model_copy(update={"chain": "SEV1#10"})})
+    [page] = escalation.step_pages(current, 0, CONFIG, T)
+    assert page.kind is PageKind.ESCALATION
+
+
+def test_raising_an_acknowledged_sev2_to_sev1_reopens_it_and_pages_the_sev1_chain(any_store: Any) -> None:
+    from chalicelib.handlers import on_event
+    from tests.conftest import load_event
+    from tests.test_escalation import sweep_minutes
+
+    clock, recorders = FakeClock(T), Recorders(["console"])
+    deps = deps_for(any_store, clock, recorders)
+    sev2 = on_event(load_event("ecs-deployment-failed.json"), "eventbridge", deps)["outcomes"][0]
+    assert sev2["severity"] == 2
+    incident_id = str(sev2["incident_id"])
+    deps.pipeline.acknowledge(incident_id, "engineer-on-call")
+    before = len(recorders.people())
+    clock.now = T + timedelta(minutes=2)
+    deps.pipeline.mark_phi_exposure(incident_id, "alice")  # PHI exposure suspected: Sev1
+    raised = deps.store.get(incident_id)
+    assert raised.severity is Severity.SEV1 and raised.status is IncidentStatus.OPEN
+    assert any(e.what.startswith("acknowledged by engineer-on-call") for e in raised.timeline)
+    assert any("re-opened (was acknowledged by engineer-on-call)" in e.what for e in raised.timeline)
+    assert recorders.people()[before:][:1] == ["giles"]  # the Sev1 chain starts at once
+    sweep_minutes(deps, clock, 5)
+    assert "christian" in recorders.people()[before:]
+    # a second acknowledgement stops it again, and is told to whoever was paged since
+    deps.pipeline.acknowledge(incident_id, "giles")
+    assert deps.store.get(incident_id).status is IncidentStatus.ACKNOWLEDGED
+    acks = [p.person for p in recorders.by_name["console"].sent if p.kind is PageKind.ACKNOWLEDGE]
+    assert "christian" in acks
+
+
+def test_which_resolved_alert_resolves_the_incident() -> None:
+    from chalicelib.models import PagerDutyAlerts
+    from chalicelib.pd_alerts import LEGACY_KEY as LEGACY
+    from chalicelib.pd_alerts import AlertReason, pagerduty_alert
+
+    current = incident(Severity.SEV1)
+    assert current.escalation is not None
+    giles = PagerDutyAlerts(person="giles", current=3, confirmed=True, maybe_open=(2, 3), channels=("pd",))
+    legacy = PagerDutyAlerts(person="christian", maybe_open=(LEGACY,), channels=("pd",))
+    current = current.model_copy(update={"escalation": current.escalation.model_copy(
+        update={"pagerduty": (giles, legacy)})})
+    pd = frozenset({"pd"})
+    assert pagerduty_alert(current, "inc-1/giles/3", pd) is AlertReason.CURRENT
+    assert pagerduty_alert(current, "inc-1/giles/2", pd) is AlertReason.EARLIER
+    assert pagerduty_alert(current, "inc-1/giles/1", pd) is AlertReason.CLOSED  # we resolved it ourselves
+    assert pagerduty_alert(current, "inc-1", pd) is AlertReason.CURRENT  # christian's only alert: the old key
+    assert pagerduty_alert(current, "alarm:checkout-5xx", pd) is AlertReason.FOREIGN
+    assert pagerduty_alert(current, "inc-2/giles/3", pd) is AlertReason.FOREIGN

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
-from chalicelib.errors import ConflictError, StoreError
-from chalicelib.models import Incident, IncidentStatus, Severity, SignalKind
-from chalicelib.store import Claim, open_store
-from tests.conftest import T0
+from chalicelib.errors import ConflictError, InvalidRequest, StoreError
+from chalicelib.incidents import MAX_NOTE_CHARS, MAX_NOTES, IncidentService, Reason
+from chalicelib.models import (
+    Classification,
+    Incident,
+    IncidentStatus,
+    PageKind,
+    PageRecord,
+    PageStatus,
+    Severity,
+    Signal,
+    SignalKind,
+    TimelineEntry,
+    Transition,
+)
+from chalicelib.store import Claim, bounds, full_timeline, open_store
+from chalicelib.store.dynamodb import DynamoStore
+from tests.conftest import CONFIG, T0
 
 
 def incident(incident_id: str = "inc-1", key: str = "alarm:a") -> Incident:
@@ -92,3 +109,155 @@ def test_documents_are_versioned(any_store: Any) -> None:
     with pytest.raises(ConflictError):
         any_store.put_doc("actions:x", {"n": 9}, 1)
     assert any_store.get_doc("actions:x") == ({"n": 2}, 2)
+
+
+# --- bounded records (issue 10, section 1) -----------------------------------------------------
+
+def dynamodb_item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: attribute names plus values (UTF-8 bytes)."""
+    def value(v: dict[str, Any]) -> int:
+        (kind, x), = v.items()
+        if kind == "S":
+            return len(x.encode())
+        if kind == "N":
+            return (len(x.lstrip("-").replace(".", "").lstrip("0")) + 1) // 2 + 1
+        if kind == "B":
+            return len(x)
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + value(w) + 1 for k, w in x.items())
+        if kind == "L":
+            return 3 + sum(value(w) + 1 for w in x)
+        return sum(len(str(e).encode()) for e in x)  # SS, NS, BS
+    return sum(len(name.encode()) + value(v) for name, v in item.items())
+
+
+def largest_item(store: Any) -> tuple[int, str]:
+    """The largest stored item (DynamoDB) or row (SQLite) and what it is, in bytes."""
+    if isinstance(store, DynamoStore):
+        items: list[dict[str, Any]] = []
+        start = None
+        while True:
+            page = store.client.scan(TableName=store.table, **({"ExclusiveStartKey": start} if start else {}))
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return max((dynamodb_item_bytes(i), i["pk"]["S"]) for i in items)
+    rows = store._read("SELECT length(CAST(doc AS BLOB)), 'incident ' || id FROM incidents "
+                       "UNION ALL SELECT length(CAST(entry AS BLOB)), 'entry ' || incident_id FROM timeline")
+    return max((int(size), str(what)) for size, what in rows)
+
+
+def stale_pointer(store: Any, key: str, incident_id: str) -> None:
+    """Write an open-key pointer by hand, as a past bug or a lost write could have left it."""
+    if isinstance(store, DynamoStore):
+        store.client.put_item(TableName=store.table,
+                              Item={"pk": {"S": f"OPENKEY#{key}"}, "incident_id": {"S": incident_id}})
+    else:
+        with store._write() as db:
+            db.execute("INSERT OR REPLACE INTO open_keys (key, incident_id) VALUES (?, ?)", (key, incident_id))
+
+
+def test_every_entry_is_kept_while_the_record_holds_a_window(any_store: Any) -> None:
+    stored = any_store.create(incident().noted(TimelineEntry(at=T0, what="opened")))
+    long_note = "n" * 4000
+    for n in range(60):
+        stored = any_store.save(stored.noted(TimelineEntry(at=T0 + timedelta(seconds=n), by="alice",
+                                                           what=f"note: {n} {long_note if n == 40 else ''}")))
+    record = any_store.get("inc-1")
+    assert record.timeline_count == 61 and record.timeline_stored == 61
+    assert len(record.timeline) == bounds.TIMELINE_HEAD + bounds.TIMELINE_TAIL
+    assert record.timeline[0].what == "opened" and record.timeline[-1].what.startswith("note: 59")
+    assert all(len(e.what) <= bounds.WINDOW_TEXT_MAX for e in record.timeline)
+    everything = full_timeline(any_store, record)
+    assert [e.what.split(" ")[1] for e in everything[1:]] == [str(n) for n in range(60)]
+    assert everything[41].what == f"note: 40 {long_note}"  # whole on the full timeline
+    assert [e.what for e in any_store.timeline("inc-1", 10, 3)] == ["note: 9 ", "note: 10 ", "note: 11 "]
+
+
+@pytest.mark.parametrize("target", ["resolved", "missing"])
+def test_a_stale_open_key_heals_on_read_and_a_new_incident_opens(any_store: Any, target: str) -> None:
+    """The old DynamoStore raised on a pointer to a missing incident and never let the key open again."""
+    if target == "resolved":
+        stored = any_store.create(incident())
+        any_store.save(stored.model_copy(update={"status": IncidentStatus.RESOLVED}))
+    stale_pointer(any_store, "alarm:a", "inc-1" if target == "resolved" else "inc-gone")
+    assert any_store.get_open("alarm:a") is None
+    assert any_store.create(incident("inc-2")) is not None
+    assert any_store.get_open("alarm:a").id == "inc-2"
+
+
+def test_a_pointer_to_another_open_incident_is_not_stale(any_store: Any) -> None:
+    any_store.create(incident("inc-1"))
+    assert any_store.get_open("alarm:a").id == "inc-1"
+    assert any_store.create(incident("inc-2")) is None
+
+
+OPS = ["repeat", "annotate", "note", "page"]
+
+
+@settings(max_examples=2, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), n=st.integers(1_500, 2_500), mix=st.permutations(OPS))
+def test_thousands_of_mixed_events_and_notes_stay_bounded_and_resolve(any_store: Any, seed: int, n: int,
+                                                                       mix: list[str]) -> None:
+    rng = random.Random(seed)
+    key = f"alarm:prop-{seed}-{n}"
+    service = IncidentService(any_store, CONFIG, pause=lambda attempt: None)
+    c = Classification(severity=Severity.SEV2, owner="engineering-oncall", response_minutes=30, playbook=None,
+                       rule="default")
+    weights = [8, 6, 3, 2]
+
+    def signal(i: int, transition: Transition) -> Signal:
+        return Signal(kind=SignalKind.ALARM, source="sns", delivery_id=f"d-{seed}-{i}", incident_key=key,
+                      transition=transition, occurred_at=T0, title="checkout-5xx " + "x" * rng.randrange(300))
+
+    reason, opened = service.handle(signal(-1, Transition.TRIGGER), c, T0)
+    assert reason is Reason.OPENED and opened is not None
+    for i in range(n):
+        now = T0 + timedelta(seconds=i)
+        op = rng.choices(mix, weights)[0]
+        if op == "repeat":
+            service.handle(signal(i, Transition.TRIGGER), c, now)
+        elif op == "annotate":
+            service.handle(signal(i, Transition.NONE), c, now)
+        elif op == "note":
+            try:
+                service.add_note(opened.id, "alice", "n" * rng.randrange(1, MAX_NOTE_CHARS + 1), now)
+            except InvalidRequest as exc:
+                assert exc.field == "text"
+        else:
+            # a step queues a page; the earlier ones have been delivered, failed for good or cancelled
+            page = PageRecord(id=f"step-{i}:p{i % 3}:console", step=f"step-{i}", role="r", person=f"p{i % 3}",
+                              channel="console", kind=rng.choice(list(PageKind)), at=now, text="page " + "t" * 200)
+            done = rng.choice([PageStatus.SENT, PageStatus.GAVE_UP, PageStatus.CANCELLED])
+            service.update(opened.id, lambda inc, page=page, done=done, now=now: inc.with_pages(
+                *(p.model_copy(update={"status": done}) for p in inc.pages if p.status is PageStatus.PENDING),
+                page).noted(TimelineEntry(at=now, what=f"escalation {page.id}")))
+    reason, resolved = service.handle(signal(n, Transition.RESOLVE), c, T0 + timedelta(seconds=n))
+    assert reason is Reason.RESOLVED and resolved is not None and resolved.status is IncidentStatus.RESOLVED
+    assert any_store.get_open(key) is None
+    size, what = largest_item(any_store)
+    assert size < 64 * 1024, (size, what)
+    record = any_store.get(opened.id)
+    assert record.note_count <= MAX_NOTES and len(full_timeline(any_store, record)) == record.timeline_count
+
+
+def test_a_record_from_before_the_bounded_layout_moves_its_timeline_out_on_first_write(any_store: Any) -> None:
+    """Stored whole (300 entries, no records of their own): the first save writes them out and trims."""
+    legacy = incident().model_copy(update={"timeline": tuple(
+        TimelineEntry(at=T0 + timedelta(seconds=n), what=f"old {n}") for n in range(300)), "version": 1})
+    if isinstance(any_store, DynamoStore):
+        any_store.client.put_item(TableName=any_store.table, Item=any_store._incident_item(legacy))
+    else:
+        with any_store._write() as db:
+            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc) VALUES (?, ?, ?, ?, 1, ?)",
+                       (legacy.id, legacy.key, "open", T0.isoformat(), legacy.model_dump_json()))
+    stored = any_store.get("inc-1")
+    assert [e.what for e in full_timeline(any_store, stored)][-1] == "old 299"
+    saved = any_store.save(stored.noted(TimelineEntry(at=T0, what="new")))
+    assert len(saved.timeline) == bounds.TIMELINE_HEAD + bounds.TIMELINE_TAIL
+    assert [e.what for e in full_timeline(any_store, any_store.get("inc-1"))] == [
+        *(f"old {n}" for n in range(300)), "new"]

@@ -154,7 +154,7 @@ def test_one_structured_line_per_run_with_the_counts(tmp_path: Path, caplog: pyt
         sweep(deps)
     [line] = [r for r in caplog.records if r.getMessage() == "sweep done"]
     assert line.outcome == {"incidents": 2, "sent": 2, "failed": 0, "errors": 0,  # type: ignore[attr-defined]
-                            "error_ids": []}
+                            "error_ids": [], "deferred": 0}
 
 
 def test_sentry_capture_goes_through_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,3 +165,77 @@ def test_sentry_capture_goes_through_the_sdk(monkeypatch: pytest.MonkeyPatch) ->
     error = RuntimeError("x")
     delivery._report_to_sentry(error)
     assert captured == [error]
+
+
+def test_a_slow_sweep_stops_starting_incidents_after_its_budget_and_leaves_them_due(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deps, clock, console, store, first, second = two_sev1s(tmp_path, RuntimeError("unused"))
+    store.refuse = None
+    third = sev1_on(deps, "backup-vault-ap")
+    escalator = deps.pipeline.escalator
+    advance, order = escalator.advance, []
+
+    def slow(incident_id: str, now: Any) -> Any:
+        order.append(incident_id)
+        clock.advance(seconds=25)  # this one took 25 s (a channel at its timeout, say)
+        return advance(incident_id, now)
+
+    monkeypatch.setattr(escalator, "advance", slow)
+    clock.now = T + timedelta(minutes=5)
+    report = deps.pipeline.sweep()
+    assert report["incidents"] == 1 and report["deferred"] == 2 and len(order) == 1
+    monkeypatch.setattr(escalator, "advance", advance)
+    clock.now = T + timedelta(minutes=6)
+    report = deps.pipeline.sweep()  # the next minute picks up the two left due
+    assert report["incidents"] == 2 and report["deferred"] == 0
+    paged = {p.incident_id for p in console.sent if p.person == "christian"}
+    assert paged == {first, second, third}
+
+
+def failing_first(tmp_path: Path) -> tuple[Deps, FakeClock, RefusesOne, str, str]:
+    """A Sev1 that cannot be saved, due a minute before a healthy one."""
+    store = SqliteRefusesOne(tmp_path / "s.db")
+    store.error = StoreError("ValidationException")
+    clock = FakeClock(T)
+    deps = build_deps(Settings.from_env({"RESPONDER_AUDIT": f"file://{tmp_path}/audit.jsonl"}), clock=clock,
+                      store=store, channels={"console": lambda: RecordingChannel()})
+    broken = sev1_on(deps, "backup-vault-prod")
+    clock.now = T + timedelta(minutes=1)
+    healthy = sev1_on(deps, "backup-vault-eu")
+    store.refuse = broken
+    deps.pipeline.escalator.metrics = Metrics()
+    return deps, clock, store, broken, healthy
+
+
+def test_an_incident_whose_last_sweep_failed_is_tried_after_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    deps, clock, _, broken, healthy = failing_first(tmp_path)
+    monkeypatch.setattr(delivery, "_report_to_sentry", lambda exc: None)
+    escalator = deps.pipeline.escalator
+    advance, order = escalator.advance, []
+
+    def recorded(incident_id: str, now: Any) -> Any:
+        order.append(incident_id)
+        return advance(incident_id, now)
+
+    monkeypatch.setattr(escalator, "advance", recorded)
+    clock.now = T + timedelta(minutes=6)
+    deps.pipeline.sweep()
+    assert order == [broken, healthy]  # by due time: the broken one was due first
+    order.clear()
+    clock.now = T + timedelta(minutes=11)
+    deps.pipeline.sweep()
+    assert order == [healthy, broken]  # it failed last time: the others go first
+
+
+def test_the_same_failure_is_reported_to_sentry_once_an_hour(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    deps, clock, _, _, _ = failing_first(tmp_path)
+    reported: list[Exception] = []
+    monkeypatch.setattr(delivery, "_report_to_sentry", reported.append)
+    errors = 0
+    for minute in range(6, 6 + 61):  # every minute for an hour
+        clock.now = T + timedelta(minutes=minute)
+        errors += deps.pipeline.sweep()["errors"]
+    assert errors == 61  # still logged and counted every time
+    assert len(reported) == 2  # at minute 6 and an hour later

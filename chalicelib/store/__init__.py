@@ -15,10 +15,15 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
                      read; a resolved incident releases its key in the same transaction.
+``timeline``         the full timeline of an incident, a page of entries by sequence number;
+                     the incident record itself holds a bounded window (``store.bounds``)
 ``due``              incidents whose ``next_action_at`` has come, for the scheduled sweep
                      (an index on that time, so the sweep never scans).
 ``get_doc/put_doc``  small versioned documents shared across incidents (the playbook
                      executor's per-target action log, for its rate limit and breaker).
+
+Every write is bounded whatever the events: ``bounds.bounded`` trims the incident record and
+each new timeline entry is stored once on its own, in the same transaction.
 
 The same contract tests (``tests/test_store_contract.py``) run against both.
 """
@@ -30,7 +35,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from chalicelib.models import Incident
+from chalicelib.models import Incident, TimelineEntry
 
 
 class Claim(StrEnum):
@@ -63,6 +68,9 @@ class IncidentStore(Protocol):
 
     def get(self, incident_id: str) -> Incident | None: ...
 
+    def timeline(self, incident_id: str, start: int = 0, limit: int = 100) -> builtins.list[TimelineEntry]:
+        """Stored timeline entries with sequence numbers in ``[start, start + limit)`` (limit ≤ 100), oldest first."""
+
     def get_open(self, key: str) -> Incident | None: ...
 
     def list(self) -> list[Incident]: ...
@@ -75,6 +83,28 @@ class IncidentStore(Protocol):
 
     def put_doc(self, key: str, doc: dict[str, Any], expected_version: int) -> None:
         """Write ``doc`` if its stored version is ``expected_version``; else ``ConflictError``."""
+
+
+TIMELINE_PAGE = 100
+
+
+def full_timeline(store: IncidentStore, incident: Incident) -> builtins.list[TimelineEntry]:
+    """Every entry of ``incident``'s timeline, oldest first (for the API detail and the
+    post-mortem: never the event path). An incident stored before entries had records of their
+    own (or not stored at all) answers with the entries it holds."""
+    entries: builtins.list[TimelineEntry] = []
+    for start in range(0, incident.timeline_stored, TIMELINE_PAGE):
+        entries += store.timeline(incident.id, start, TIMELINE_PAGE)
+    if len(entries) < incident.timeline_stored:
+        return list(incident.timeline)
+    unsaved = incident.timeline_count - incident.timeline_stored
+    return entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else [])
+
+
+def with_full_timeline(store: IncidentStore, incident: Incident) -> Incident:
+    """``incident`` holding its whole timeline, for readers that show or summarise it."""
+    entries = tuple(full_timeline(store, incident))
+    return incident.model_copy(update={"timeline": entries, "timeline_omitted": 0, "timeline_stored": len(entries)})
 
 
 def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:

@@ -1,13 +1,29 @@
 """The AWS store: one DynamoDB table (partition key ``pk``, string), conditional writes.
 
-Items:
-    ``DELIVERY#<id>``  status (leased|done), lease_until, expires_at (also the TTL attribute
-                       ``ttl``), outcome (JSON)
-    ``INCIDENT#<id>``  key, status, version, opened_at, doc (the incident as JSON), and while
-                       something is scheduled ``due_pk`` = "DUE" + ``due_at`` (epoch seconds):
-                       the sparse global index ``due`` serves the sweep
-    ``OPENKEY#<key>``  incident_id: exists exactly while that incident is open
-    ``DOC#<key>``      version, body (JSON): small shared documents (playbook action logs)
+Items (no item grows with the events an incident receives; see ``chalicelib.store.bounds``):
+
+- delivery ``DELIVERY#<id>``: status (leased, done), lease_until, expires_at, ``ttl``, outcome;
+  written when a delivery is claimed and completed.
+- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, doc (the bounded
+  incident as JSON), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
+  index); written on every change.
+- timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
+  transaction of the incident write that added it.
+- open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by
+  create, deleted by the resolving write).
+- document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
+
+The full timeline is read (BatchGetItem over the known sequence range) only by the API's
+detail and the post-mortem; the event path never reads it. A counted repeat
+(no timeline entry) is one conditional PutItem, a write that adds entries one transaction.
+
+Transactions read ``CancellationReasons`` item by item: only a failed condition on the item
+the write guards (the open key on create, the incident's version on save) is a conflict
+(``None`` from create, ``ConflictError`` from save). The resolving write's open-key delete
+failing its condition means the key is no longer this incident's: the write is repeated
+without it. Anything else (throttling, a concurrent transaction, a validation error) wrote
+nothing and is retried a few times, then raised as ``TransientError``. A pointer to a
+resolved or missing incident heals on read: ``get_open`` deletes it conditionally.
 
 botocore's ``ClientError`` stops here: throttling and 5xx become ``TransientError`` (the
 Lambda retries), a lost condition becomes ``ConflictError`` or a False/None answer, and
@@ -22,10 +38,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError, TransientError
-from chalicelib.models import Incident, IncidentStatus
-from chalicelib.store import Claim
+from chalicelib.models import Incident, IncidentStatus, TimelineEntry
+from chalicelib.store import Claim, bounds
+from chalicelib.store.retry import Pause, backoff, retried
 
 DUE_INDEX = "due"
+TRANSACTION_ATTEMPTS = 4  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 _TRANSIENT = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
@@ -33,9 +51,10 @@ _TRANSIENT = {
 
 
 class DynamoStore:
-    def __init__(self, table: str, client: Any = None) -> None:
+    def __init__(self, table: str, client: Any = None, pause: Pause = backoff) -> None:
         self.table = table
         self._client = client
+        self.pause = pause
 
     @property
     def client(self) -> Any:
@@ -110,42 +129,114 @@ class DynamoStore:
     # --- incidents --------------------------------------------------------------------
 
     def create(self, incident: Incident) -> Incident | None:
-        stored = incident.model_copy(update={"version": 1})
+        entries = self._unsaved(incident)
+        stored = bounds.bounded(incident).model_copy(update={"version": 1})
+        items = [
+            {"Put": {"TableName": self.table,
+                     "Item": {"pk": _s(f"OPENKEY#{incident.key}"), "incident_id": _s(incident.id)},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": self.table, "Item": self._incident_item(stored),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            *self._entry_puts(incident.id, entries),
+        ]
         try:
-            self._call("transact_write_items", TransactItems=[
-                {"Put": {"TableName": self.table,
-                         "Item": {"pk": _s(f"OPENKEY#{incident.key}"), "incident_id": _s(incident.id)},
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table, "Item": self._incident_item(stored),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-            ])
-        except _TransactionCancelled as cancelled:
-            if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
-                return None
-            raise TransientError(f"dynamodb create cancelled: {cancelled.reasons}") from cancelled
+            self._transact(items, f"create {incident.id}")
+        except _Guarded:
+            return None  # the key has an open incident (or a stale pointer: get_open heals it)
         return stored
 
     def save(self, incident: Incident) -> Incident:
-        stored = incident.model_copy(update={"version": incident.version + 1})
+        entries = self._unsaved(incident)
+        stored = bounds.bounded(incident).model_copy(update={"version": incident.version + 1})
+        releasing = stored.status is IncidentStatus.RESOLVED and not incident.key_released
+        if releasing:
+            stored = stored.model_copy(update={"key_released": True})
         put = {"TableName": self.table, "Item": self._incident_item(stored),
                "ConditionExpression": "version = :v",
                "ExpressionAttributeValues": {":v": _n(incident.version)}}
-        if stored.status is IncidentStatus.RESOLVED:
-            release = {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
-                       "ConditionExpression": "incident_id = :id",
-                       "ExpressionAttributeValues": {":id": _s(stored.id)}}
+        conflict = f"incident {incident.id} changed since version {incident.version}"
+        if not releasing and not entries:
             try:
-                self._call("transact_write_items", TransactItems=[{"Put": put}, {"Delete": release}])
-                return stored
-            except _TransactionCancelled as cancelled:
-                if cancelled.reasons and cancelled.reasons[0] == "ConditionalCheckFailed":
-                    raise ConflictError(f"incident {incident.id} changed since version {incident.version}") from None
-                # The key was released already (an earlier save of this resolved incident).
+                self._call("put_item", **put)
+            except _ConditionFailed:
+                raise ConflictError(conflict) from None
+            return stored
+        release = {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
+                              "ConditionExpression": "incident_id = :id",
+                              "ExpressionAttributeValues": {":id": _s(stored.id)}}}
+        tail = self._entry_puts(incident.id, entries)
         try:
-            self._call("put_item", **put)
-        except _ConditionFailed:
-            raise ConflictError(f"incident {incident.id} changed since version {incident.version}") from None
+            self._transact([{"Put": put}, *([release] if releasing else []), *tail], f"save {incident.id}",
+                           optional=1 if releasing else None)
+        except _Guarded:
+            raise ConflictError(conflict) from None
         return stored
+
+    def _transact(self, items: builtins.list[dict[str, Any]], what: str, optional: int | None = None) -> None:
+        """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``.
+
+        Item ``optional`` (the open-key release) is dropped when its condition fails: the key
+        is not ours to release. Any other cancellation wrote nothing and is retried.
+        """
+        drop = [optional]
+
+        def attempt() -> None:
+            try:
+                self._call("transact_write_items", TransactItems=items)
+            except _TransactionCancelled as cancelled:
+                reasons = cancelled.reasons + ["None"] * (len(items) - len(cancelled.reasons))
+                if reasons[0] == "ConditionalCheckFailed":
+                    raise _Guarded() from None
+                index = drop[0]
+                if (index is not None and reasons[index] == "ConditionalCheckFailed"
+                        and all(r == "None" for i, r in enumerate(reasons) if i != index)):
+                    del items[index]
+                    drop[0] = None
+                    raise _Interrupted(f"dynamodb {what}: the open key is not this incident's") from None
+                raise _Interrupted(f"dynamodb {what} cancelled: {','.join(reasons)}") from None
+
+        try:
+            retried(attempt, what=what, attempts=TRANSACTION_ATTEMPTS, pause=self.pause, retry_on=(_Interrupted,))
+        except _Interrupted as exc:
+            raise TransientError(str(exc)) from exc
+
+    def _unsaved(self, incident: Incident) -> builtins.list[tuple[int, TimelineEntry]]:
+        """The entries to write with the incident (at most what one transaction holds).
+
+        A record from before this layout holds its whole timeline and has stored none on its
+        own: its older entries are written ahead, 100 at a time. They are the entries the
+        stored record holds, so a racing writer that read the same record writes the same thing.
+        """
+        entries = bounds.unsaved_entries(incident)
+        limit = bounds.MAX_NEW_ENTRIES_PER_WRITE
+        if len(entries) <= limit:
+            return entries
+        if incident.timeline_stored != 0 or incident.version == 0:
+            raise StoreError(f"incident {incident.id}: {len(entries)} timeline entries in one write")
+        ahead = entries[:-limit]
+        for start in range(0, len(ahead), 100):
+            self._transact(self._entry_puts(incident.id, ahead[start:start + 100]), f"timeline of {incident.id}")
+        return entries[-limit:]
+
+    def _entry_puts(self, incident_id: str, entries: builtins.list[tuple[int, TimelineEntry]]
+                    ) -> builtins.list[dict[str, Any]]:
+        return [{"Put": {"TableName": self.table, "Item": {"pk": _s(_entry_pk(incident_id, seq)),
+                                                           "entry": _s(entry.model_dump_json())}}}
+                for seq, entry in entries]
+
+    def timeline(self, incident_id: str, start: int = 0, limit: int = 100) -> builtins.list[TimelineEntry]:
+        keys = [{"pk": _s(_entry_pk(incident_id, seq))} for seq in range(start, start + min(limit, 100))]
+        found: dict[str, TimelineEntry] = {}
+        for _ in range(TRANSACTION_ATTEMPTS):
+            if not keys:
+                break
+            page = self._call("batch_get_item", RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+            for item in page.get("Responses", {}).get(self.table, []):
+                found[item["pk"]["S"]] = TimelineEntry.model_validate_json(item["entry"]["S"])
+            keys = page.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+        if keys:
+            raise TransientError(f"dynamodb timeline of {incident_id}: keys left unprocessed")
+        return [found[pk] for pk in sorted(found)]
 
     def get(self, incident_id: str) -> Incident | None:
         item = self._get(f"INCIDENT#{incident_id}")
@@ -155,11 +246,18 @@ class DynamoStore:
         pointer = self._get(f"OPENKEY#{key}")
         if pointer is None:
             return None
-        incident = self.get(pointer["incident_id"]["S"])
-        if incident is None:
-            # Both items are written in one transaction, so this is a read between them.
-            raise ConflictError(f"incident key {key} is being written; read again")
-        return incident if incident.is_open else None
+        incident_id = pointer["incident_id"]["S"]
+        incident = self.get(incident_id)
+        if incident is not None and incident.is_open:
+            return incident
+        # Pointer and incident are written in one transaction, and GetItem is serialisable with
+        # it: a pointer to a resolved or missing incident is stale. Heal it, unless it moved on.
+        try:
+            self._call("delete_item", TableName=self.table, Key={"pk": _s(f"OPENKEY#{key}")},
+                       ConditionExpression="incident_id = :id", ExpressionAttributeValues={":id": _s(incident_id)})
+        except _ConditionFailed:
+            pass
+        return None
 
     def list(self) -> list[Incident]:
         incidents = self._incidents("scan", FilterExpression="begins_with(pk, :p)",
@@ -204,7 +302,8 @@ class DynamoStore:
     def _incident_item(incident: Incident) -> dict[str, Any]:
         item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
-                "opened_at": _s(incident.opened_at.isoformat()), "doc": _s(incident.model_dump_json())}
+                "opened_at": _s(incident.opened_at.isoformat()),
+                "timeline_count": _n(incident.timeline_count), "doc": _s(incident.model_dump_json())}
         if incident.next_action_at is not None:
             # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
             item |= {"due_pk": _s("DUE"), "due_at": _n(int(incident.next_action_at.timestamp()))}
@@ -217,10 +316,22 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
+class _Guarded(Exception):
+    """The guarded item's condition failed: a real conflict."""
+
+
+class _Interrupted(TransientError):
+    """A transaction wrote nothing for a passing reason: worth another attempt."""
+
+
 class _TransactionCancelled(Exception):
     def __init__(self, reasons: list[str]) -> None:
         super().__init__(",".join(reasons))
         self.reasons = reasons
+
+
+def _entry_pk(incident_id: str, seq: int) -> str:
+    return f"TL#{incident_id}#{seq:09d}"
 
 
 def _s(value: str) -> dict[str, str]:

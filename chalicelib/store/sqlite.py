@@ -4,6 +4,10 @@ Every write runs in ``BEGIN IMMEDIATE``, which takes SQLite's write lock before 
 first read, so a read-check-write sequence cannot interleave with another process's.
 Threads of one process share one connection behind a lock. WAL mode lets readers
 (``incidents --json``) run while a writer holds the lock.
+
+The ``incidents`` row holds the bounded record (``chalicelib.store.bounds``); every
+timeline entry is also a row of ``timeline`` (incident, sequence number), inserted in the
+same transaction as the incident write that added it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError
-from chalicelib.models import Incident, IncidentStatus
-from chalicelib.store import Claim
+from chalicelib.models import Incident, IncidentStatus, TimelineEntry
+from chalicelib.store import Claim, bounds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -33,6 +37,9 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
 CREATE INDEX IF NOT EXISTS incidents_due ON incidents (due_at) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS open_keys (key TEXT PRIMARY KEY, incident_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timeline (
+    incident_id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (incident_id, seq)
+);
 CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 """
 
@@ -112,21 +119,28 @@ class SqliteStore:
     # --- incidents --------------------------------------------------------------------
 
     def create(self, incident: Incident) -> Incident | None:
-        stored = incident.model_copy(update={"version": 1})
+        entries = bounds.unsaved_entries(incident)
+        stored = bounds.bounded(incident).model_copy(update={"version": 1})
         with self._write() as db:
-            if db.execute("SELECT 1 FROM open_keys WHERE key = ?", (incident.key,)).fetchone():
+            pointer = db.execute("SELECT incident_id FROM open_keys WHERE key = ?", (incident.key,)).fetchone()
+            if pointer and self._holds_key(db, pointer[0]):
                 return None
-            db.execute("INSERT INTO open_keys (key, incident_id) VALUES (?, ?)", (incident.key, incident.id))
+            db.execute("INSERT OR REPLACE INTO open_keys (key, incident_id) VALUES (?, ?)",
+                       (incident.key, incident.id))
             db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc, due_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (stored.id, stored.key, stored.status.value, stored.opened_at.isoformat(), 1,
                         stored.model_dump_json(), _due(stored)))
+            _insert_entries(db, incident.id, entries)
         return stored
 
     def save(self, incident: Incident) -> Incident:
-        stored = incident.model_copy(update={"version": incident.version + 1})
-        if stored.status is not IncidentStatus.RESOLVED:  # one conditional UPDATE: atomic by itself
-            with self._lock:
+        entries = bounds.unsaved_entries(incident)
+        stored = bounds.bounded(incident).model_copy(update={"version": incident.version + 1})
+        if stored.status is IncidentStatus.RESOLVED:
+            stored = stored.model_copy(update={"key_released": True})
+        if not entries and stored.status is not IncidentStatus.RESOLVED:
+            with self._lock:  # a counted repeat: one conditional UPDATE, atomic by itself
                 updated = self._conn.execute(
                     "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",
                     (stored.status.value, stored.version, stored.model_dump_json(), _due(stored), incident.id,
@@ -142,19 +156,38 @@ class SqliteStore:
             ).rowcount
             if updated != 1:
                 raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
+            _insert_entries(db, incident.id, entries)
             if stored.status is IncidentStatus.RESOLVED:
                 db.execute("DELETE FROM open_keys WHERE key = ? AND incident_id = ?", (stored.key, stored.id))
         return stored
+
+    @staticmethod
+    def _holds_key(db: sqlite3.Connection, incident_id: str) -> bool:
+        """Is ``incident_id`` still open? A pointer to a resolved or missing incident is stale."""
+        row = db.execute("SELECT status FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return row is not None and row[0] != IncidentStatus.RESOLVED.value
+
+    def timeline(self, incident_id: str, start: int = 0, limit: int = 100) -> builtins.list[TimelineEntry]:
+        rows = self._read("SELECT entry FROM timeline WHERE incident_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                          (incident_id, start, start + limit))
+        return [TimelineEntry.model_validate_json(entry) for (entry,) in rows]
 
     def get(self, incident_id: str) -> Incident | None:
         rows = self._read("SELECT doc FROM incidents WHERE id = ?", (incident_id,))
         return Incident.model_validate_json(rows[0][0]) if rows else None
 
     def get_open(self, key: str) -> Incident | None:
-        rows = self._read("SELECT i.doc FROM open_keys k JOIN incidents i ON i.id = k.incident_id "
+        rows = self._read("SELECT k.incident_id, i.doc FROM open_keys k LEFT JOIN incidents i ON i.id = k.incident_id "
                           "WHERE k.key = ?", (key,))
-        incident = Incident.model_validate_json(rows[0][0]) if rows else None
-        return incident if incident is not None and incident.is_open else None
+        if not rows:
+            return None
+        incident_id, doc = rows[0]
+        incident = Incident.model_validate_json(doc) if doc is not None else None
+        if incident is not None and incident.is_open:
+            return incident
+        with self._write() as db:  # a stale pointer (resolved or missing incident) heals on read
+            db.execute("DELETE FROM open_keys WHERE key = ? AND incident_id = ?", (key, incident_id))
+        return None
 
     def list(self) -> list[Incident]:
         rows = self._read("SELECT doc FROM incidents ORDER BY opened_at, id")
@@ -180,6 +213,11 @@ class SqliteStore:
                                   (body, key, expected_version)).rowcount
             if done != 1:
                 raise ConflictError(f"document {key} changed since version {expected_version}")
+
+
+def _insert_entries(db: sqlite3.Connection, incident_id: str, entries: list[tuple[int, TimelineEntry]]) -> None:
+    db.executemany("INSERT INTO timeline (incident_id, seq, entry) VALUES (?, ?, ?)",
+                   [(incident_id, seq, entry.model_dump_json()) for seq, entry in entries])
 
 
 def _due(incident: Incident) -> float | None:

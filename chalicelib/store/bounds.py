@@ -1,0 +1,79 @@
+"""What a stored incident may hold: bounded by construction, whatever arrives.
+
+Both stores pass every incident they write through ``bounded`` and store the timeline
+entries ``unsaved_entries`` names as records of their own, so the incident record stays
+small (DynamoDB refuses items over 400 KB; a bricked incident can never resolve) while
+nothing is lost:
+
+- **Timeline**: the record keeps a window, the first ``TIMELINE_HEAD`` entries (what opened
+  it, who was paged first) and the latest ``TIMELINE_TAIL``, each cut to ``WINDOW_TEXT_MAX``
+  characters; ``timeline_omitted`` counts the entries between them. Every entry, at up to
+  ``models.TIMELINE_TEXT_MAX`` characters, is written once as its own record with its
+  sequence number, in the same transaction as the incident.
+- **Pages**: every page still in flight (pending, sending, failed) stays. Of the finished
+  ones the record keeps the latest ``PAGES_RECENT`` and, for each (kind, role, person,
+  channel, delivered), the latest one: who was reached is what acknowledge and resolve
+  notices and the post-mortem need, and that set is bounded by the routing config, not by
+  the events. Fallback pairs of a page in flight stay together. ``pages_rolled_up`` counts
+  the rest; each was recorded on the timeline when it was queued and when it was sent.
+- Counters (``count``, ``annotation_count``, ``note_count``) carry what itemising would repeat.
+"""
+
+from __future__ import annotations
+
+from chalicelib.models import Incident, PageRecord, PageStatus, TimelineEntry, clipped
+
+TIMELINE_HEAD = 5
+TIMELINE_TAIL = 25
+WINDOW_TEXT_MAX = 1_000
+PAGES_RECENT = 20
+# More new entries than this in one write means a caller appends without bound: refuse it
+# (a DynamoDB transaction holds at most 100 items).
+MAX_NEW_ENTRIES_PER_WRITE = 90
+
+_IN_FLIGHT = frozenset({PageStatus.PENDING, PageStatus.SENDING, PageStatus.FAILED})
+
+
+def unsaved_entries(incident: Incident) -> list[tuple[int, TimelineEntry]]:
+    """The entries appended since the incident was read, with their sequence numbers."""
+    new = incident.timeline_count - incident.timeline_stored
+    if new <= 0:
+        return []
+    if new > len(incident.timeline):
+        raise ValueError(f"incident {incident.id}: {new} unsaved timeline entries but a window of "
+                         f"{len(incident.timeline)}")
+    first = incident.timeline_stored
+    return [(first + i, entry) for i, entry in enumerate(incident.timeline[-new:])]
+
+
+def bounded(incident: Incident) -> Incident:
+    """The record to store: the timeline window and finished pages trimmed, all entries counted as stored."""
+    timeline, omitted = incident.timeline, incident.timeline_omitted
+    if len(timeline) > TIMELINE_HEAD + TIMELINE_TAIL:
+        dropped = len(timeline) - TIMELINE_HEAD - TIMELINE_TAIL
+        timeline, omitted = timeline[:TIMELINE_HEAD] + timeline[TIMELINE_HEAD + dropped:], omitted + dropped
+    if any(len(e.what) > WINDOW_TEXT_MAX for e in timeline):
+        timeline = tuple(e.model_copy(update={"what": clipped(e.what, WINDOW_TEXT_MAX)})
+                         if len(e.what) > WINDOW_TEXT_MAX else e for e in timeline)
+    pages = kept_pages(incident.pages)
+    return incident.model_copy(update={
+        "timeline": timeline, "timeline_omitted": omitted, "timeline_stored": len(timeline) + omitted,
+        "pages": pages, "pages_rolled_up": incident.pages_rolled_up + len(incident.pages) - len(pages)})
+
+
+def kept_pages(pages: tuple[PageRecord, ...]) -> tuple[PageRecord, ...]:
+    """``pages`` (oldest first) without the finished ones no decision needs any more."""
+    finished = [i for i, p in enumerate(pages) if p.status not in _IN_FLIGHT]
+    if len(finished) <= PAGES_RECENT:
+        return pages
+    keep = set(range(len(pages))) - set(finished)
+    keep.update(finished[-PAGES_RECENT:])
+    latest: dict[tuple[str, str, str, str, bool], int] = {}
+    for i in finished:
+        p = pages[i]
+        latest[(p.kind.value, p.role, p.person, p.channel, p.delivered)] = i
+    keep.update(latest.values())
+    in_flight = {pages[i].id for i in keep if pages[i].status in _IN_FLIGHT}
+    partners = {pages[i].fallback_for for i in keep if pages[i].status in _IN_FLIGHT}
+    keep.update(i for i in finished if pages[i].fallback_for in in_flight or pages[i].id in partners)
+    return tuple(pages[i] for i in sorted(keep))

@@ -1,0 +1,45 @@
+"""The one retry policy for optimistic writes: re-read, decide again, write, a bounded number of times.
+
+Every loop that loses a conditional write (``ConflictError``) goes through ``retried``, and so
+does the DynamoDB store when a transaction is cancelled for a passing reason (throttling, a
+concurrent transaction). ``pause`` is injected so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from chalicelib.errors import ConflictError
+
+T = TypeVar("T")
+Pause = Callable[[int], None]
+
+CONFLICT_ATTEMPTS = 25
+
+
+def backoff(attempt: int) -> None:
+    # Conflicts clear in milliseconds; jitter keeps racing workers from colliding in lockstep.
+    time.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+
+
+def retried(attempt: Callable[[], T], *, what: str, attempts: int = CONFLICT_ATTEMPTS, pause: Pause = backoff,
+            retry_on: tuple[type[Exception], ...] = (ConflictError,)) -> T:
+    """``attempt()`` until it returns, retrying on ``retry_on`` at most ``attempts`` times in all.
+
+    When every attempt lost, a ``ConflictError`` says ``what`` kept changing; any other
+    retried exception is raised as it was last seen.
+    """
+    for n in range(attempts):
+        if n:
+            pause(n)
+        try:
+            return attempt()
+        except retry_on as exc:
+            if n == attempts - 1:
+                if isinstance(exc, ConflictError):
+                    raise ConflictError(f"{what} kept changing; try again") from exc
+                raise
+    raise ValueError("attempts must be at least 1")
