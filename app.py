@@ -221,7 +221,8 @@ def ack_link_page(token: str) -> Response:
 def ack_link_submit(token: str) -> Response:
     from chalicelib import ackpage
 
-    result = _guarded().guarded(lambda: ackpage.submit(_handlers().get_deps(), token))
+    result = _guarded().guarded(lambda: ackpage.submit(_handlers().get_deps(), token,
+                                                       dict(app.current_request.headers)))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 

@@ -2,11 +2,20 @@
 
 Mail scanners and chat previews fetch links; only the button's POST acts. Expired,
 reused, forged or mangled links get a clear page and change nothing.
+
+The link in the address bar is a credential, so every page is sent with headers that keep
+it there: not cached (``no-store``), never sent on as a referrer, never framed by another
+site, no script or outside resource at all. The POST must come from our own page: a
+browser that names another origin (``Origin``, or ``Sec-Fetch-Site: cross-site``) is
+refused and nothing changes.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from enum import StrEnum
+from urllib.parse import urlsplit
 
 from chalicelib.api import ApiResponse
 from chalicelib.links import AckClaim, LinkProblem
@@ -32,7 +41,56 @@ def show(deps: Deps, token: str) -> ApiResponse:
     return _page(200, "Acknowledge this incident?", body, incident, raw=True)
 
 
-def submit(deps: Deps, token: str) -> ApiResponse:
+# Only the inline style sheet and a form posting back here: nothing to inject into, nothing to frame.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+class OriginCheck(StrEnum):
+    SAME_ORIGIN = "SAME_ORIGIN"    # the browser says the form came from our page
+    NOT_SAID = "NOT_SAID"          # no browser origin headers (a client that is not a browser)
+    CROSS_ORIGIN = "CROSS_ORIGIN"  # another site's page posted it
+
+
+def check_origin(headers: Mapping[str, str], public_url: str | None) -> OriginCheck:
+    """Where a form POST came from, by what the browser says (pure).
+
+    ``Origin: null`` is what a browser sends for our own form under ``Referrer-Policy:
+    no-referrer``, and also what a sandboxed frame sends, so it is decided by
+    ``Sec-Fetch-Site``, which browsers send alongside it and pages cannot set.
+    """
+    lowered = {k.lower(): v.strip() for k, v in headers.items()}
+    origin, site = lowered.get("origin"), lowered.get("sec-fetch-site", "").lower()
+    if site in ("cross-site", "same-site"):
+        return OriginCheck.CROSS_ORIGIN
+    if origin is None or (origin == "null" and not site):
+        return OriginCheck.NOT_SAID
+    if origin == "null":
+        return OriginCheck.SAME_ORIGIN if site == "same-origin" else OriginCheck.CROSS_ORIGIN
+    return OriginCheck.SAME_ORIGIN if public_url and _origin(origin) == _origin(public_url) else \
+        OriginCheck.CROSS_ORIGIN
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port) if parts.hostname else None
+
+
+def submit(deps: Deps, token: str, headers: Mapping[str, str] | None = None) -> ApiResponse:
+    public_url = deps.links.base_url if deps.links else None  # the address our links (and page) are on
+    if public_url and check_origin(headers or {}, public_url) is OriginCheck.CROSS_ORIGIN:
+        return _page(403, "Not acknowledged", "This request did not come from the responder's own page, so "
+                     "nothing was changed. Open the link from your page and press the button there.")
     found = _open_incident(deps, token, not_open_status=409)
     if isinstance(found, ApiResponse):
         return found
@@ -92,4 +150,4 @@ button {{ width: 100%; font-size: 1.2rem; padding: 16px; border: 0; border-radiu
 </style></head>
 <body><main><h1>{html.escape(heading)}</h1>{about}{body}</main></body></html>
 """
-    return ApiResponse(status, document, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+    return ApiResponse(status, document, {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS})

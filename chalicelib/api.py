@@ -13,9 +13,10 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import safejson
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.incidents import MAX_NOTE_CHARS
 from chalicelib.models import Incident, IncidentStatus
@@ -219,7 +220,9 @@ def _json_object(raw_body: bytes, required: bool) -> dict[str, Any]:
             raise InvalidRequest("body", "a JSON object is required")
         return {}
     try:
-        value = json.loads(raw_body)
+        value = safejson.loads(raw_body)
+    except safejson.JsonRejected as exc:
+        raise InvalidRequest("body", str(exc)) from None
     except ValueError:
         raise InvalidRequest("body", "not valid JSON") from None
     if not isinstance(value, dict):
@@ -279,10 +282,19 @@ def _make_cursor(incident: Incident) -> str:
 
 
 def _cursor(value: str | None) -> tuple[datetime, str] | None:
+    """The position a cursor names; anything but ``[aware ISO time, id]`` is refused (a forged
+    naive time could not even be compared with the incidents' times)."""
     if not value:
         return None
     try:
-        opened, incident_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        return datetime.fromisoformat(opened), str(incident_id)
-    except (ValueError, TypeError):
+        decoded = safejson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), max_depth=1)
+        if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(v, str) for v in decoded)):
+            raise ValueError("not a cursor")
+        opened, incident_id = decoded
+        at = datetime.fromisoformat(opened)
+        if at.tzinfo is None:
+            raise ValueError("not a cursor")
+        at.astimezone(UTC)  # an offset that overflows the calendar
+    except (ValueError, TypeError, OverflowError):
         raise InvalidRequest("cursor", "is not a cursor this API returned") from None
+    return at, incident_id

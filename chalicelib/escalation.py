@@ -36,6 +36,7 @@ from enum import StrEnum
 from chalicelib.config import ResponderConfig
 from chalicelib.config.routing import EscalationChain
 from chalicelib.models import (
+    AckLinkRef,
     EscalationState,
     Incident,
     IncidentStatus,
@@ -164,14 +165,15 @@ def due_loop(state: EscalationState, config: ResponderConfig, now: datetime) -> 
     return loop
 
 
-AckLinker = Callable[[Incident, str, datetime], str]
+AckLinker = Callable[[Incident, str, datetime], AckLinkRef]  # issues a link for (incident, person, now)
 
 
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
                ack_link: AckLinker | None = None) -> list[PageRecord]:
     """The outbox entries for chain step ``index`` of the current loop: everyone holding its role
     now who was not paged in this loop yet, on each channel, each with a one-click
-    acknowledgement link bound to that person (when links are configured)."""
+    acknowledgement link bound to that person (when links are configured), stored redacted:
+    only the person's channel gets the link itself (``links.AckLinks.reveal``)."""
     assert incident.escalation is not None
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
@@ -185,11 +187,11 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     for person in holders(role, now, config.routing.zone):
         if person in state.paged:
             continue
-        url = ack_link(incident, person, now) if ack_link else None
-        text = render(incident, kind, ack_url=url)
+        link = ack_link(incident, person, now) if ack_link else None
+        text = render(incident, kind, ack_url=link.redacted if link else None)
         key = dedup_key(incident.id, person, next_key(alerts.get(person)))
         pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_url=url,
+                             channel=channel, kind=kind, at=now, text=text, ack_link=link,
                              dedup_keys=(key,) if channel in pagerduty else ())
                   for channel in config.routing.people[person].channels]
     return pages

@@ -9,20 +9,24 @@ input is turned into a signal and recorded.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib import sources
+from chalicelib import safejson, sources
 from chalicelib.errors import DeliveryInProgress, InvalidRequest, SignatureError
 from chalicelib.sources import sentry
-from chalicelib.sources.common import digest
 from chalicelib.sources.unknown import unknown_signal
 from chalicelib.wiring import Deps, get_deps
 
 log = logging.getLogger("responder")
 
-MAX_WEBHOOK_BYTES = 256 * 1024
+# Lambda's limit for a synchronous request (API Gateway's own is higher): a signed body up to it is
+# read whole, so a Sentry event alert with long breadcrumbs is classified like any other.
+MAX_WEBHOOK_BYTES = 6 * 1024 * 1024
+# Beyond this a body is not kept whole with its delivery record: its head, size and digest are.
+KEEP_BODY_BYTES = 64 * 1024
 
 
 def on_event(event: dict[str, Any], source_hint: str, deps: Deps | None = None) -> dict[str, Any]:
@@ -58,30 +62,36 @@ def _refused(lowered: Mapping[str, str], raw_body: bytes, secret: Callable[[], s
 
 
 def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | None = None) -> WebhookResponse:
-    """POST /webhooks/sentry: verify, dedupe on Request-ID, convert, run the pipeline."""
+    """POST /webhooks/sentry: verify, dedupe on the signed body's digest, convert, run the pipeline.
+
+    Request-ID is not signed, so a replayed body under a new one is still a duplicate; a replay
+    too old for the dedupe window is recognised by the body's own times (``Reason.STALE``)."""
     deps = deps or get_deps()
     lowered = {k.lower(): v for k, v in headers.items()}
     refused = _refused(lowered, raw_body, deps.sentry_secret, "SENTRY_CLIENT_SECRET", sentry.verify_signature)
     if refused is not None:
         return refused
-    body = sources.decode(raw_body) if raw_body else None
+    body, problem = _decode(raw_body)
     received = deps.clock()
-    if not isinstance(body, dict):
+    if problem is not None or not isinstance(body, dict):
+        problem = problem or "not a JSON object"
         signal = unknown_signal(raw_body, source="sentry", received=received,
-                                        reason="signed Sentry body is not a JSON object",
-                                        delivery_id=_sentry_delivery(lowered, raw_body))
-        outcome = deps.pipeline.respond(signal, raw=raw_body)
-        return WebhookResponse(400, {"message": "body: not a JSON object (recorded as an unknown signal)",
-                                     "error": "body: not a JSON object", "field": "body",
+                                reason=f"signed Sentry body: {problem}", delivery_id=sentry.delivery_id_for(raw_body))
+        outcome = deps.pipeline.respond(signal, raw=_kept_body(raw_body))
+        return WebhookResponse(400, {"message": f"body: {problem} (recorded as an unknown signal)",
+                                     "error": f"body: {problem}", "field": "body",
                                      "recorded": outcome.summary()})
     signal = sentry.to_signal(body, resource=lowered.get("sentry-hook-resource"),
                               request_id=lowered.get("request-id"), raw=raw_body, received=received)
+    if len(raw_body) > KEEP_BODY_BYTES:
+        signal = signal.model_copy(update={"details": (*signal.details, ("body_bytes", str(len(raw_body))),
+                                                       ("body_sha256", hashlib.sha256(raw_body).hexdigest()))})
     try:
-        outcome = deps.pipeline.respond(signal, raw=raw_body)
+        outcome = deps.pipeline.respond(signal, raw=_kept_body(raw_body))
     except DeliveryInProgress:
         # Sentry retries 503s (3 times, 5 minutes apart); by then the first worker has finished.
-        return WebhookResponse(503, {"message": "Request-ID: this delivery is being processed; retry later",
-                                     "error": "unavailable", "field": "Request-ID"})
+        return WebhookResponse(503, {"message": "body: this delivery is being processed; retry later",
+                                     "error": "unavailable", "field": "body"})
     log.info("sentry webhook handled", extra={"outcome": outcome.summary()})
     return WebhookResponse(200, outcome.summary())
 
@@ -96,10 +106,12 @@ def on_pagerduty_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps
                        pagerduty_sync.verify_signature)
     if refused is not None:
         return refused
-    body = sources.decode(raw_body)
+    body, problem = _decode(raw_body)
+    if problem is not None:
+        return _error(400, InvalidRequest("body", problem))
     if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
         return _error(400, InvalidRequest("event", "a PagerDuty webhook v3 body has an event object"))
-    outcome = pagerduty_sync.apply_event(deps, body, lowered.get("x-webhook-id", ""))
+    outcome = pagerduty_sync.apply_event(deps, body, pagerduty_sync.delivery_id_for(raw_body))
     log.info("pagerduty webhook handled", extra={"outcome": outcome})
     return WebhookResponse(503 if outcome["reason"] == "IN_PROGRESS" else 200, outcome)
 
@@ -151,9 +163,24 @@ def health(deps: Deps | None = None) -> dict[str, Any]:
     return {"status": "ok"}  # no token on this route: it says the service is up, nothing about it
 
 
-def _sentry_delivery(headers: Mapping[str, str], raw: bytes) -> str:
-    request_id = headers.get("request-id")
-    return f"sentry:{request_id}" if request_id else f"sentry:sha256:{digest(raw)}"
+def _decode(raw_body: bytes) -> tuple[Any, str | None]:
+    """A signed webhook body as JSON, or why it is not (too deep, non-finite, not JSON, not UTF-8)."""
+    if not raw_body.strip():
+        return None, "empty"
+    try:
+        return safejson.loads(raw_body), None
+    except safejson.JsonRejected as exc:
+        return None, str(exc)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None, "not valid JSON"
+
+
+def _kept_body(raw_body: bytes) -> bytes | dict[str, Any]:
+    """What the delivery record keeps of a body: all of it, or its head with its size and digest."""
+    if len(raw_body) <= KEEP_BODY_BYTES:
+        return raw_body
+    return {"truncated": True, "size_bytes": len(raw_body), "sha256": hashlib.sha256(raw_body).hexdigest(),
+            "head": raw_body[:KEEP_BODY_BYTES].decode("utf-8", "replace")}
 
 
 def _error(status: int, exc: InvalidRequest) -> WebhookResponse:

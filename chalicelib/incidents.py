@@ -46,10 +46,25 @@ class Reason(StrEnum):
     NO_OPEN_INCIDENT = "NO_OPEN_INCIDENT"  # a recovery with nothing open: recorded only
     ANNOTATED = "ANNOTATED"                # informational signal added to the open incident
     RECORDED = "RECORDED"                  # informational signal, nothing open: recorded only
+    STALE = "STALE"                        # its sender dates it before the incident last opened or
+                                           # resolved (a replay): on the timeline, nothing changed
 
 
-def decide(signal: Signal, classification: Classification, current: Incident | None) -> Reason:
-    """What one signal does to the incident open for its key (``current``, or None)."""
+def is_stale(sent_at: datetime | None, incident: Incident | None) -> bool:
+    """Does the sender's own time put an event before ``incident`` last opened or resolved?
+
+    Ties are fresh: a human re-opening an issue in Sentry sends the same ``lastSeen`` as the
+    resolve before it. Incidents stored before ``changed_at`` existed never call anything stale."""
+    return (sent_at is not None and incident is not None and incident.changed_at is not None
+            and sent_at < incident.changed_at)
+
+
+def decide(signal: Signal, classification: Classification, current: Incident | None,
+           latest: Incident | None = None) -> Reason:
+    """What one signal does to the incident open for its key (``current``, or None); ``latest`` is
+    the key's most recent incident when none is open (a replay is judged against it)."""
+    if is_stale(signal.signed_at, current or latest):
+        return Reason.STALE
     if signal.transition is Transition.TRIGGER:
         if current is None:
             return Reason.OPENED
@@ -70,7 +85,7 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
         id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
-        escalation=escalation.start(c.severity, config, now),
+        escalation=escalation.start(c.severity, config, now), changed_at=signal.signed_at or now,
     )
     incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
     return incident.with_pages(*comms.founder_update(incident, "opened", config, now))
@@ -81,11 +96,14 @@ def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:
 
 
 def close(incident: Incident, by: str, what: str, now: datetime, config: ResponderConfig,
-          source: str = "responder", pagerduty_key: str | None = None) -> Incident:
+          source: str = "responder", pagerduty_key: str | None = None,
+          changed_at: datetime | None = None) -> Incident:
     """Resolved: unsent pages are cancelled and everyone who was paged gets a resolve notice
-    (except the PagerDuty alert ``pagerduty_key`` the resolution came from: no echo)."""
+    (except the PagerDuty alert ``pagerduty_key`` the resolution came from: no echo).
+    ``changed_at`` is the sender's own time of a resolving signal (ours by default)."""
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
-        TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by)
+        TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by,
+        changed_at=changed_at or now)
     closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
     return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
                                                        _heard_from(source, pagerduty_key, incident)),
@@ -132,7 +150,10 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
         raised = raise_severity(current, c.severity, f"by {c.rule}", now, config)
         return raised.model_copy(update={"playbook": current.playbook or c.playbook, **seen})
     if reason is Reason.RESOLVED:
-        return close(current, "signal", f"resolved by signal: {signal.title}", now, config)
+        return close(current, "signal", f"resolved by signal: {signal.title}", now, config,
+                     changed_at=signal.signed_at)
+    if reason is Reason.STALE:
+        return noted_stale(current, signal.title, signal.signed_at, signal.delivery_id, now)
     if reason is Reason.ANNOTATED:
         counted = {"annotation_count": current.annotation_count + 1}
         if current.annotation_count >= MAX_ANNOTATION_ENTRIES:
@@ -140,6 +161,15 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
         return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
                                            what=f"noted: {signal.title}"), **counted)
     raise ValueError(f"apply() does not handle {reason}")
+
+
+def noted_stale(incident: Incident, what: str, sent_at: datetime | None, delivery_id: str | None,
+                now: datetime) -> Incident:
+    """A stale event on the timeline, and nothing else changed."""
+    when = f"dated {sent_at:%Y-%m-%d %H:%M:%S}" if sent_at else "undated"
+    before = f", before the last change at {incident.changed_at:%Y-%m-%d %H:%M:%S}" if incident.changed_at else ""
+    return incident.noted(TimelineEntry(at=now, delivery_id=delivery_id,
+                                        what=f"stale, changed nothing: {what} ({when}{before})"))
 
 
 NewId = Callable[[Signal, datetime], str]
@@ -177,17 +207,40 @@ class IncidentService:
     def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
         def attempt() -> tuple[Reason, Incident | None]:
             current = self.store.get_open(signal.incident_key)
-            reason = decide(signal, c, current)
+            # Only a signal dated by its sender can be stale: only then is the key's last incident read.
+            latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
+            reason = decide(signal, c, current, latest)
             if reason is Reason.OPENED:
                 created = self.store.create(
                     self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
                 if created is None:  # another worker opened it first: decide again against theirs
                     raise ConflictError(f"incident key {signal.incident_key} was opened meanwhile")
+                if signal.signed_at is not None:
+                    self._remember_latest(created)
                 return reason, created
-            if current is None:
+            target = current or (latest if reason is Reason.STALE else None)
+            if target is None:
                 return reason, None
-            return reason, self.store.save(self._stamped(apply(reason, current, signal, c, now, self.config)))
+            return reason, self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
         return retried(attempt, what=f"incident key {signal.incident_key}", pause=self.pause)
+
+    def _latest(self, key: str) -> Incident | None:
+        """The most recent incident of ``key``, open or resolved (for keys of dated signals)."""
+        doc, _ = self.store.get_doc(f"latest-incident:{key}")
+        return self.store.get(str(doc["incident_id"])) if doc and doc.get("incident_id") else None
+
+    def _remember_latest(self, incident: Incident) -> None:
+        key = f"latest-incident:{incident.key}"
+
+        def attempt() -> None:
+            doc, version = self.store.get_doc(key)
+            if doc and doc.get("opened_at", "") > incident.opened_at.isoformat():
+                return  # a newer incident of this key is remembered already
+            self.store.put_doc(key, {"incident_id": incident.id, "opened_at": incident.opened_at.isoformat()}, version)
+        try:
+            retried(attempt, what=key, pause=self.pause)
+        except ConflictError:
+            pass  # the incident is open either way; only a later replay's staleness check loses its anchor
 
     def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
         """Re-read, apply ``change`` and save, until no one else wrote in between."""

@@ -7,10 +7,12 @@ next to their converters in ``chalicelib.sources``; nothing raw passes beyond th
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Hard cap on one timeline entry's text (a 4,000-character note with its prefix fits whole).
 TIMELINE_TEXT_MAX = 4_200
@@ -98,6 +100,9 @@ class Signal(Frozen):
     # safe facts for the timeline, and the reason an input was not recognised
     details: tuple[tuple[str, str], ...] = ()
     unknown_reason: str | None = None
+    # the sender's own time for this event, from the signed body (None when it signs none): a
+    # replayed old body is recognised by it (see ``incidents.is_stale``)
+    signed_at: datetime | None = None
 
 
 class Classification(Frozen):
@@ -137,6 +142,19 @@ class PageStatus(StrEnum):
     CANCELLED = "cancelled"  # acknowledged or resolved before it went out
 
 
+class AckLinkRef(Frozen):
+    """What verifying a page's one-click ack link needs, never the link: the link is the paged
+    person's credential, so only their own channel ever carries it (``links.AckLinks.reveal``)."""
+
+    id: str  # the link's nonce; spending it is recorded as ``acklink:<id>`` with the time of use
+    expires_at: datetime
+
+    @property
+    def redacted(self) -> str:
+        """How the stored page text shows the link."""
+        return f"[link {self.id} sent to the paged person only]"
+
+
 class PageRecord(Frozen):
     """One message to one person on one channel for one escalation step: the outbox entry.
 
@@ -159,7 +177,16 @@ class PageRecord(Frozen):
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None
     fallback_for: str | None = None
-    ack_url: str | None = None  # the one-click acknowledgement link in this page, if any
+    ack_link: AckLinkRef | None = None  # the one-click acknowledgement link in this page, if any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _forget_stored_links(cls, data: Any) -> Any:
+        # Records written before links were redacted held the full link: never read it back.
+        if isinstance(data, dict) and "ack_url" in data:
+            data = {k: v for k, v in data.items() if k != "ack_url"}
+            data["text"] = re.sub(r"ack: https?://\S+", "ack: [link redacted]", str(data.get("text", "")))
+        return data
     # PagerDuty dedup keys this page triggers (one) or acknowledges / resolves (every one opened
     # for the person); empty on pages queued before per-person keys: the incident id is used.
     dedup_keys: tuple[str, ...] = ()
@@ -281,6 +308,9 @@ class Incident(Frozen):
     phi_exposure_suspected: bool = False
     playbook_outcome: str | None = None  # "live: 3 steps", "dry run: 3 steps", "failed: …", "… escalated"
     next_action_at: datetime | None = None  # when the sweep must look at it again
+    # when it last opened or resolved, by the clock of whoever did it (the sender's signed time for
+    # a webhook, ours otherwise); an event its sender dates earlier is stale
+    changed_at: datetime | None = None
     version: int = 0
 
     @property

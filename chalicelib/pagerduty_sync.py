@@ -2,7 +2,10 @@
 
 ``X-PagerDuty-Signature`` holds one ``v1=<hex>`` entry per active secret (two during a
 rotation); the request is genuine if any entry equals HMAC-SHA256 of the raw body.
-Delivery is at least once, so ``X-Webhook-Id`` is deduplicated like any other delivery.
+Delivery is at least once; the signature covers the body only, so the delivery id is the
+body's digest (``X-Webhook-Id`` is not signed: a replayed body under a new one is a
+duplicate), and the body's own ``occurred_at`` orders events: one that happened before
+the incident last opened or resolved is recorded as stale and changes nothing.
 PagerDuty disables a subscription after three dropped (4xx) webhooks, so a genuine
 webhook we cannot match still gets a 2xx, with the reason.
 
@@ -29,7 +32,10 @@ from typing import Any
 
 from chalicelib import pd_alerts
 from chalicelib.errors import ConflictError, SignatureError
+from chalicelib.incidents import is_stale, noted_stale
 from chalicelib.models import Incident
+from chalicelib.sources.common import digest
+from chalicelib.sources.sentry import signed_time
 from chalicelib.store import Claim
 from chalicelib.wiring import Deps
 
@@ -61,11 +67,13 @@ def find_incident(deps: Deps, incident_key: str | None) -> Incident | None:
     return None
 
 
-def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, Any]:
+def delivery_id_for(raw_body: bytes) -> str:
+    return f"pagerduty:sha256:{digest(raw_body)}"
+
+
+def apply_event(deps: Deps, body: dict[str, Any], delivery: str) -> dict[str, Any]:
     event = _object(body.get("event"))
-    event_type = str(event.get("event_type") or "")
-    data, agent = _object(event.get("data")), _object(event.get("agent"))
-    delivery = f"pagerduty:{webhook_id or event.get('id')}"
+    event_type = str(event.get("event_type") or "")[:100]
     now = deps.clock()
     claim = deps.store.claim_delivery(delivery, now, deps.settings.delivery_lease_seconds)
     if claim is Claim.DONE:
@@ -73,7 +81,7 @@ def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, 
     if claim is Claim.IN_PROGRESS:
         return {"reason": "IN_PROGRESS", "event_type": event_type}
     try:
-        outcome = _apply(deps, event_type, data, agent)
+        outcome = _apply(deps, event_type, event, delivery)
     except BaseException:
         deps.store.release_delivery(delivery)
         raise
@@ -81,14 +89,21 @@ def apply_event(deps: Deps, body: dict[str, Any], webhook_id: str) -> dict[str, 
     return outcome
 
 
-def _apply(deps: Deps, event_type: str, data: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
+def _apply(deps: Deps, event_type: str, event: dict[str, Any], delivery: str) -> dict[str, Any]:
     if event_type not in ("incident.acknowledged", "incident.resolved"):
         return {"reason": "IGNORED", "event_type": event_type}
+    data, agent = _object(event.get("data")), _object(event.get("agent"))
     raw_key = data.get("incident_key")
     key = raw_key if isinstance(raw_key, str) else None  # a webhook can carry anything
     incident = find_incident(deps, key)
     if incident is None:
         return {"reason": "NO_MATCH", "event_type": event_type}
+    occurred = signed_time(event.get("occurred_at"))
+    if is_stale(occurred, incident):
+        now = deps.clock()
+        deps.pipeline.incidents.update(incident.id, lambda i: noted_stale(
+            i, f"PagerDuty {event_type}", occurred, delivery, now))
+        return {"reason": "STALE", "event_type": event_type, "incident_id": incident.id}
     by = f"pagerduty:{str(agent.get('summary') or agent.get('id') or 'unknown')[:100]}"
     try:
         if event_type == "incident.acknowledged":

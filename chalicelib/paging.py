@@ -55,22 +55,28 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
     return " | ".join(parts)[:SUMMARY_LIMIT]
 
 
-def request_for(page: PageRecord, incident: Incident) -> PageRequest:
+# (stored page, incident) -> (the text with its ack link in, the link): only the channel sees it
+AckRevealer = Callable[[PageRecord, Incident], tuple[str, str | None]]
+
+
+def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None = None) -> PageRequest:
+    text, ack_url = reveal(page, incident) if reveal is not None else (page.text, None)
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
-                       text=page.text, incident_id=incident.id, severity=incident.severity,
+                       text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or incident.kind.value, links=incident.links,
-                       ack_url=page.ack_url, dedup_keys=page.dedup_keys)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys)
 
 
 class Pager:
     """Holds the channels by name, built on first use; ``send`` raises on failure."""
 
-    def __init__(self, channels: Mapping[str, Callable[[], Channel]]) -> None:
+    def __init__(self, channels: Mapping[str, Callable[[], Channel]], reveal: AckRevealer | None = None) -> None:
         self._factories = channels
         self._built: dict[str, Channel] = {}
+        self._reveal = reveal
 
     def send(self, page: PageRecord, incident: Incident) -> None:
-        self._channel(page.channel).send(request_for(page, incident))
+        self._channel(page.channel).send(request_for(page, incident, self._reveal))
 
     def _channel(self, name: str) -> Channel:
         if name not in self._built:

@@ -7,7 +7,7 @@
    frozen ``Signal`` values. Input nobody recognises becomes an ``unknown`` signal with a
    reason, so it is classified, tracked and seen like everything else.
 2. **Claim the delivery.** ``store.claim_delivery`` leases the delivery id (SNS MessageId,
-   EventBridge id, Sentry Request-ID). A redelivery of a completed delivery stops with
+   EventBridge id, a signed webhook body's digest). A redelivery of a completed delivery stops with
    ``Reason.DUPLICATE``; one that meets another worker's live lease raises
    ``DeliveryInProgress``, so the trigger retries it later (if that worker died, its lease
    has expired by then and the retry does the work). If anything below raises, the lease
@@ -15,7 +15,7 @@
 3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
 4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
-   ``RECORDED``); ``IncidentService`` applies it with conditional writes, so two
+   ``RECORDED``, ``STALE``); ``IncidentService`` applies it with conditional writes, so two
    concurrent workers never open two incidents for one key.
 5. **Page.** A new incident starts its severity's escalation chain; ``delivery.Escalator``
    queues the pages of every step now due in the incident's outbox and sends them, each

@@ -80,7 +80,10 @@ def _page(page: PageRecord, zone: ZoneInfo) -> str:
     if page.attempts > 1:
         status += f", {page.attempts} attempts"
     text = f"{_local(page.at, zone)}  {page.kind.value:<11} {page.role} → {page.person} via {page.channel}: {status}"
-    return text + (f"\n    ack: {page.ack_url}" if page.ack_url else "")
+    # the link itself went to the person only: its id and expiry say which one it was
+    link = page.ack_link
+    return text + (f"\n    ack link {link.id} (sent to {page.person} only), until {_local(link.expires_at, zone)}"
+                   if link else "")
 
 
 def _by(by: str, what: str) -> str:

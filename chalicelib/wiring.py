@@ -68,14 +68,14 @@ def build_deps(
     store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"))
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
-    pager = Pager(factories)
     links = ack_links(settings, clock, clients)
+    pager = Pager(factories, reveal=links.reveal)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
-                        stage=settings.stage, ack_link=links.make if links.base_url else None)
+                        stage=settings.stage, ack_link=links.issue if links.base_url else None)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -92,11 +93,21 @@ def test_mutations_record_who(client: Client, deps: Deps, tokens: dict[str, str]
     assert conflict.status_code == 409 and conflict.json_body["field"] == "status"
 
 
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize("path, field", [
     ("/incidents?status=sleeping", "status"), ("/incidents?severity=7", "severity"),
     ("/incidents?severity=two", "severity"), ("/incidents?since=yesterday", "since"),
     ("/incidents?since=2025-03-14T10:00:00", "since"), ("/incidents?limit=0", "limit"),
     ("/incidents?cursor=%25%25%25", "cursor"), ("/incidents?colour=red", "colour"),
+    # forged cursors: a naive time (cannot be compared with ours), other shapes, deep nesting
+    ("/incidents?cursor=" + _cursor(["2025-03-14T10:00:00", "inc-x"]), "cursor"),
+    ("/incidents?cursor=" + _cursor({"a": 1, "b": 2}), "cursor"),
+    ("/incidents?cursor=" + _cursor(["2025-03-14T10:00:00+00:00", ["inc-x"]]), "cursor"),
+    ("/incidents?cursor=" + _cursor(["9999-12-31T23:59:59-23:59", "inc-x"]), "cursor"),
+    ("/incidents?cursor=" + base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode(), "cursor"),
 ])
 def test_bad_filters_are_400_naming_the_field(client: Client, tokens: dict[str, str], path: str, field: str) -> None:
     response = call(client, "GET", path, tokens["viewer"])
@@ -106,7 +117,8 @@ def test_bad_filters_are_400_naming_the_field(client: Client, tokens: dict[str, 
 
 @pytest.mark.parametrize("body, field", [
     ("not json", "body"), ([1, 2], "body"), ({}, "text"), ({"text": ""}, "text"), ({"text": 5}, "text"),
-    ({"text": "x" * 5000}, "text"),
+    ({"text": "x" * 5000}, "text"), ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", "body"),
+    ('{"text": "x", "n": Infinity}', "body"),
 ])
 def test_bad_note_bodies_are_400(client: Client, tokens: dict[str, str], incident_id: str, body: Any,
                                  field: str) -> None:

@@ -167,9 +167,10 @@ def test_signed_non_json_body_is_400_and_still_recorded(client: Client, deps: De
     assert len(deps.store.list()) == 1
 
 
-def test_oversized_webhook_is_413(client: Client, deps: Deps) -> None:
-    body = b"{" + b" " * (256 * 1024) + b"}"
-    assert sentry_post(client, body).status_code == 413
+def test_webhook_over_lambdas_limit_is_413(client: Client, deps: Deps) -> None:
+    body = b"{" + b" " * (6 * 1024 * 1024) + b"}"
+    response = sentry_post(client, body)
+    assert response.status_code == 413 and response.json_body["field"] == "body"
 
 
 def test_missing_secret_is_503(client: Client, deps: Deps) -> None:

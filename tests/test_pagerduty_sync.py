@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from chalicelib.models import IncidentStatus
 from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps, override_deps
-from tests.conftest import FakeClock, config_with_channels, load_event, new_id
+from tests.conftest import T0, FakeClock, config_with_channels, load_event, new_id
 
 SECRET = "pd-webhook-secret-for-tests"
 
@@ -115,10 +116,12 @@ def sev1(deps: Deps) -> str:
 
 
 def webhook(event_type: str, incident_key: str, *, secret: str = SECRET, signature: str | None = None,
-            webhook_id: str | None = None) -> tuple[bytes, dict[str, str]]:
+            webhook_id: str | None = None, occurred_at: datetime | None = None) -> tuple[bytes, dict[str, str]]:
+    """A real sample, signed; it happened a minute after T0 (when the tests' incidents open) unless said."""
     name = {"incident.acknowledged": "acknowledged", "incident.resolved": "resolved"}[event_type]
     body = load_event(f"pagerduty-webhook-incident-{name}.json")
     body["event"]["data"]["incident_key"] = incident_key
+    body["event"]["occurred_at"] = (occurred_at or T0 + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     raw = json.dumps(body, separators=(",", ":")).encode()
     sig = signature if signature is not None else "v1=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     return raw, {"Content-Type": "application/json", "X-Webhook-Id": webhook_id or new_id(),
@@ -185,6 +188,8 @@ def test_pagerduty_resolve_resolves_ours_and_only_other_channels_hear_it(client:
 def test_sample_incident_key_of_an_alarm_matches_our_open_incident(client: Client, deps: Deps) -> None:
     from tests.conftest import sns_event
 
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.now = datetime(2025, 3, 14, 9, 42, 40, tzinfo=UTC)  # the sample alarm's night: its ack came after
     on_event(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()), "sns", deps)
     raw = load_event("pagerduty-webhook-signature-test-vector.json")["rawBody"].encode()
     headers = {"Content-Type": "application/json", "X-Webhook-Id": new_id(),
