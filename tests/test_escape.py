@@ -178,9 +178,8 @@ def test_monthly_report_shows_hostile_titles_as_text(deps: Deps) -> None:
     assert not [line for line in markdown.splitlines() if line.startswith("# ") and "injected" in line]
 
 
-def test_ack_page_shows_the_hostile_title_as_text(deps: Deps) -> None:
-    incident = hostile_incident(deps)
-    [page] = incident.pages
+def test_ack_page_shows_the_hostile_title_as_text(deps: Deps, console: RecordingChannel) -> None:
+    page = hostile_page(deps, console)  # the link as the paged person's own channel received it
     assert page.ack_url
     with Client(app_module.app, stage_name="dev") as client:
         body = client.http.get(page.ack_url.replace("https://responder.example.com", "")).body.decode()

@@ -181,7 +181,7 @@ def test_a_sentry_comment_keeps_no_name_email_phone_or_mrn_at_rest(sqlite_deps: 
             "Content-Type": "application/json", "Sentry-Hook-Resource": "comment", "Request-ID": "req-comment",
             "Sentry-Hook-Signature": signature})
     assert response.status_code == 200 and response.json_body["kind"] == "unknown"
-    record = sqlite_deps.store.get_delivery("sentry:req-comment")
+    record = sqlite_deps.store.get_delivery(response.json_body["delivery_id"])
     assert record is not None
     stored = json.dumps(record)
     for planted in ("Giles Example", "giles@example.com", "jane.doe@example.org", "617-555-0142", "00482913"):
