@@ -457,4 +457,5 @@ def test_a_signed_sentry_issue_last_seen_1e20_is_a_signal(fuzz_deps: Deps) -> No
 def test_a_signed_sentry_body_nested_100000_deep_is_a_recorded_400(fuzz_deps: Deps) -> None:
     response = post_signed_sentry(deep_text(100_000).encode(), "issue", "deep-body")
     assert response.status_code == 400 and response.json_body["field"] == "body"
-    assert fuzz_deps.store.get_delivery("sentry:deep-body")["status"] == "done"
+    recorded = response.json_body["recorded"]  # recorded as an unknown signal, under its delivery id
+    assert recorded["kind"] == "unknown" and fuzz_deps.store.get_delivery(recorded["delivery_id"])["status"] == "done"
