@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from chalicelib.escape import plain
 from chalicelib.models import Incident, IncidentStatus, PageRecord
 
 TITLE_WIDTH = 60
@@ -41,7 +42,7 @@ def ordered(incidents: Iterable[Incident]) -> list[Incident]:
 def incident_table(incidents: Iterable[Incident], now: datetime, zone: ZoneInfo) -> str:
     """One line per incident: id, severity, status, age, owner, opened (team's zone), title."""
     rows = [(i.id, f"SEV{i.severity.value}", i.status.value, age(now - i.opened_at), i.owner,
-             _local(i.opened_at, zone), _short(i.title, TITLE_WIDTH)) for i in ordered(incidents)]
+             _local(i.opened_at, zone), _short(plain(i.title), TITLE_WIDTH)) for i in ordered(incidents)]
     header = ("ID", "SEV", "STATUS", "AGE", "OWNER", f"OPENED ({zone.key})", "TITLE")
     widths = [max(len(row[n]) for row in (header, *rows)) for n in range(len(header) - 1)]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
@@ -51,7 +52,7 @@ def incident_table(incidents: Iterable[Incident], now: datetime, zone: ZoneInfo)
 def incident_detail(incident: Incident, now: datetime, zone: ZoneInfo) -> str:
     """One incident: what it is, who has it, every page and the timeline, times in the team's zone."""
     i = incident
-    lines = [f"{i.id}  SEV{i.severity.value}  {i.status.value}  {i.title}",
+    lines = [f"{i.id}  SEV{i.severity.value}  {i.status.value}  {plain(i.title)}",
              f"  owner      {i.owner}" + (f" (playbook {i.playbook})" if i.playbook else ""),
              f"  key        {i.key}",
              f"  opened     {_local(i.opened_at, zone)}  ({age(now - i.opened_at)} ago; seen {i.count}x,"
@@ -71,12 +72,13 @@ def incident_detail(incident: Incident, now: datetime, zone: ZoneInfo) -> str:
     lines.append(f"pages ({len(i.pages)})" if i.pages else "pages: none")
     lines.extend(f"  {_page(page, zone)}" for page in i.pages)
     lines.append("timeline")
-    lines.extend(f"  {_local(entry.at, zone)}  {entry.what}" + _by(entry.by, entry.what) for entry in i.timeline)
+    lines.extend(f"  {_local(entry.at, zone)}  {plain(entry.what)}" + _by(plain(entry.by), entry.what)
+                 for entry in i.timeline)
     return "\n".join(lines)
 
 
 def _page(page: PageRecord, zone: ZoneInfo) -> str:
-    status = page.status.value + (f" ({page.error})" if page.error else "")
+    status = page.status.value + (f" ({plain(page.error)})" if page.error else "")
     if page.attempts > 1:
         status += f", {page.attempts} attempts"
     text = f"{_local(page.at, zone)}  {page.kind.value:<11} {page.role} → {page.person} via {page.channel}: {status}"

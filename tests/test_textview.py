@@ -11,7 +11,7 @@ from chalicelib import sources
 from chalicelib.classify import classify
 from chalicelib.incidents import new_incident
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.textview import age, incident_detail, ordered
+from chalicelib.textview import age, incident_detail, incident_table, ordered
 from tests.conftest import CONFIG, T0, load_event, sns_event
 
 
@@ -46,3 +46,14 @@ def test_detail_names_who_did_it_once() -> None:
     text = incident_detail(incident, T0, CONFIG.routing.zone)
     assert "  Fri 2025-03-14 10:42  acknowledged by giles\n" in text
     assert "  Fri 2025-03-14 10:42  note: looking at the deploy  [giles]" in text
+
+
+def test_hostile_titles_and_notes_cannot_rewrite_the_terminal() -> None:
+    """A title or note with newlines and terminal escapes prints as one plain line each."""
+    hostile = "db-cpu\x1b[2J\x1b[31mFAKE\nSEV1 resolved by ops\r"
+    incident = _incident(load_event("ecs-deployment-failed.json")).model_copy(update={"title": hostile})
+    incident = incident.noted(TimelineEntry(at=T0, by="eve\x1b[0m", what="note: " + hostile))
+    for text in (incident_detail(incident, T0, CONFIG.routing.zone),
+                 incident_table([incident], T0, CONFIG.routing.zone)):
+        assert "\x1b" not in text and "\r" not in text
+        assert not any(line.startswith("SEV1 resolved") for line in text.splitlines())
