@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chalicelib import safejson
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest, ResponderError
 
 EXIT_FAILED = 1  # argparse itself exits 2 on a usage error
@@ -479,7 +480,7 @@ def _read_json(path: str) -> Any:
     except UnicodeDecodeError:
         raise InvalidRequest(path, "not UTF-8 text") from None
     try:
-        return json.loads(text)
+        return safejson.loads(text)
     except ValueError as exc:
         raise InvalidRequest(path, f"not JSON: {exc}") from None
 
@@ -493,7 +494,7 @@ def _replay_inputs(files: list[str]) -> Iterator[tuple[str, Any]]:
             if not line.strip():
                 continue
             try:
-                yield f"stdin:{number}", json.loads(line)
+                yield f"stdin:{number}", safejson.loads(line)
             except ValueError as exc:
                 raise InvalidRequest(f"stdin line {number}", f"not JSON: {exc}") from None
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib import safejson, sources
+from chalicelib import payloads, safejson, sources
 from chalicelib.errors import DeliveryInProgress, InvalidRequest, SignatureError
 from chalicelib.sources import sentry
 from chalicelib.sources.unknown import unknown_signal
@@ -87,7 +87,7 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
         signal = signal.model_copy(update={"details": (*signal.details, ("body_bytes", str(len(raw_body))),
                                                        ("body_sha256", hashlib.sha256(raw_body).hexdigest()))})
     try:
-        outcome = deps.pipeline.respond(signal, raw=_kept_body(raw_body))
+        outcome = deps.pipeline.respond(signal, raw=_kept_body(raw_body, body))
     except DeliveryInProgress:
         # Sentry retries 503s (3 times, 5 minutes apart); by then the first worker has finished.
         return WebhookResponse(503, {"message": "body: this delivery is being processed; retry later",
@@ -175,12 +175,18 @@ def _decode(raw_body: bytes) -> tuple[Any, str | None]:
         return None, "not valid JSON"
 
 
-def _kept_body(raw_body: bytes) -> bytes | dict[str, Any]:
-    """What the delivery record keeps of a body: all of it, or its head with its size and digest."""
+def _kept_body(raw_body: bytes, parsed: Any = None) -> Any:
+    """What the delivery record keeps of a body, before ``payloads.kept`` scrubs and clips it.
+
+    A parsed body goes as its structure, so PHI-bearing keys are dropped however large it is (a
+    clipped text head could not be parsed, and names in it would survive the text masks). A body
+    that is not JSON cannot be scrubbed by key: beyond its size and digest it is kept only while
+    small, masked as text."""
+    if parsed is not None:
+        return payloads.ParsedBody(parsed, raw_body)
     if len(raw_body) <= KEEP_BODY_BYTES:
         return raw_body
-    return {"truncated": True, "size_bytes": len(raw_body), "sha256": hashlib.sha256(raw_body).hexdigest(),
-            "head": raw_body[:KEEP_BODY_BYTES].decode("utf-8", "replace")}
+    return {"truncated": True, "size_bytes": len(raw_body), "sha256": hashlib.sha256(raw_body).hexdigest()}
 
 
 def _error(status: int, exc: InvalidRequest) -> WebhookResponse:

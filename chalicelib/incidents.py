@@ -50,20 +50,25 @@ class Reason(StrEnum):
                                            # resolved (a replay): on the timeline, nothing changed
 
 
-def is_stale(sent_at: datetime | None, incident: Incident | None) -> bool:
+def is_stale(sent_at: datetime | None, incident: Incident | None, *, tie_is_stale: bool = False) -> bool:
     """Does the sender's own time put an event before ``incident`` last opened or resolved?
 
     Ties are fresh: a human re-opening an issue in Sentry sends the same ``lastSeen`` as the
-    resolve before it. Incidents stored before ``changed_at`` existed never call anything stale."""
-    return (sent_at is not None and incident is not None and incident.changed_at is not None
-            and sent_at < incident.changed_at)
+    resolve before it. Except where a tie cannot be news (``tie_is_stale``): Sentry creates an
+    issue once, so a ``created`` body no newer than the key's last change is a replay even after
+    its digest has been forgotten. Incidents stored before ``changed_at`` existed never call
+    anything stale."""
+    if sent_at is None or incident is None or incident.changed_at is None:
+        return False
+    return sent_at <= incident.changed_at if tie_is_stale else sent_at < incident.changed_at
 
 
 def decide(signal: Signal, classification: Classification, current: Incident | None,
            latest: Incident | None = None) -> Reason:
     """What one signal does to the incident open for its key (``current``, or None); ``latest`` is
     the key's most recent incident when none is open (a replay is judged against it)."""
-    if is_stale(signal.signed_at, current or latest):
+    if is_stale(signal.signed_at, current or latest,
+                tie_is_stale=signal.sentry_action == "created" and signal.transition is Transition.TRIGGER):
         return Reason.STALE
     if signal.transition is Transition.TRIGGER:
         if current is None:
@@ -133,7 +138,8 @@ def raise_severity(incident: Incident, severity: Severity, why: str, now: dateti
                                       if reopen else "")),
         severity=severity, owner=owner,
         escalation=escalation.start(severity, config, now, restart=restarts, previous=incident.escalation),
-        **({"status": IncidentStatus.OPEN} if reopen else {}))
+        # a re-open is a state change: an acknowledgement dated before it is a replay (is_stale)
+        **({"status": IncidentStatus.OPEN, "changed_at": now} if reopen else {}))
     return raised.with_pages(*comms.founder_update(raised, f"raised to sev{severity.value}", config, now))
 
 

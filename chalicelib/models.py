@@ -104,6 +104,52 @@ class Signal(Frozen):
     # replayed old body is recognised by it (see ``incidents.is_stale``)
     signed_at: datetime | None = None
 
+    # Whoever can publish to a topic or sign a webhook chooses these strings. Bounded here, once,
+    # so no source can make a store key longer than DynamoDB's 2 KB partition key or an incident
+    # item larger than its 400 KB limit: ids and keys too long keep a readable prefix and a
+    # digest of the whole (the same input still maps to the same key), text is clipped.
+    @field_validator("delivery_id", "incident_key")
+    @classmethod
+    def _bounded_id(cls, value: str) -> str:
+        return bounded_id(value)
+
+    @field_validator("title", "resource", "alarm_name", "unknown_reason", "state", "event_name",
+                     "error_code", "sentry_action", "sentry_resource", "sentry_level", "sentry_environment")
+    @classmethod
+    def _clipped_text(cls, value: str | None) -> str | None:
+        return None if value is None else clipped(value, MAX_SIGNAL_TEXT)
+
+    @field_validator("description")
+    @classmethod
+    def _clipped_description(cls, value: str | None) -> str | None:
+        return None if value is None else clipped(value, MAX_SIGNAL_DESCRIPTION)
+
+    @field_validator("links")
+    @classmethod
+    def _bounded_links(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(link for link in value if len(link) <= MAX_LINK)[:MAX_LINKS]
+
+    @field_validator("details", "tags", "dimensions")
+    @classmethod
+    def _bounded_pairs(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        return tuple((clipped(k, MAX_SIGNAL_TEXT), clipped(v, MAX_SIGNAL_TEXT)) for k, v in value[:MAX_PAIRS])
+
+
+MAX_ID = 512               # characters of a delivery id or incident key kept as they are
+MAX_SIGNAL_TEXT = 500      # a title, a resource, a name: more is never read at 3 a.m.
+MAX_SIGNAL_DESCRIPTION = 4_000
+MAX_LINK, MAX_LINKS, MAX_PAIRS = 2_048, 10, 50
+
+
+def bounded_id(value: str) -> str:
+    """``value`` if short; else its first 200 characters and the sha256 of the whole (stable)."""
+    if len(value) <= MAX_ID:
+        return value
+    import hashlib
+
+    return f"{value[:200]}…sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 
 class Classification(Frozen):
     severity: Severity

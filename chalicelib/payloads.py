@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import phi, safejson
@@ -134,9 +135,20 @@ def _scrub_text(text: str, string_level: int = 0) -> str:
     return phi.mask(text)
 
 
+@dataclass(frozen=True)
+class ParsedBody:
+    """A body already parsed: scrubbed by key as a structure, sized and digested as sent."""
+
+    value: Any
+    original: bytes
+
+
 def kept(raw: Any, limit: int = KEEP_BYTES) -> dict[str, Any]:
-    """What a delivery record keeps of ``raw`` (bytes, text or a structure from Lambda)."""
-    if isinstance(raw, bytes | bytearray | str):
+    """What a delivery record keeps of ``raw`` (bytes, text, a structure from Lambda, a ``ParsedBody``)."""
+    if isinstance(raw, ParsedBody):
+        original = raw.original
+        clean = encode(raw.value, scrub=True, max_depth=MAX_DEPTH)
+    elif isinstance(raw, bytes | bytearray | str):
         original = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
         clean = _scrub_text(original.decode("utf-8", "replace"))
     else:

@@ -21,7 +21,9 @@ PHI_CONTAINERS = frozenset({"user", "request", "contexts", "breadcrumbs", "extra
                             "headers"})
 PHI_WORDS = frozenset({"email", "mail", "ip", "name", "username", "firstname", "lastname", "fullname",
                        "surname", "phone", "mobile", "dob", "birth", "birthdate", "address", "addr", "mrn",
-                       "patient", "ssn"})
+                       "patient", "ssn", "birthday", "tel", "telephone", "cell", "msisdn", "fax", "medical",
+                       "diagnosis", "diagnoses", "social", "zip", "zipcode", "postcode", "postal", "insurance",
+                       "medicaid", "medicare", "given", "family"})
 
 # camelCase, PascalCase, ACRONYMWords, snake_case, kebab-case and dotted keys, split into words.
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -32,6 +34,8 @@ IDENTIFIERS = re.compile(
     r"(?<![\w.+-])[\w.+-]++@[\w-]++\.[\w.-]++"
     r"|\b\d{3}-\d{2}-\d{4}\b"                                            # SSNs
     r"|(?<![\w+])(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}\b"    # North American phone numbers
+    r"|(?<![\w+])\d{3}[\s.-]\d{7}\b"                                      # 555 1234567
+    r"|(?<![\w+.])[2-9]\d{9}\b"  # 5551234567 (area codes start 2-9; epoch seconds start with 1)
     r"|\+\d{10,15}\b"                                                    # E.164 phone numbers
     r"|(?i:\b(?:mrn|medical[\s_-]*record(?:[\s_-]*(?:number|no))?|patient[\s_-]*id)\b[\s:#=-]*\w[\w-]{3,})"
     r"|\bMRN\d{4,}\b"

@@ -208,8 +208,10 @@ def test_known_phi_keys_are_dropped_at_any_depth_and_inside_json_strings() -> No
 @pytest.mark.parametrize("key, phi_bearing", [
     ("email", True), ("user_email", True), ("e-mail", True), ("ip_address", True), ("sourceIPAddress", True),
     ("patient_name", True), ("firstName", True), ("dob", True), ("DateOfBirth", True), ("address", True),
-    ("mrn", True), ("phone", True), ("user", True), ("breadcrumbs", True),
-    ("description", False), ("recipient_count", False), ("zip_code", False), ("level", False), ("filename", False),
+    ("mrn", True), ("phone", True), ("user", True), ("breadcrumbs", True), ("zip_code", True),
+    ("medicalRecordNumber", True), ("social_security_number", True), ("tel", True), ("birthday", True),
+    ("diagnosis", True),
+    ("description", False), ("recipient_count", False), ("level", False), ("filename", False),
 ])
 def test_phi_keys_are_matched_by_word_not_substring(key: str, phi_bearing: bool) -> None:
     assert phi.is_phi_key(key) is phi_bearing

@@ -42,6 +42,7 @@ _ISSUE_TRANSITIONS = {
     "unresolved": Transition.TRIGGER,
     "resolved": Transition.RESOLVE,
     "ignored": Transition.RESOLVE,  # archived by a human: nobody needs paging for it any more
+    "archived": Transition.RESOLVE,  # the newer name Sentry's docs give the same action
 }
 _METRIC_TRANSITIONS = {
     "critical": Transition.TRIGGER,
