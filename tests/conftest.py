@@ -28,6 +28,7 @@ os.environ.pop("AWS_PROFILE", None)
 import boto3
 import moto  # noqa: F401  (registers its botocore hook before any client exists)
 import pytest
+from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import config
@@ -160,12 +161,25 @@ def sqlite_store(tmp_path: Path) -> SqliteStore:
     return SqliteStore(tmp_path / "state.db")
 
 
-@pytest.fixture
-def deps(sqlite_store: SqliteStore, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
-    built = make_deps(sqlite_store, clock, console)
+def installed(built: Deps) -> Iterator[Deps]:
+    """``built`` as the deps every handler and route uses, for one test (``yield from`` it)."""
     override_deps(built)
     yield built
     override_deps(None)
+
+
+@pytest.fixture
+def deps(sqlite_store: SqliteStore, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
+    yield from installed(make_deps(sqlite_store, clock, console))
+
+
+@pytest.fixture
+def client(deps: Deps) -> Iterator[Client]:
+    """The Chalice test client on the app, serving whichever ``deps`` the test module defines."""
+    import app as app_module  # chalice and stdlib only: cheap, and after moto is in place
+
+    with Client(app_module.app, stage_name="dev") as c:
+        yield c
 
 
 def create_table(client: Any, name: str = "responder-test") -> str:

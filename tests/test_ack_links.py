@@ -15,8 +15,8 @@ from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.tokens import Role
-from chalicelib.wiring import Deps, override_deps
-from tests.conftest import FakeClock, RecordingChannel, load_event, make_deps
+from chalicelib.wiring import Deps
+from tests.conftest import FakeClock, RecordingChannel, installed, load_event, make_deps
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -25,15 +25,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 def deps(tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
     built = make_deps(SqliteStore(tmp_path / "s.db"), clock, console, env={
         "RESPONDER_PUBLIC_URL": "https://responder.example.com", "RESPONDER_LINK_SECRET": "link-secret-for-tests"})
-    override_deps(built)
-    yield built
-    override_deps(None)
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
+    yield from installed(built)
 
 
 def paged(deps: Deps) -> tuple[str, str]:

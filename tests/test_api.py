@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.handlers import on_event
 from chalicelib.tokens import Role
 from chalicelib.wiring import Deps
 from tests.conftest import RecordingChannel, load_event, new_id, sns_event
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 @pytest.fixture

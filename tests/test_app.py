@@ -5,22 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.models import IncidentStatus, PageKind
 from chalicelib.wiring import Deps
 from tests.conftest import SENTRY_SECRET, RecordingChannel, load_event, new_id, sns_event
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 def sign(body: bytes, secret: str = SENTRY_SECRET) -> str:

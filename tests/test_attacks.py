@@ -22,28 +22,23 @@ from chalicelib.handlers import on_event
 from chalicelib.models import MAX_ID, IncidentStatus
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.wiring import override_deps
-from tests.conftest import T0, create_table, load_event, make_deps, new_id, sns_event
+from tests.conftest import T0, create_table, installed, load_event, make_deps, new_id, sns_event
 from tests.test_app import sentry_post
-from tests.test_pagerduty_sync import client, deps, pd, webhook  # noqa: F401  (fixtures)
+from tests.test_pagerduty_sync import deps, pd, webhook  # noqa: F401  (fixtures: conftest's client serves these deps)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def env(request: Any, tmp_path: Any, clock: Any, console: Any) -> Iterator[tuple[Client, Any]]:
     if request.param == "sqlite":
-        built = make_deps(SqliteStore(tmp_path / "s.db"), clock, console)
-        override_deps(built)
-        with Client(app_module.app, stage_name="dev") as http:
-            yield http, built
-        override_deps(None)
+        for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, console)):
+            with Client(app_module.app, stage_name="dev") as http:
+                yield http, built
         return
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        built = make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, console)
-        override_deps(built)
-        with Client(app_module.app, stage_name="dev") as http:
-            yield http, built
-        override_deps(None)
+        for built in installed(make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, console)):
+            with Client(app_module.app, stage_name="dev") as http:
+                yield http, built
 
 
 def issue_body(action: str, last_seen: str, **issue: Any) -> bytes:
@@ -130,7 +125,7 @@ def test_sentrys_archived_action_stands_the_incident_down(env: Any, clock: Any) 
     assert sentry_post(http, issue_body("archived", "2025-03-14T14:40:00Z")).json_body["reason"] == "RESOLVED"
 
 
-def test_a_pagerduty_ack_dated_before_a_reopen_does_not_silence_the_sev1(client: Any, deps: Any) -> None:  # noqa: F811
+def test_a_pagerduty_ack_dated_before_a_reopen_does_not_silence_the_sev1(client: Any, deps: Any) -> None:  # noqa: F811  (deps: the PagerDuty one)
     outcome = on_event(sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id()), "sns", deps)
     incident_id = outcome["outcomes"][0]["incident_id"]
     deps.clock.advance(minutes=1)

@@ -28,8 +28,8 @@ from chalicelib.paging import PageRequest
 from chalicelib.postmortem import draft, section
 from chalicelib.report import monthly_stats, render_markdown
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.wiring import Deps, override_deps
-from tests.conftest import T0, FakeClock, RecordingChannel, make_deps, sns_event
+from chalicelib.wiring import Deps
+from tests.conftest import T0, FakeClock, RecordingChannel, installed, make_deps, sns_event
 
 HOSTILE = ("<!channel> <https://evil.example|Acknowledge here> <script>alert(1)</script> "
            "![x](https://evil.example/p.png) a|b\n# injected \x1b[31mred\u202e")
@@ -86,9 +86,7 @@ def test_html_escapes_text_and_attributes() -> None:
 def deps(tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
     built = make_deps(SqliteStore(tmp_path / "s.db"), clock, console, env={
         "RESPONDER_PUBLIC_URL": "https://responder.example.com", "RESPONDER_LINK_SECRET": "link-secret-for-tests"})
-    override_deps(built)
-    yield built
-    override_deps(None)
+    yield from installed(built)
 
 
 def hostile_incident(deps: Deps) -> Incident:

@@ -4,7 +4,6 @@ learns its own address from the request."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,10 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib import gateway, wiring
-from chalicelib.wiring import Deps
 from tests.conftest import ROOT
 
 TEMPLATE = ROOT / ".chalice" / "merge-template.json"
 DECLARED = gateway.gateway_responses(TEMPLATE)
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 def test_missing_authorization_header_gets_the_templates_unauthorized_body(client: Client) -> None:

@@ -8,7 +8,6 @@ import hmac
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,12 +21,6 @@ from tests.conftest import SENTRY_SECRET, load_event, new_id, sns_event
 POWERTOOLS_FIELDS = {"level", "location", "message", "timestamp", "service", "cold_start", "function_name",
                      "function_memory_size", "function_arn", "function_request_id"}
 PLANTED = ("jane.patient@example.org", "Jane Q. Patient", "123-45-6789")
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 def test_sns_handler_lines_carry_the_lambda_context(deps: Deps, client: Client) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
 from chalicelib.settings import Settings
@@ -102,12 +101,6 @@ def deps(tmp_path: Path, pd: PagerDutyEvents) -> Iterator[Deps]:
 class _Quiet:
     def send(self, page: Any) -> None:
         pass
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 def sev1(deps: Deps) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-import app as app_module
 from chalicelib.errors import InvalidRequest
 from chalicelib.handlers import on_event
 from chalicelib.incidents import MAX_NOTE_CHARS, MAX_NOTES
@@ -20,12 +18,6 @@ from chalicelib.tokens import Role
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, load_event
 from tests.test_escalation import Recorders, T, deps_for, open_sev1
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
 
 
 def post_note(client: Client, token: str, incident_id: str, text: str) -> object:

@@ -24,8 +24,8 @@ from chalicelib.classify import classify
 from chalicelib.incidents import Reason
 from chalicelib.models import IncidentStatus, PageKind, Signal, SignalKind, Transition
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.wiring import Deps, override_deps
-from tests.conftest import CONFIG, T0, FakeClock, RecordingChannel, load_event, make_deps, new_id
+from chalicelib.wiring import Deps
+from tests.conftest import CONFIG, T0, FakeClock, RecordingChannel, installed, load_event, make_deps, new_id
 from tests.test_app import sentry_post
 
 ISSUE_ID = "1635244907"
@@ -35,15 +35,7 @@ ISSUE_ID = "1635244907"
 def deps(any_store: Any, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
     # the shortest dedupe window there is, so a test can step past it
     built = make_deps(any_store, clock, console, env={"RESPONDER_DELIVERY_KEEP_DAYS": "1"})
-    override_deps(built)
-    yield built
-    override_deps(None)
-
-
-@pytest.fixture
-def client(deps: Deps) -> Iterator[Client]:
-    with Client(app_module.app, stage_name="dev") as c:
-        yield c
+    yield from installed(built)
 
 
 def issue(action: str, last_seen: str) -> bytes:
@@ -155,9 +147,7 @@ def test_old_metric_alert_trigger_after_its_resolve_changes_nothing(client: Clie
 def pd_deps(tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
     built = make_deps(SqliteStore(tmp_path / "pd.db"), clock, console,
                       env={"PAGERDUTY_WEBHOOK_SECRET": "pd-webhook-secret-for-tests"})
-    override_deps(built)
-    yield built
-    override_deps(None)
+    yield from installed(built)
 
 
 def test_old_pagerduty_resolve_does_not_resolve_a_newer_incident(pd_deps: Deps, clock: FakeClock) -> None:
