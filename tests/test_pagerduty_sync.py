@@ -19,6 +19,7 @@ from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps, build_deps, override_deps
 from tests.conftest import T0, FakeClock, config_with_channels, load_event, new_id
+from tests.test_escalation import sweep_minutes
 
 SECRET = "pd-webhook-secret-for-tests"
 
@@ -256,9 +257,7 @@ def test_a_repeat_loop_through_pagerduty_alerts_again(founders_on_pd: tuple[Deps
                                                       pd: PagerDutyEvents) -> None:
     deps, clock = founders_on_pd
     incident_id = sev1(deps)
-    for _ in range(16):
-        clock.advance(minutes=1)
-        deps.pipeline.sweep()
+    sweep_minutes(deps, clock, 16)
     assert pd.notified == [f"{incident_id}/giles/0", f"{incident_id}/christian/0",
                            f"{incident_id}/giles/1", f"{incident_id}/christian/1"]
 
@@ -267,9 +266,7 @@ def test_acknowledge_and_resolve_go_to_every_alert_we_opened(founders_on_pd: tup
                                                              pd: PagerDutyEvents) -> None:
     deps, clock = founders_on_pd
     incident_id = sev1(deps)
-    for _ in range(16):
-        clock.advance(minutes=1)
-        deps.pipeline.sweep()
+    sweep_minutes(deps, clock, 16)
     # the second loop opened a new alert for each person and resolved their first in the same send
     assert pd.open_alerts() == [f"{incident_id}/christian/1", f"{incident_id}/giles/1"]
     deps.pipeline.acknowledge(incident_id, "alice")
@@ -278,12 +275,6 @@ def test_acknowledge_and_resolve_go_to_every_alert_we_opened(founders_on_pd: tup
     deps.pipeline.resolve(incident_id, "alice")
     assert set(pd.alerts.values()) == {"resolved"} and len(pd.alerts) == 4
     assert all(e["dedup_key"].startswith(f"{incident_id}/") for e in pd.sent)
-
-
-def sweep_minutes(deps: Deps, clock: FakeClock, minutes: int) -> None:
-    for _ in range(minutes):
-        clock.advance(minutes=1)
-        deps.pipeline.sweep()
 
 
 def test_after_many_loops_an_ack_costs_one_call_per_person(founders_on_pd: tuple[Deps, FakeClock],
