@@ -12,9 +12,11 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
 
-from chalicelib import gateway, observability
+from chalicelib import observability
+from chalicelib.web import (
+    gateway,  # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
+)
 
-# Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 observability.init_error_reporting()
 
 app = Chalice(app_name="alarm-responder")
@@ -32,14 +34,12 @@ OBJECT_LOCK_EVENT_NAMES = [
 
 def _handlers():  # type: ignore[no-untyped-def]
     from chalicelib import handlers
-
     return handlers
 
 
 def _guarded():  # type: ignore[no-untyped-def]
-    """Store unavailable → 503 JSON, for the authorizer and the routes that read it (chalicelib/availability.py)."""
-    from chalicelib import availability
-
+    """Store unavailable → 503 JSON, for the authorizer and the routes that read it (chalicelib/web/availability.py)."""
+    from chalicelib.web import availability
     return availability
 
 
@@ -109,7 +109,6 @@ def api_edge(request: Request, get_response: Callable[[Request], Response]) -> R
     """Every API request: the API learns its own address (the template cannot tell it without a
     circular dependency); every error Chalice itself answers leaves in the README's shape."""
     from chalicelib import wiring
-
     wiring.learn_public_url(gateway.public_url(request.context or {}, request.headers or {}))
     response = get_response(request)
     route = app.routes.get((request.context or {}).get("resourcePath", ""), {}).get(request.method)
@@ -211,16 +210,14 @@ def revoke_token(token_id: str) -> Response:
 
 @app.route("/ack/{token}", methods=["GET"])
 def ack_link_page(token: str) -> Response:
-    from chalicelib import ackpage
-
+    from chalicelib.web import ackpage
     result = _guarded().guarded(lambda: ackpage.show(_handlers().get_deps(), token))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
 @app.route("/ack/{token}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
 def ack_link_submit(token: str) -> Response:
-    from chalicelib import ackpage
-
+    from chalicelib.web import ackpage
     result = _guarded().guarded(lambda: ackpage.submit(_handlers().get_deps(), token,
                                                        dict(app.current_request.headers)))
     return Response(body=result.body, status_code=result.status, headers=result.headers)

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from chalicelib.classify import classify
+from chalicelib.decisions.classify import classify
 from chalicelib.models import Incident, PageKind, PageRecord, Severity, Signal, SignalKind, Transition
 from chalicelib.store import Claim
 from chalicelib.wiring import Deps

@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib import safejson
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest, ResponderError
+from chalicelib.sources import safejson
 
 EXIT_FAILED = 1  # argparse itself exits 2 on a usage error
 EXIT_UNCHANGED = 3  # asked for a state that already held (a token revoked before)
@@ -154,7 +154,7 @@ def _clock(args: argparse.Namespace) -> Callable[[], datetime]:
 
 
 def _deps(args: argparse.Namespace) -> Any:
-    from chalicelib.incidents import derived_incident_id
+    from chalicelib.decisions.incidents import derived_incident_id
     from chalicelib.settings import Settings
     from chalicelib.wiring import build_deps
 
@@ -209,7 +209,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from chalicelib import handlers
-
     events = list(_replay_inputs(args.files))  # read everything first: a bad file stops before any effect
     deps = _deps(args)
     if args.store_was_new:
@@ -242,7 +241,7 @@ def _retrying(run: Callable[[], Any], deps: Any) -> Any:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    from chalicelib.textview import incident_table
+    from chalicelib.reports.textview import incident_table
 
     deps = _deps(args)
     incidents = deps.store.list()
@@ -255,7 +254,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 
 def cmd_incident_show(args: argparse.Namespace) -> int:
-    from chalicelib.textview import incident_detail
+    from chalicelib.reports.textview import incident_detail
 
     deps = _deps(args)
     incident = deps.store.get(args.id)
@@ -290,7 +289,7 @@ def cmd_escalate(args: argparse.Namespace) -> int:
 
 
 def cmd_postmortem(args: argparse.Namespace) -> int:
-    from chalicelib.postmortem import draft
+    from chalicelib.reports.postmortem import draft
     from chalicelib.store import with_full_timeline
 
     deps = _deps(args)
@@ -312,7 +311,7 @@ def cmd_phi(args: argparse.Namespace) -> int:
 
 
 def cmd_report_monthly(args: argparse.Namespace) -> int:
-    from chalicelib.report import write_monthly
+    from chalicelib.reports.report import write_monthly
 
     deps = _deps(args)
     incidents = deps.store.list()
@@ -331,7 +330,7 @@ def _month(text: str) -> str:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from chalicelib.tokens import Role
+    from chalicelib.web.tokens import Role
 
     _, token = _deps(args).tokens.create(args.user, Role.parse(args.role))
     if args.json:
@@ -344,7 +343,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from chalicelib.tokens import token_id_of
+    from chalicelib.web.tokens import token_id_of
 
     deps = _deps(args)
     token_id = token_id_of(args.token)
@@ -375,7 +374,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
 
 def cmd_oncall(args: argparse.Namespace) -> int:
     from chalicelib import config
-    from chalicelib.oncall import holders, in_business_hours, same_person_at
+    from chalicelib.decisions.oncall import holders, in_business_hours, same_person_at
     from chalicelib.settings import Settings
 
     at = _clock(args)()
@@ -432,7 +431,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
 def _planner(settings: Any, cfg: Any) -> Any:
     """An executor that can only plan: reads allowed where AWS is (RESPONDER_AWS), no store writes."""
     from chalicelib.aws import Aws
-    from chalicelib.executor import Executor
+    from chalicelib.playbooks.executor import Executor
 
     def refuse(*_: Any) -> None:
         raise AssertionError("simulate never escalates")

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib import payloads, safejson, sources
+from chalicelib import sources
 from chalicelib.errors import DeliveryInProgress, InvalidRequest, SignatureError
-from chalicelib.sources import sentry
+from chalicelib.sources import payloads, safejson, sentry
 from chalicelib.sources.unknown import unknown_signal
 from chalicelib.wiring import Deps, get_deps
 
@@ -98,8 +98,7 @@ def on_sentry_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | 
 
 def on_pagerduty_webhook(headers: Mapping[str, str], raw_body: bytes, deps: Deps | None = None) -> WebhookResponse:
     """POST /webhooks/pagerduty: verify, dedupe on X-Webhook-Id, acknowledge / resolve ours."""
-    from chalicelib import pagerduty_sync
-
+    from chalicelib.notify import pagerduty_sync
     deps = deps or get_deps()
     lowered = {k.lower(): v for k, v in headers.items()}
     refused = _refused(lowered, raw_body, deps.pagerduty_secret, "PAGERDUTY_WEBHOOK_SECRET",
@@ -139,7 +138,7 @@ def sweep(deps: Deps | None = None) -> dict[str, Any]:
 
 def identify(token: str | None, deps: Deps | None = None) -> dict[str, str]:
     """The custom authorizer's half: who holds this bearer token (strings only, for API Gateway)."""
-    from chalicelib.tokens import bearer
+    from chalicelib.web.tokens import bearer
 
     deps = deps or get_deps()
     principal = deps.tokens.verify(bearer(token))
@@ -150,7 +149,7 @@ def identify(token: str | None, deps: Deps | None = None) -> dict[str, str]:
 
 def principal_from(context: Mapping[str, Any]) -> Any:
     """The view's half: the principal the authorizer put in the request context, or None."""
-    from chalicelib.tokens import Principal, Role
+    from chalicelib.web.tokens import Principal, Role
 
     role = str(context.get("role") or "none")
     if role == "none" or role.upper() not in Role.__members__:

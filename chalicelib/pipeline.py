@@ -39,19 +39,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib import comms, escalation, payloads
-from chalicelib.audit import AuditLog, JsonlAuditLog
 from chalicelib.aws import Aws
-from chalicelib.channels import Transport
-from chalicelib.classify import classify
 from chalicelib.config import ResponderConfig
-from chalicelib.delivery import Escalator
+from chalicelib.decisions import comms, escalation
+from chalicelib.decisions.classify import classify
+from chalicelib.decisions.escalation import AckLinker
+from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.errors import DeliveryInProgress
-from chalicelib.escalation import AckLinker
-from chalicelib.executor import Executor
-from chalicelib.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
-from chalicelib.paging import Pager
+from chalicelib.notify.channels import Transport
+from chalicelib.notify.delivery import Escalator
+from chalicelib.notify.paging import Pager
+from chalicelib.playbooks.audit import AuditLog, JsonlAuditLog
+from chalicelib.playbooks.executor import Executor
+from chalicelib.sources import payloads
 from chalicelib.store import Claim, IncidentStore
 
 UNKNOWN_KEEP_DAYS = 90  # unrecognised input waits for a human (and a new converter) longer

@@ -14,19 +14,26 @@ from typing import Any
 from pydantic import SecretStr
 
 from chalicelib import config as config_module
-from chalicelib.audit import AuditLog, open_audit
 from chalicelib.aws import Aws
-from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel, Transport, UrllibTransport
 from chalicelib.config import ResponderConfig, RoutingConfig
+from chalicelib.decisions.incidents import NewId
 from chalicelib.errors import ConfigError
-from chalicelib.incidents import NewId
-from chalicelib.links import AckLinks
-from chalicelib.paging import Channel, Pager
+from chalicelib.notify.channels import (
+    ConsoleChannel,
+    PagerDutyChannel,
+    SlackChannel,
+    SnsChannel,
+    Transport,
+    UrllibTransport,
+)
+from chalicelib.notify.links import AckLinks
+from chalicelib.notify.paging import Channel, Pager
 from chalicelib.pipeline import Pipeline
+from chalicelib.playbooks.audit import AuditLog, open_audit
 from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
-from chalicelib.tokens import TokenService
+from chalicelib.web.tokens import TokenService
 
 
 def utc_now() -> datetime:

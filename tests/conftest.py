@@ -34,7 +34,7 @@ from moto import mock_aws
 from chalicelib import config
 from chalicelib.aws import Aws
 from chalicelib.errors import ChannelError
-from chalicelib.paging import PageRequest
+from chalicelib.notify.paging import PageRequest
 from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore

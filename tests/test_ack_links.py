@@ -14,7 +14,7 @@ import app as app_module
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps
 from tests.conftest import FakeClock, RecordingChannel, installed, load_event, make_deps
 
@@ -72,7 +72,7 @@ def test_second_use_changes_nothing(client: Client, deps: Deps) -> None:
 
 
 def test_link_used_on_a_still_open_incident_cannot_be_used_twice(deps: Deps) -> None:
-    from chalicelib.links import LinkProblem
+    from chalicelib.notify.links import LinkProblem
 
     assert deps.links is not None
     _, token = paged(deps)
@@ -188,7 +188,7 @@ def test_no_stored_record_holds_the_link(deps: Deps, tmp_path: Path) -> None:
 
 
 def test_the_persons_own_channel_gets_the_whole_link_every_time(deps: Deps, clock: Any) -> None:
-    from chalicelib.links import LinkProblem
+    from chalicelib.notify.links import LinkProblem
 
     failing = RecordingChannel(fail=True)
     deps.pager._built["console"] = failing
@@ -304,6 +304,6 @@ def test_pagerduty_gets_the_whole_link_as_its_acknowledge_button(tmp_path: Path,
     ({"Origin": "null", "Sec-Fetch-Site": "none"}, "CROSS_ORIGIN"),
 ])
 def test_check_origin_decides_by_what_the_browser_says(headers: dict[str, str], verdict: str) -> None:
-    from chalicelib.ackpage import OriginCheck, check_origin
+    from chalicelib.web.ackpage import OriginCheck, check_origin
 
     assert check_origin(headers, "https://responder.example.com/api") is OriginCheck(verdict)

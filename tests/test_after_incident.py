@@ -15,11 +15,11 @@ import app as app_module
 from chalicelib.cli import main
 from chalicelib.handlers import on_event
 from chalicelib.models import Incident, IncidentStatus, PageKind, Severity, SignalKind
-from chalicelib.postmortem import SECTIONS, draft, section
-from chalicelib.report import monthly_stats, write_monthly
+from chalicelib.reports.postmortem import SECTIONS, draft, section
+from chalicelib.reports.report import monthly_stats, write_monthly
 from chalicelib.settings import Settings
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps, build_deps, override_deps
 from tests.conftest import CONFIG, FakeClock, RecordingChannel, config_with_channels, load_event
 

@@ -10,7 +10,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.handlers import on_event
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps
 from tests.conftest import RecordingChannel, load_event, new_id, sns_event
 

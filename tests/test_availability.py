@@ -17,7 +17,7 @@ from chalicelib.errors import ConfigError, TransientError
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps, override_deps
 from tests.conftest import FakeClock, RecordingChannel, load_event, make_deps
 

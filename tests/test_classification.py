@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import config
-from chalicelib.classify import classify
+from chalicelib.decisions.classify import classify
 from chalicelib.models import Severity
 from chalicelib.sources import to_signals
 from tests.conftest import T0, load_event, sns_event

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.classify import classify
+from chalicelib.decisions.classify import classify
 from chalicelib.models import Severity
 from chalicelib.sources import to_signals
 from tests.conftest import CONFIG, T0, load_event

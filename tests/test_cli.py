@@ -217,7 +217,7 @@ def test_without_now_ids_are_random(capsys: Any, tmp_path: Path, monkeypatch: py
 
 def test_derived_ids_differ_when_key_time_or_delivery_differ() -> None:
     from chalicelib import sources
-    from chalicelib.incidents import derived_incident_id
+    from chalicelib.decisions.incidents import derived_incident_id
     from tests.conftest import T0, sns_event
 
     [signal] = sources.to_signals(sns_event("sns-cloudwatch-alarm-metric.json"), T0, "sns")

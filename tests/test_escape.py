@@ -20,13 +20,13 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import escape
-from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel
 from chalicelib.handlers import on_event
 from chalicelib.models import Duty, Incident, Severity
-from chalicelib.paging import PageRequest
-from chalicelib.postmortem import draft, section
-from chalicelib.report import monthly_stats, render_markdown
+from chalicelib.notify import escape
+from chalicelib.notify.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel
+from chalicelib.notify.paging import PageRequest
+from chalicelib.reports.postmortem import draft, section
+from chalicelib.reports.report import monthly_stats, render_markdown
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, RecordingChannel, installed, make_deps, sns_event

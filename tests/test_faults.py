@@ -14,10 +14,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from chalicelib.channels import ChannelError
 from chalicelib.errors import TransientError
 from chalicelib.handlers import on_event
 from chalicelib.models import PageStatus
+from chalicelib.notify.channels import ChannelError
 from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore

@@ -29,7 +29,7 @@ from chalicelib.handlers import on_event
 from chalicelib.models import SignalKind
 from chalicelib.sources import to_signals
 from chalicelib.store.sqlite import SqliteStore
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps, override_deps
 from tests.conftest import SENTRY_SECRET, T0, FakeClock, RecordingChannel, inbound_event_files, load_event, make_deps
 

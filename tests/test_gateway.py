@@ -12,7 +12,8 @@ from chalice.local import LambdaContext
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import gateway, wiring
+from chalicelib import wiring
+from chalicelib.web import gateway
 from tests.conftest import ROOT
 
 TEMPLATE = ROOT / ".chalice" / "merge-template.json"
@@ -68,7 +69,6 @@ def test_wrong_method_is_405_in_our_shape(client: Client) -> None:
 def test_a_failing_authorizer_is_503_in_our_shape_not_a_dropped_connection(
         client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib import handlers
-
     def store_unreachable(token: str | None, deps: Any = None) -> dict[str, str]:
         raise RuntimeError("NoRegionError: You must specify a region.")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.classify import classify
-from chalicelib.incidents import Reason, apply, decide, new_incident
+from chalicelib.decisions.classify import classify
+from chalicelib.decisions.incidents import Reason, apply, decide, new_incident
 from chalicelib.models import IncidentStatus, Severity, Transition
 from chalicelib.sources import to_signals
 from tests.conftest import CONFIG, T0, load_event

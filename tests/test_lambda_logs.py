@@ -71,7 +71,6 @@ def test_webhook_route_lines_carry_the_api_functions_context(deps: Deps, client:
 def test_a_failing_route_logs_the_exception_type_only(deps: Deps, client: Client,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib import handlers
-
     def crash(deps: Any = None) -> dict[str, Any]:
         raise ValueError(f"patient {PLANTED[1]} <{PLANTED[0]}> ssn {PLANTED[2]}")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import ConfigError
-from chalicelib.links import AckLinks
+from chalicelib.notify.links import AckLinks
 from chalicelib.secrets import LocalSecretFile
 from chalicelib.settings import LOCAL_PUBLIC_URL, Settings, laptop_view
 from chalicelib.store.sqlite import SqliteStore

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib import cli, config, escalation
+from chalicelib import cli, config
 from chalicelib.config.routing import BusinessHours, Role
+from chalicelib.decisions import escalation
+from chalicelib.decisions.oncall import coverage_gaps, holders, in_business_hours, next_business_moment, same_person_at
 from chalicelib.models import PageKind, PageRecord, PageStatus, Severity
-from chalicelib.oncall import coverage_gaps, holders, in_business_hours, next_business_moment, same_person_at
 from tests.conftest import CONFIG, copy_config
 
 NY = ZoneInfo("America/New_York")

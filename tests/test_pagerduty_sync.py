@@ -61,7 +61,7 @@ class PagerDutyEvents:
 
     def orphans(self, store: Any) -> list[str]:
         """Alerts PagerDuty still rings (or keeps open) for an incident we acknowledged (resolved)."""
-        from chalicelib.pd_alerts import incident_id_of
+        from chalicelib.decisions.pd_alerts import incident_id_of
 
         left = []
         for key, state in self.alerts.items():
@@ -123,7 +123,7 @@ def webhook(event_type: str, incident_key: str, *, secret: str = SECRET, signatu
 
 
 def test_signature_test_vector_verifies_with_either_rotated_secret() -> None:
-    from chalicelib.pagerduty_sync import verify_signature
+    from chalicelib.notify.pagerduty_sync import verify_signature
 
     vector = load_event("pagerduty-webhook-signature-test-vector.json")
     for secret in vector["secrets"]:

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel
 from chalicelib.errors import ChannelError
 from chalicelib.models import Incident, PageKind, PageRecord, Severity, SignalKind
-from chalicelib.paging import Pager, PageRequest, render
+from chalicelib.notify.channels import ConsoleChannel, PagerDutyChannel, SlackChannel, SnsChannel
+from chalicelib.notify.paging import Pager, PageRequest, render
 from tests.conftest import T0, load_event
 
 ROUTING_KEY = "R0TESTROUTINGKEY0000000000000000"

@@ -23,11 +23,11 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import payloads, phi
+from chalicelib import phi
+from chalicelib.decisions.incidents import Reason
 from chalicelib.handlers import on_event
-from chalicelib.incidents import Reason
 from chalicelib.models import SignalKind
-from chalicelib.sources import decode, to_signals
+from chalicelib.sources import decode, payloads, to_signals
 from chalicelib.sources.common import parse_time
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore

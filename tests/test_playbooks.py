@@ -16,10 +16,10 @@ import yaml
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from chalicelib.audit import JsonlAuditLog, S3AuditLog
 from chalicelib.aws import Aws
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus, Severity
+from chalicelib.playbooks.audit import JsonlAuditLog, S3AuditLog
 from chalicelib.settings import Settings
 from chalicelib.wiring import Deps, build_deps
 from tests.conftest import FakeClock, RecordingChannel, copy_config, load_event, new_id, sns_event

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import config, escalation, pd_alerts
+from chalicelib import config
+from chalicelib.decisions import escalation, pd_alerts
+from chalicelib.decisions.escalation import RepeatReason
 from chalicelib.errors import ConfigError
-from chalicelib.escalation import RepeatReason
 from chalicelib.models import EscalationState, Incident, IncidentStatus, PageKind, PageStatus, Severity, SignalKind
 from tests.conftest import CONFIG, FakeClock, config_with_channels, copy_config
 from tests.test_escalation import Recorders, T, deps_for, open_sev1
@@ -344,9 +345,9 @@ def test_raising_an_acknowledged_sev2_to_sev1_reopens_it_and_pages_the_sev1_chai
 
 
 def test_which_resolved_alert_resolves_the_incident() -> None:
+    from chalicelib.decisions.pd_alerts import LEGACY_KEY as LEGACY
+    from chalicelib.decisions.pd_alerts import AlertReason, pagerduty_alert
     from chalicelib.models import PagerDutyAlerts
-    from chalicelib.pd_alerts import LEGACY_KEY as LEGACY
-    from chalicelib.pd_alerts import AlertReason, pagerduty_alert
 
     current = incident(Severity.SEV1)
     assert current.escalation is not None

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib import safejson
+from chalicelib.sources import safejson
 
 
 def test_parses_ordinary_json() -> None:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.decisions.incidents import MAX_NOTE_CHARS, MAX_NOTES, IncidentService, Reason
 from chalicelib.errors import ConflictError, InvalidRequest, StoreError
-from chalicelib.incidents import MAX_NOTE_CHARS, MAX_NOTES, IncidentService, Reason
 from chalicelib.models import (
     Classification,
     Incident,

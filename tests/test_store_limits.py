@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from chalicelib.decisions.incidents import MAX_NOTE_CHARS, MAX_NOTES
 from chalicelib.errors import InvalidRequest
 from chalicelib.handlers import on_event
-from chalicelib.incidents import MAX_NOTE_CHARS, MAX_NOTES
 from chalicelib.models import Incident, PageKind, PageRecord, PageStatus, Severity, SignalKind, TimelineEntry
 from chalicelib.store import bounds
-from chalicelib.tokens import Role
+from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, load_event
 from tests.test_escalation import Recorders, T, deps_for, open_sev1

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import delivery
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.handlers import on_event
 from chalicelib.models import Incident
+from chalicelib.notify import delivery
 from chalicelib.settings import Settings
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore

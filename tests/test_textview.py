@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from chalicelib import sources
-from chalicelib.classify import classify
-from chalicelib.incidents import new_incident
+from chalicelib.decisions.classify import classify
+from chalicelib.decisions.incidents import new_incident
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.textview import age, incident_detail, incident_table, ordered
+from chalicelib.reports.textview import age, incident_detail, incident_table, ordered
 from tests.conftest import CONFIG, T0, load_event, sns_event
 
 

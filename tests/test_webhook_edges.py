@@ -174,6 +174,5 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabe
 @settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")))
 @given(_json)
 def test_depth_scan_of_big_bodies_agrees_with_the_parsed_structure(value: Any) -> None:
-    from chalicelib import safejson
-
+    from chalicelib.sources import safejson
     assert safejson.depth(json.dumps(value)) == _nesting(value)

@@ -19,9 +19,9 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib import incidents
-from chalicelib.classify import classify
-from chalicelib.incidents import Reason
+from chalicelib.decisions import incidents
+from chalicelib.decisions.classify import classify
+from chalicelib.decisions.incidents import Reason
 from chalicelib.models import IncidentStatus, PageKind, Signal, SignalKind, Transition
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
@@ -188,7 +188,7 @@ def _signal(transition: Transition, signed_at: datetime | None) -> Signal:
 ])
 def test_is_stale_compares_the_senders_time_with_the_last_change(sent: datetime | None, changed: datetime | None,
                                                                  stale: bool) -> None:
-    from chalicelib.incidents import new_incident
+    from chalicelib.decisions.incidents import new_incident
 
     signal = _signal(Transition.TRIGGER, T0)
     incident = new_incident("inc-1", signal, classify(signal, CONFIG.severity), T0, CONFIG)
@@ -200,7 +200,7 @@ def test_is_stale_compares_the_senders_time_with_the_last_change(sent: datetime 
 
 
 def test_a_resolved_key_is_judged_against_its_last_incident() -> None:
-    from chalicelib.incidents import close, new_incident
+    from chalicelib.decisions.incidents import close, new_incident
 
     signal = _signal(Transition.TRIGGER, T0)
     c = classify(signal, CONFIG.severity)

@@ -64,7 +64,7 @@ def load(config_dir: Path | str | None = None) -> ResponderConfig:
         if rule.playbook and rule.playbook not in REGISTRY:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
-    from chalicelib.oncall import same_person_warnings
+    from chalicelib.decisions.oncall import same_person_warnings
 
     warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing))
     for text in warnings:

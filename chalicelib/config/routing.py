@@ -11,7 +11,7 @@ A role is either a plain list of people (all of them, all the time) or a schedul
         - {person: bob, start: 2026-12-01T09:00:00-05:00, end: 2026-12-02T09:00:00-05:00}
 
 Shift times are wall-clock times in the routing ``timezone`` (daylight-saving handovers:
-see ``chalicelib.oncall``). Validation refuses a role whose schedule leaves an hour
+see ``chalicelib.decisions.oncall``). Validation refuses a role whose schedule leaves an hour
 uncovered (for ``business-hours`` roles: an hour of business hours), naming the gap, and a
 Sev1/Sev2 escalation step whose role can be empty at some hour unless the step is marked
 ``when: business-hours``.
@@ -281,7 +281,7 @@ class RoutingConfig(Strict):
             for step in chain.steps:
                 if step.role not in self.roles:
                     raise ValueError(f"escalation.SEV{severity.value} names unknown role {step.role!r}")
-        from chalicelib.oncall import coverage_gaps, empty_hours
+        from chalicelib.decisions.oncall import coverage_gaps, empty_hours
 
         for role_name, role in self.roles.items():
             gaps = coverage_gaps(role, self.business_hours)

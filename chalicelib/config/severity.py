@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chalicelib.decisions.words import MIN_STEM_LETTERS, phrase_tokens, stem_too_short
 from chalicelib.models import Severity, SignalKind
-from chalicelib.words import MIN_STEM_LETTERS, phrase_tokens, stem_too_short
 
 
 class Strict(BaseModel):

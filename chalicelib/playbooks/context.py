@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.aws import Aws
-from chalicelib.channels import Transport
 from chalicelib.models import Incident, Signal
+from chalicelib.notify.channels import Transport
 
 
 @dataclass

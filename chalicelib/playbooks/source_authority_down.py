@@ -8,11 +8,11 @@ from datetime import timedelta
 from pydantic import Field
 
 from chalicelib.config.severity import Strict
+from chalicelib.decisions.words import any_phrase_in
 from chalicelib.errors import ChannelError
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, Step
-from chalicelib.words import any_phrase_in
 
 
 class Authority(Strict):

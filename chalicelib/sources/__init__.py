@@ -16,9 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib import payloads, safejson
 from chalicelib.models import Signal, SignalKind, Transition
-from chalicelib.sources import cloudwatch_alarm, eventbridge, sentry, sns
+from chalicelib.sources import cloudwatch_alarm, eventbridge, payloads, safejson, sentry, sns
 from chalicelib.sources.common import parse_time
 from chalicelib.sources.unknown import unknown_signal
 

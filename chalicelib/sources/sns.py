@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from chalicelib import safejson
 from chalicelib.models import Signal
-from chalicelib.sources import cloudwatch_alarm
+from chalicelib.sources import cloudwatch_alarm, safejson
 from chalicelib.sources.common import Wire, parse_time
 from chalicelib.sources.unknown import unknown_signal
 

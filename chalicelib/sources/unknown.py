@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chalicelib import payloads
 from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.sources import payloads
 from chalicelib.sources.common import digest
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
+from chalicelib.decisions.oncall import holders, next_business_moment
 from chalicelib.models import Duty, Incident, PageKind, PageRecord, SignalKind, TimelineEntry
-from chalicelib.oncall import holders, next_business_moment
-from chalicelib.paging import render
+from chalicelib.notify.paging import render
 
 SERVICE_KINDS = frozenset({SignalKind.ALARM, SignalKind.ECS_DEPLOYMENT, SignalKind.SENTRY_ISSUE,
                            SignalKind.SENTRY_EVENT_ALERT, SignalKind.SENTRY_METRIC_ALERT, SignalKind.SENTRY_ERROR,

@@ -16,8 +16,8 @@ from pathlib import Path
 from statistics import mean
 
 from chalicelib.config import ResponderConfig
-from chalicelib.escape import markdown
 from chalicelib.models import Duty, Incident, Severity
+from chalicelib.notify.escape import markdown
 
 
 @dataclass

@@ -35,6 +35,16 @@ from enum import StrEnum
 
 from chalicelib.config import ResponderConfig
 from chalicelib.config.routing import EscalationChain
+from chalicelib.decisions.oncall import holders, next_business_moment
+from chalicelib.decisions.pd_alerts import (
+    confirmed,
+    dedup_key,
+    next_key,
+    open_keys,
+    pagerduty_alerts,
+    pagerduty_channels,
+    with_alerts,
+)
 from chalicelib.models import (
     AckLinkRef,
     EscalationState,
@@ -47,17 +57,7 @@ from chalicelib.models import (
     Severity,
     TimelineEntry,
 )
-from chalicelib.oncall import holders, next_business_moment
-from chalicelib.paging import render
-from chalicelib.pd_alerts import (
-    confirmed,
-    dedup_key,
-    next_key,
-    open_keys,
-    pagerduty_alerts,
-    pagerduty_channels,
-    with_alerts,
-)
+from chalicelib.notify.paging import render
 
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(minutes=5)
@@ -470,7 +470,7 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
             times.append(page.lease_until)
     if incident.watch is not None:
         times.append(incident.watch.next_check_at)
-    from chalicelib.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
+    from chalicelib.decisions.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
 
     reminder = reminder_at(incident, config)
     if reminder is not None:

@@ -26,15 +26,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from chalicelib.audit import AuditLog
 from chalicelib.aws import Aws
-from chalicelib.channels import Transport
 from chalicelib.config import ResponderConfig
 from chalicelib.config.playbooks import RateLimit
+from chalicelib.decisions.incidents import IncidentService, raise_severity
 from chalicelib.errors import ChannelError, ConflictError, PlaybookError
-from chalicelib.incidents import IncidentService, raise_severity
 from chalicelib.models import Duty, Frozen, Incident, IncidentStatus, Signal, TimelineEntry, WatchState
+from chalicelib.notify.channels import Transport
 from chalicelib.playbooks import REGISTRY, Playbook
+from chalicelib.playbooks.audit import AuditLog
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step, Watch
 from chalicelib.store import IncidentStore

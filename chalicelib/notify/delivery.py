@@ -25,13 +25,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import comms, escalation, pd_alerts
 from chalicelib.config import ResponderConfig
+from chalicelib.decisions import comms, escalation, pd_alerts
+from chalicelib.decisions.escalation import RetryDecision
+from chalicelib.decisions.incidents import IncidentService, raise_severity
 from chalicelib.errors import ChannelError
-from chalicelib.escalation import RetryDecision
-from chalicelib.incidents import IncidentService, raise_severity
 from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, Severity, TimelineEntry
-from chalicelib.paging import Pager
+from chalicelib.notify.paging import Pager
 from chalicelib.store import IncidentStore
 
 log = logging.getLogger("responder")

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from chalicelib import escape
 from chalicelib.errors import ChannelError
 from chalicelib.models import PageKind, Severity
-from chalicelib.paging import PageRequest
+from chalicelib.notify import escape
+from chalicelib.notify.paging import PageRequest
 
 PAGERDUTY_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error",
                       Severity.SEV3: "warning", Severity.SEV4: "info"}

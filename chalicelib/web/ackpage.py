@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from chalicelib.api import ApiResponse
-from chalicelib.links import AckClaim, LinkProblem
 from chalicelib.models import Incident, IncidentStatus
+from chalicelib.notify.links import AckClaim, LinkProblem
+from chalicelib.web.api import ApiResponse
 from chalicelib.wiring import Deps
 
 _PROBLEMS = {

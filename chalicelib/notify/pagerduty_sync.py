@@ -30,9 +30,9 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import pd_alerts
+from chalicelib.decisions import pd_alerts
+from chalicelib.decisions.incidents import is_stale, noted_stale
 from chalicelib.errors import ConflictError, SignatureError
-from chalicelib.incidents import is_stale, noted_stale
 from chalicelib.models import Incident
 from chalicelib.sources.common import digest
 from chalicelib.sources.sentry import signed_time

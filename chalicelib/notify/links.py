@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from chalicelib.errors import ConflictError
 from chalicelib.models import AckLinkRef, Frozen, Incident, PageRecord
-from chalicelib.paging import SUMMARY_LIMIT
+from chalicelib.notify.paging import SUMMARY_LIMIT
 from chalicelib.store import IncidentStore
 
 DEFAULT_TTL = timedelta(minutes=30)

@@ -25,7 +25,6 @@ UNAVAILABLE = (StoreError, TransientError, ConfigError)
 def identify(token: str | None) -> dict[str, str]:
     """The authorizer: who holds ``token``; if the store cannot say, a caller marked unavailable."""
     from chalicelib import handlers
-
     try:
         return handlers.identify(token)
     except UNAVAILABLE as exc:
@@ -35,8 +34,8 @@ def identify(token: str | None) -> dict[str, str]:
 
 def api_view(view_name: str, authorizer_context: Mapping[str, Any], *args: object) -> Any:
     """Run the API view ``view_name`` for the caller the authorizer identified; 503 if the store is out."""
-    from chalicelib import api, handlers
-
+    from chalicelib import handlers
+    from chalicelib.web import api
     if authorizer_context.get("unavailable"):
         return unavailable(str(authorizer_context["unavailable"]))
     return guarded(lambda: getattr(api, view_name)(handlers.get_deps(),
@@ -53,7 +52,7 @@ def guarded(run: Callable[[], Any]) -> Any:
 
 
 def unavailable(reason: str) -> Any:
-    from chalicelib.api import ApiResponse
+    from chalicelib.web.api import ApiResponse
 
     response: ApiResponse = ApiResponse(503, {"message": f"the incident store cannot be reached ({reason});"
                                                          " try again shortly", "error": "unavailable"})

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
-from chalicelib import comms, escalation
 from chalicelib.config import ResponderConfig
+from chalicelib.decisions import comms, escalation
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,

@@ -16,8 +16,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
-from chalicelib.escape import markdown, markdown_code
 from chalicelib.models import Incident, PageStatus
+from chalicelib.notify.escape import markdown, markdown_code
 
 SECTIONS = ("Incident date", "Impact", "Root cause", "Detection", "Response", "Resolution", "Lessons",
             "Action items")

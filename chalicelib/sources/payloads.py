@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import phi, safejson
+from chalicelib import phi
+from chalicelib.sources import safejson
 
 MAX_DEPTH = safejson.MAX_DEPTH
 KEEP_BYTES = 128 * 1024  # of the stored (JSON-encoded) text: a third of a DynamoDB item

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import safejson
+from chalicelib.decisions.incidents import MAX_NOTE_CHARS
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
-from chalicelib.incidents import MAX_NOTE_CHARS
 from chalicelib.models import Incident, IncidentStatus
+from chalicelib.sources import safejson
 from chalicelib.store import with_full_timeline
-from chalicelib.tokens import Principal, Role
+from chalicelib.web.tokens import Principal, Role
 from chalicelib.wiring import Deps
 
 MAX_BODY = 256 * 1024
@@ -133,7 +133,7 @@ def add_note(deps: Deps, principal: Principal | None, incident_id: str, raw_body
 def postmortem(deps: Deps, principal: Principal | None, incident_id: str) -> ApiResponse:
     if denied := require(principal, Role.VIEWER):
         return denied
-    from chalicelib.postmortem import draft
+    from chalicelib.reports.postmortem import draft
 
     incident = deps.store.get(incident_id)
     if incident is None:

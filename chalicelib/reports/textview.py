@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from chalicelib.escape import plain
 from chalicelib.models import Incident, IncidentStatus, PageRecord
+from chalicelib.notify.escape import plain
 
 TITLE_WIDTH = 60
 _STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.RESOLVED: 2}

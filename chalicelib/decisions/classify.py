@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 
 from chalicelib.config.severity import Match, SeverityConfig
+from chalicelib.decisions.words import any_phrase_in
 from chalicelib.models import Classification, Severity, Signal
-from chalicelib.words import any_phrase_in
 
 _OVERRIDE_LINE = re.compile(r"^\s*(severity|playbook)\s*[:=]\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _SEVERITY_VALUE = re.compile(r"^sev\s*-?\s*([1-4])$", re.IGNORECASE)

@@ -1,0 +1,2 @@
+"""What people read afterwards: the monthly report, post-mortem drafts, terminal views.
+"""
