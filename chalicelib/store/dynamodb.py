@@ -4,8 +4,9 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 
 - delivery ``DELIVERY#<id>``: status (leased, done), lease_until, expires_at, ``ttl``, outcome;
   written when a delivery is claimed and completed.
-- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, doc (the bounded
-  incident as JSON), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
+- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, docz (the bounded
+  incident as zlib-compressed JSON: a write is billed by the item's size, and JSON compresses about
+  4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
   index); written on every change.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
   transaction of the incident write that added it.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +48,7 @@ from chalicelib.store import Claim, Repeat, bounds
 from chalicelib.store.retry import Pause, backoff, retried
 
 DUE_INDEX = "due"
+DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU time grows
 TRANSACTION_ATTEMPTS = 4  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 _TRANSIENT = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -348,7 +351,8 @@ class DynamoStore:
         item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
                 "opened_at": _s(incident.opened_at.isoformat()),
-                "timeline_count": _n(incident.timeline_count), "doc": _s(incident.model_dump_json())}
+                "timeline_count": _n(incident.timeline_count),
+                "docz": {"B": zlib.compress(incident.model_dump_json().encode(), DOC_COMPRESSION)}}
         floor = bounds.repeat_floor(incident)
         if floor is not None:
             item["repeat_sev"] = _n(floor)
@@ -381,8 +385,12 @@ class _TransactionCancelled(Exception):
 
 def _incident(item: dict[str, Any]) -> Incident:
     """An incident item as the incident, with the repeats counted since its doc was written."""
-    return bounds.with_repeats(Incident.model_validate_json(item["doc"]["S"]), int(item["version"]["N"]),
-                               int(item.get("repeats", {}).get("N", 0)), item.get("repeat_seen", {}).get("S"))
+    doc = zlib.decompress(item["docz"]["B"]) if "docz" in item else item["doc"]["S"]
+    incident = Incident.model_validate_json(doc)
+    if "repeats" not in item:
+        return incident
+    return bounds.with_repeats(incident, int(item["version"]["N"]), int(item["repeats"]["N"]),
+                               item.get("repeat_seen", {}).get("S"))
 
 
 def _entry_pk(incident_id: str, seq: int) -> str:
