@@ -62,6 +62,13 @@ def handled(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
     return outcome
 
 
+def opened_and_counting(deps: Deps) -> str:
+    """Open the alarm's incident and repeat it until (and once past) it only counts: its id."""
+    outcomes = [handled(deps, trigger(n)) for n in range(STORM + 1)]
+    assert outcomes[-1]["reason"] == "ALREADY_OPEN"
+    return str(outcomes[0]["incident_id"])
+
+
 def test_a_storm_is_counted_on_the_hot_path_with_the_full_paths_outcome(hot: Deps, console: RecordingChannel) -> None:
     outcomes = [handled(hot, trigger(n)) for n in range(STORM)]
     assert outcomes[0]["reason"] == "OPENED" and {o["reason"] for o in outcomes[1:]} == {"ALREADY_OPEN"}
@@ -79,8 +86,7 @@ def test_a_storm_is_counted_on_the_hot_path_with_the_full_paths_outcome(hot: Dep
 
 
 def test_a_redelivered_repeat_is_a_duplicate_and_counted_once(hot: Deps) -> None:
-    for n in range(STORM + 1):
-        handled(hot, trigger(n))
+    opened_and_counting(hot)
     again = handled(hot, trigger(STORM))
     assert again["reason"] == "DUPLICATE" and again["incident_id"] is None
     assert hot.store.get_open(again["incident_key"]).count == STORM + 1
@@ -88,7 +94,7 @@ def test_a_redelivered_repeat_is_a_duplicate_and_counted_once(hot: Deps) -> None
 
 def test_after_a_resolve_the_next_trigger_opens_a_new_incident_and_pages(hot: Deps, console: RecordingChannel,
                                                                          clock: FakeClock) -> None:
-    first = [handled(hot, trigger(n)) for n in range(STORM + 1)][0]["incident_id"]
+    first = opened_and_counting(hot)
     clock.advance(minutes=5)
     assert handled(hot, sns_event("sns-cloudwatch-alarm-ok.json", message_id="ok-1"))["reason"] == "RESOLVED"
     reopened = handled(hot, trigger(1000))
@@ -97,7 +103,7 @@ def test_after_a_resolve_the_next_trigger_opens_a_new_incident_and_pages(hot: De
 
 
 def test_a_memory_another_worker_made_stale_falls_back_to_the_full_path(hot: Deps, clock: FakeClock) -> None:
-    first = [handled(hot, trigger(n)) for n in range(STORM + 1)][0]["incident_id"]
+    first = opened_and_counting(hot)
     # another Lambda resolves it: this process still remembers the alarm as counting repeats
     other = make_deps(hot.store, clock, RecordingChannel())
     other.pipeline.resolve(first, "alice")
@@ -107,8 +113,7 @@ def test_a_memory_another_worker_made_stale_falls_back_to_the_full_path(hot: Dep
 
 
 def test_an_alarm_edited_to_a_worse_severity_raises_the_incident(hot: Deps, console: RecordingChannel) -> None:
-    for n in range(STORM + 1):
-        handled(hot, trigger(n))
+    opened_and_counting(hot)
     raised = handled(hot, trigger(3000, AlarmDescription="severity: SEV1",
                                   AlarmConfigurationUpdatedTimestamp="2025-03-14T10:00:00.000+0000"))
     assert raised["reason"] == "SEVERITY_RAISED" and raised["severity"] == 1

@@ -6,8 +6,9 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
   written when a delivery is claimed and completed.
 - incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, docz (the bounded
   incident as zlib-compressed JSON: a write is billed by the item's size, and JSON compresses about
-  4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
-  index); written on every change.
+  4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while
+  something is scheduled ``due_pk``/``due_at`` (the sparse ``due`` index); written on every
+  change. ``repeats``/``repeat_seen``/``repeat_sev``: see ``record_repeat`` below.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
   transaction of the incident write that added it.
 - open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by

@@ -52,7 +52,11 @@ CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL,
 """
 # Columns added since the first layout: a file written before them gets them on open.
 _ADDED_COLUMNS = {"repeats": "INTEGER NOT NULL DEFAULT 0", "repeat_seen": "TEXT", "repeat_sev": "INTEGER"}
-_INCIDENT_COLUMNS = "doc, version, repeats, repeat_seen"
+# What every read of incidents takes: the doc and the counters record_repeat keeps beside it.
+_INCIDENT_BY_ID = "SELECT doc, version, repeats, repeat_seen FROM incidents WHERE id = ?"
+_INCIDENTS = "SELECT doc, version, repeats, repeat_seen FROM incidents ORDER BY opened_at, id"
+_INCIDENTS_DUE = ("SELECT doc, version, repeats, repeat_seen FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
+                  "ORDER BY due_at")
 
 
 class SqliteStore:
@@ -235,7 +239,7 @@ class SqliteStore:
         return [TimelineEntry.model_validate_json(entry) for (entry,) in rows]
 
     def get(self, incident_id: str) -> Incident | None:
-        rows = self._read(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+        rows = self._read(_INCIDENT_BY_ID, (incident_id,))
         return _incident(*rows[0]) if rows else None
 
     def get_open(self, key: str) -> Incident | None:
@@ -252,12 +256,11 @@ class SqliteStore:
         return None
 
     def list(self) -> list[Incident]:
-        rows = self._read(f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY opened_at, id")
+        rows = self._read(_INCIDENTS)
         return [_incident(*row) for row in rows]
 
     def due(self, now: datetime) -> builtins.list[Incident]:
-        rows = self._read(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
-                          "ORDER BY due_at", (now.timestamp(),))
+        rows = self._read(_INCIDENTS_DUE, (now.timestamp(),))
         return [_incident(*row) for row in rows]
 
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
