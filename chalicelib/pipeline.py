@@ -46,7 +46,7 @@ from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.errors import DeliveryInProgress
-from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
+from chalicelib.models import Classification, Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
 from chalicelib.notify.channels import Transport
 from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
@@ -95,9 +95,12 @@ class Pipeline:
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
 
-    def respond(self, signal: Signal, raw: Any = None) -> Outcome:
+    def respond(self, signal: Signal, raw: Any = None, classification: Classification | None = None,
+                opened: Callable[[Incident], Incident] | None = None) -> Outcome:
+        """``classification`` when the sender decided it (a person paging on purpose); ``opened``
+        changes a newly opened incident before anyone is paged (the owner they named)."""
         now = self.clock()
-        classification = classify(signal, self.config.severity)
+        classification = classification or classify(signal, self.config.severity)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
             "incident_key": signal.incident_key, "severity": classification.severity.value,
@@ -111,6 +114,8 @@ class Pipeline:
             raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
             reason, incident = self.incidents.handle(signal, classification, now)
+            if opened is not None and incident is not None and reason is Reason.OPENED:
+                incident = self.incidents.update(incident.id, opened)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
