@@ -236,6 +236,7 @@ def test_a_snooze_that_ends_before_the_next_step_changes_nothing(http: Client, d
     ({"until": "2025-03-14T14:00:00+00:00"}, 409, "until"), ({"until": "tomorrow"}, 400, "until"),
     ({"until": "2025-03-14T18:00:00"}, 400, "until"), ({"until": "2025-04-14T18:00:00+00:00"}, 400, "until"),
     ({}, 400, "until"), ({"until": "2025-03-14T18:00:00+00:00", "why": "x"}, 400, "why"),
+    ({"until": "9999-12-31T23:59:59-23:59"}, 400, "until"), ({"until": 1741966000}, 400, "until"),
 ])
 def test_bad_snoozes_are_refused_naming_the_field(http: Client, deps: Deps, token: str, body: Any, status: int,
                                                   field: str) -> None:
@@ -354,3 +355,59 @@ def test_decisions_return_reasons(deps: Deps, clock: FakeClock) -> None:
     assert actions.decide_severity(acked, Severity.SEV4) is Reason.SEVERITY_CHANGED
     with pytest.raises(Exception, match="until: must be at most 7 days ahead"):
         actions.until_of(T0 + timedelta(days=8), T0)
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def cli_store(request: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SENTRY_CLIENT_SECRET", raising=False)
+    if request.param == "sqlite":
+        monkeypatch.setenv("RESPONDER_STORE", f"sqlite:///{tmp_path / 'cli.db'}")
+        yield
+        return
+    with mock_aws():
+        monkeypatch.setenv("RESPONDER_STORE", f"dynamodb://{create_table(boto3.client('dynamodb'))}")
+        yield
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    from chalicelib.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    start = out.find("{\n")  # the console channel prints its pages on stdout too
+    return code, json.loads(out[start:]) if code == 0 else None, err
+
+
+def test_the_cli_pages_and_acts_with_who_did_it(cli_store: None, capsys: pytest.CaptureFixture[str]) -> None:
+    at = "--now", T0.isoformat()
+    code, page, _ = cli(capsys, "page", "--severity", "2", "--title", "Acme: wrong totals", "--key", "acme",
+                        "--role", "founder-backup", "--by", "giles", *at)
+    assert code == 0 and page["reason"] == "OPENED" and page["incident"]["owner"] == "founder-backup"
+    incident_id = page["incident"]["id"]
+    code, again, _ = cli(capsys, "page", "--severity", "2", "--title", "Acme: still wrong", "--key", "acme",
+                         "--by", "giles", "--now", (T0 + timedelta(minutes=1)).isoformat())
+    assert again["reason"] == "ALREADY_OPEN" and again["incident"]["id"] == incident_id
+    later = "--now", (T0 + timedelta(minutes=2)).isoformat()
+    steps = [("snooze", incident_id, "--until", (T0 + timedelta(hours=1)).isoformat(), "SNOOZED"),
+             ("escalate-now", incident_id, "ESCALATED"),
+             ("reassign", incident_id, "--to", "christian", "REASSIGNED"),
+             ("reassign", incident_id, "--to", "christian", "ALREADY_OWNER"),
+             ("severity", incident_id, "--to", "1", "SEVERITY_CHANGED")]
+    for *argv, reason in steps:
+        code, result, err = cli(capsys, *argv, "--by", "christian", *later)
+        assert code == 0 and result["reason"] == reason, (argv, err)
+    timeline = [(e["by"], e["what"].split(":")[0].split(";")[0]) for e in result["incident"]["timeline"]
+                if e["by"] == "christian"]
+    assert [what for _, what in timeline] == ["snoozed until 2025-03-14T15", "escalation asked by christian",
+                                              "reassigned founder-backup → christian by christian",
+                                              "severity changed SEV2 → SEV1 by christian"]
+    for argv, message in ((("snooze", incident_id, "--until", "2025-03-14T10:00:00Z"), "before now"),
+                          (("reassign", incident_id, "--to", "mallory"), "to: must name"),
+                          (("severity", incident_id, "--to", "0"), "severity: must be"),
+                          (("escalate-now", "inc-nope"), "no incident inc-nope"),
+                          (("page", "--severity", "9", "--title", "x"), "severity: must be")):
+        code, _, err = cli(capsys, *argv, "--by", "christian", *later)
+        assert code == 1 and message in err and err.count("\n") == 1, (argv, err)

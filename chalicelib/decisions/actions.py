@@ -26,7 +26,7 @@ to the current owner, the same snooze again, the same severity.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.config import ResponderConfig
@@ -97,6 +97,10 @@ def until_of(value: object, now: datetime, field: str = "until") -> datetime:
             raise InvalidRequest(field, "must be an ISO 8601 time with a UTC offset") from None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidRequest(field, "must be an ISO 8601 time with a UTC offset")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # an offset that takes it past the calendar's end
+        raise InvalidRequest(field, "must be an ISO 8601 time with a UTC offset") from None
     if value - now > MAX_SNOOZE:
         raise InvalidRequest(field, f"must be at most {MAX_SNOOZE.days} days ahead")
     return value
