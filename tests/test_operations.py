@@ -14,32 +14,20 @@ import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-import app as app_module
 from chalicelib.decisions import actions
 from chalicelib.decisions.actions import Reason
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus, PageKind, Severity
 from chalicelib.reports.report import monthly_stats, render_markdown
 from chalicelib.store import with_full_timeline
-from chalicelib.store.dynamodb import DynamoStore
-from chalicelib.store.sqlite import SqliteStore
 from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps
-from tests.conftest import T0, FakeClock, RecordingChannel, create_table, installed, load_event, make_deps
+from tests.conftest import T0, FakeClock, RecordingChannel, app_on, create_table, load_event
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def env(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[tuple[Client, Deps]]:
-    if request.param == "sqlite":
-        for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, console)):
-            with Client(app_module.app, stage_name="dev") as http:
-                yield http, built
-        return
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        for built in installed(make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, console)):
-            with Client(app_module.app, stage_name="dev") as http:
-                yield http, built
+    yield from app_on(request.param, tmp_path, clock, console)
 
 
 @pytest.fixture
