@@ -113,9 +113,7 @@ class Pipeline:
         if claim is Claim.IN_PROGRESS:
             raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
-            reason, incident = self.incidents.handle(signal, classification, now)
-            if opened is not None and incident is not None and reason is Reason.OPENED:
-                incident = self.incidents.update(incident.id, opened)
+            reason, incident = self.incidents.handle(signal, classification, now, opened)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):

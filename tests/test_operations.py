@@ -100,8 +100,16 @@ def test_a_key_deduplicates_pages_and_without_one_each_page_is_its_own(http: Cli
 def test_a_named_person_is_paged_first_and_the_chain_goes_on_from_them(http: Client, deps: Deps, token: str,
                                                                        console: RecordingChannel,
                                                                        clock: FakeClock) -> None:
-    incident = open_page(http, token, severity=1, person="christian")
+    created: list[Any] = []
+    real = deps.pipeline.incidents.store
+    deps.pipeline.incidents.store = Recorded(real, created)
+    try:
+        incident = open_page(http, token, severity=1, person="christian")
+    finally:
+        deps.pipeline.incidents.store = real
     assert incident["owner"] == "christian"
+    # stored with the named owner's page already queued: no sweep can page the chain's first step first
+    assert [(c.owner, [p.person for p in c.pages]) for c in created] == [("christian", ["christian"])]
     assert paged(console) == [("christian", PageKind.TRIGGER)]  # not the matrix's founder-primary
     by_alice = [e for e in incident["timeline"] if e["by"] == "alice"]
     assert by_alice and by_alice[0]["what"].startswith("owner christian named by alice: paged christian")
@@ -282,6 +290,20 @@ def test_severity_moves_the_chain_owner_target_and_duties(http: Client, deps: De
 
 
 # --- races: the conditional update re-reads and decides again -----------------------------------
+
+
+class Recorded:
+    """The store, keeping every incident handed to ``create``."""
+
+    def __init__(self, store: Any, created: list[Any]) -> None:
+        self._store, self._created = store, created
+
+    def create(self, incident: Any) -> Any:
+        self._created.append(incident)
+        return self._store.create(incident)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class Interleaved:
