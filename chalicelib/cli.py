@@ -420,6 +420,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
                   for p in plan.pages],
         "escalation": list(plan.escalation),
         "playbook_steps": list(plan.playbook_steps),
+        "playbook_reads": list(plan.playbook_reads),
     }
     if signal.unknown_reason:
         out["unknown_reason"] = signal.unknown_reason

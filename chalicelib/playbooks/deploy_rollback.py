@@ -70,14 +70,14 @@ def plan(ctx: PlaybookContext) -> list[Step]:
         return (f"deploy-rollback: {cluster}/{service} runs failing revision {compute(failing)}; "
                 f"last known-good is {compute(good)}")
 
-    rollback = ctx.later("a recent deployment with an older ACTIVE revision",
+    rollback = ctx.later("an older ACTIVE revision" + (" and a recent deployment" if recent is not True else ""),
                          lambda: bool(compute(recent)) and compute(good) is not None, reads=good.reads)
     return [
         Note(text=ctx.later("the failing and the last known-good revision", verdict, reads=good.reads)),
         ApiCall(service="ecs", operation="update_service",
                 params={"cluster": cluster, "service": service, "taskDefinition": good},
                 target=f"ecs-service:{cluster}/{service}",
-                why=ctx.later("the rollback", lambda bad, ok: f"roll back {bad} → {ok}", failing, good),
+                why=ctx.later("failing → known-good revision", lambda bad, ok: f"roll back {bad} → {ok}", failing, good),
                 only_if=rollback),
         Watch(until=ctx.now + timedelta(minutes=options.watch_minutes), cluster=cluster, service=service,
               alarm_names=tuple(options.alarm_names.get(service, [])),

@@ -97,9 +97,17 @@ def describe_read(service: str, operation: str, params: dict[str, Any] | None = 
     action = "".join(part.title() for part in operation.split("_"))
     shown = " ".join(f"{k}={_brief(v)}" for k, v in (params or {}).items()
                      if (isinstance(v, str | int) and not isinstance(v, bool))
-                     or (isinstance(v, list) and all(isinstance(item, str) for item in v)))
+                     or (isinstance(v, list) and bool(v) and all(isinstance(item, str) for item in v)))
     return f"{service}:{action}" + (f" {shown}" if shown else "")
 
 
 def _brief(value: Any) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def shown(step: Any, dry_run: bool) -> dict[str, Any]:
+    """One step as ``simulate`` prints it: its record, its plan line, and its condition if it has one."""
+    out: dict[str, Any] = step.model_dump(mode="json") | {"dry_run": dry_run, "plan": step.describe()}
+    if step.only_if is not None:
+        out["only_if"] = str(step.only_if)
+    return out
