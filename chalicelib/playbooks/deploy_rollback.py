@@ -77,7 +77,7 @@ def plan(ctx: PlaybookContext) -> list[Step]:
         ApiCall(service="ecs", operation="update_service",
                 params={"cluster": cluster, "service": service, "taskDefinition": good},
                 target=f"ecs-service:{cluster}/{service}",
-                why=ctx.later("failing → known-good revision", lambda bad, ok: f"roll back {bad} → {ok}", failing, good),
+                why=ctx.later("failing → known-good", lambda bad, ok: f"roll back {bad} → {ok}", failing, good),
                 only_if=rollback),
         Watch(until=ctx.now + timedelta(minutes=options.watch_minutes), cluster=cluster, service=service,
               alarm_names=tuple(options.alarm_names.get(service, [])),
