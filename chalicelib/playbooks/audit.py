@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib.errors import StoreError
+from chalicelib.errors import StoreError, from_client_error
 
 
 class AuditLog(Protocol):
@@ -54,9 +54,9 @@ class S3AuditLog:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, ContentType="application/json",
                                     Body=json.dumps(record, default=str, sort_keys=True).encode())
-        except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
-            raise StoreError(f"audit put to s3://{self.bucket}/{self.prefix}: {code}") from None
+        except (ClientError, BotoCoreError) as exc:  # lost audit records are never "transient": they fail the run
+            raise from_client_error(exc, "s3", "put_object", context=f"audit put to s3://{self.bucket}/{self.prefix}",
+                                    into=lambda message, _: StoreError(message)) from None
 
 
 def open_audit(url: str, s3_client: Any = None) -> AuditLog:

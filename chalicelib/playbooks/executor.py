@@ -182,7 +182,7 @@ class Executor:
             entry = {"at": now.isoformat(), "incident": incident_id, "outcome": outcome}
             self.store.put_doc(scope, {"actions": [*kept, entry]}, version)
             return Envelope.ALLOWED
-        return retried(attempt, what=scope, attempts=10)
+        return retried(attempt, what=scope)
 
     def set_outcome(self, scope: str, incident_id: str, outcome: str) -> None:
         def attempt() -> None:
@@ -191,7 +191,7 @@ class Executor:
                    else e for e in (doc or {}).get("actions", [])]
             self.store.put_doc(scope, {"actions": log}, version)
         with contextlib.suppress(ConflictError):  # the log keeps "pending"; the timeline has the outcome
-            retried(attempt, what=scope, attempts=10)
+            retried(attempt, what=scope)
 
     # --- verifying (the sweep) --------------------------------------------------------------
 
