@@ -1,6 +1,10 @@
 """Runs playbook plans inside the safety envelope, and verifies what they did.
 
-A playbook only plans (``playbooks/*``); this module decides what of the plan may run:
+A playbook only plans (``playbooks/*``), and its plan reads nothing: values it needs from
+AWS are placeholders (``runtime.py``), which ``simulate`` prints as they are. ``run`` first
+resolves them (the reads, in plan order; a failing read fails the plan), then hands each
+concrete step to the runner registered for its type (``@runs``). This module decides what of
+the plan may run:
 
 - **Dry run**: the stage default everywhere but prod, or per playbook in
   ``playbooks.yaml``. Reads happen (the plan needs them), mutating calls do not.
