@@ -1,4 +1,4 @@
-"""The append-only audit trail of every playbook step and its result.
+"""The append-only audit trail of every playbook step and its result, and the reads a run made.
 
 Locally a JSON-lines file; in AWS one object per record in an S3 bucket with Object Lock
 in COMPLIANCE mode (declared in the merge template), so no one, root included, can edit

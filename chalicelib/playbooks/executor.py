@@ -111,16 +111,20 @@ class Executor:
         if incident is None or not incident.playbook:
             return Execution(playbook="", dry_run=True)
         dry_run = self.config.playbooks.dry_run_for(incident.playbook, self.stage)
+        ctx: PlaybookContext | None = None
         try:
-            playbook, planned, _ = self._plan(incident, signal, now)
+            playbook, planned, ctx = self._plan(incident, signal, now)
             steps = resolve(planned)  # the reads happen here, in plan order
         except Exception as exc:  # noqa: BLE001 - a failing playbook must never lose the incident
             reason = str(exc) if isinstance(exc, PlaybookError) else f"{type(exc).__name__} in the playbook"
             self._record(incident_id, incident.playbook, now, dry_run,
                          [TimelineEntry(at=now, what=f"playbook {incident.playbook} failed: {reason}; "
                                                      "escalating as usual")],
-                         [{"kind": "plan", "result": f"failed: {reason}"}], outcome=f"failed: {reason}")
+                         [*_reads_record(ctx), {"kind": "plan", "result": f"failed: {reason}"}],
+                         outcome=f"failed: {reason}")
             return Execution(playbook=incident.playbook, dry_run=dry_run, error=reason)
+        for record in _reads_record(ctx):
+            self._audit(incident_id, playbook.id, now, dry_run, record)
         return self._execute(incident, playbook, steps, dry_run, now)
 
     def _execute(self, incident: Incident, playbook: Playbook, steps: list[Step], dry_run: bool,
@@ -334,6 +338,11 @@ def _run_watch(run: _Run, step: Watch) -> str:
         result = f"watching {step.cluster}/{step.service} until {step.until.isoformat()}"
     run.entries.append(TimelineEntry(at=run.now, what=result))
     return result
+
+
+def _reads_record(ctx: PlaybookContext | None) -> list[dict[str, Any]]:
+    """The AWS reads a run made to resolve its plan, for the audit trail (names only, no answers)."""
+    return [{"kind": "reads", "reads": list(ctx.reads)}] if ctx is not None and ctx.reads else []
 
 
 def _scope(playbook: Playbook, steps: list[Step]) -> str:
