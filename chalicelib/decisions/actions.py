@@ -34,7 +34,7 @@ from chalicelib.decisions import comms, escalation
 from chalicelib.decisions.incidents import raise_severity
 from chalicelib.decisions.oncall import holders
 from chalicelib.errors import InvalidRequest
-from chalicelib.models import Duty, Incident, IncidentStatus, PageKind, Severity, TimelineEntry
+from chalicelib.models import Duty, DutyKind, Incident, IncidentStatus, PageKind, Severity, TimelineEntry
 
 MAX_SNOOZE = timedelta(days=7)
 
@@ -228,8 +228,8 @@ def _with_duties(incident: Incident, config: ResponderConfig) -> Incident:
     """The customer notice the severity calls for: an undone one of the old severity gives way
     to the new severity's (or to none); one already sent stays."""
     kept: tuple[Duty, ...] = tuple(d for d in incident.duties
-                                   if d.kind != "customer_notification" or d.done_at is not None)
-    if not any(d.kind == "customer_notification" for d in kept):
+                                   if d.kind != DutyKind.CUSTOMER_NOTIFICATION or d.done_at is not None)
+    if not any(d.kind == DutyKind.CUSTOMER_NOTIFICATION for d in kept):
         kept += tuple(comms.opening_duties(incident, config))
     return incident if kept == incident.duties else incident.model_copy(update={"duties": kept})
 
