@@ -13,14 +13,16 @@ p50/p99 for every event, pages sent (must equal M), and peak traced memory.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +35,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 
 SAMPLE = ROOT / "examples" / "events" / "sns-cloudwatch-alarm-metric.json"
+_SAMPLE_TEXT = SAMPLE.read_text()
 
 
 class StampingChannel:
@@ -54,60 +57,78 @@ class Clock:
         return self.now
 
 
+def alarm_event(alarm: int, message_id: str, state: str = "ALARM", changed_at: datetime | None = None
+                ) -> dict[str, Any]:
+    """One SNS delivery of alarm ``storm-alarm-<alarm>`` (the sample's shape, the SEV2 storm alarm)."""
+    event: dict[str, Any] = json.loads(_SAMPLE_TEXT)
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    body = dict(message, AlarmName=f"storm-alarm-{alarm:03d}", NewStateValue=state,
+                AlarmArn=f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:storm-alarm-{alarm:03d}",
+                AlarmDescription="Storm benchmark alarm.\nseverity: SEV2")
+    if changed_at is not None:
+        body["StateChangeTime"] = changed_at.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    event["Records"][0]["Sns"]["MessageId"] = message_id
+    event["Records"][0]["Sns"]["Message"] = json.dumps(body)
+    return event
+
+
 def events(total: int, alarms: int) -> list[tuple[int, dict[str, Any]]]:
-    base = json.loads(SAMPLE.read_text())
-    message = json.loads(base["Records"][0]["Sns"]["Message"])
-    out = []
-    for n in range(total):
-        alarm = n % alarms
-        event = copy.deepcopy(base)
-        body = dict(message, AlarmName=f"storm-alarm-{alarm:03d}",
-                    AlarmArn=f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:storm-alarm-{alarm:03d}",
-                    AlarmDescription="Storm benchmark alarm.\nseverity: SEV2")
-        event["Records"][0]["Sns"]["MessageId"] = str(uuid.UUID(int=n))
-        event["Records"][0]["Sns"]["Message"] = json.dumps(body)
-        out.append((alarm, event))
-    return out
+    return [(n % alarms, alarm_event(n % alarms, str(uuid.UUID(int=n)))) for n in range(total)]
 
 
-def build(store_kind: str, folder: Path) -> tuple[Any, StampingChannel, Any]:
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's server in a process of its own on 127.0.0.1, so the CPU measured is the responder's alone."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def table_definition() -> dict[str, Any]:
+    """The incidents table as the merge template deploys it."""
+    template = json.loads((ROOT / ".chalice" / "merge-template.json").read_text())
+    props: dict[str, Any] = template["Resources"]["IncidentsTable"]["Properties"]
+    return props
+
+
+def create_table(client: Any, name: str) -> None:
+    props = table_definition()
+    client.create_table(TableName=name, KeySchema=props["KeySchema"],
+                        AttributeDefinitions=props["AttributeDefinitions"],
+                        GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"], BillingMode="PAY_PER_REQUEST")
+
+
+def build(store_kind: str, folder: Path, *, clock: Any = None, channel: Any = None, dynamodb: Any = None,
+          ) -> tuple[Any, Any, Any]:
+    """Deps on SQLite, or on DynamoDB: ``dynamodb`` (a client whose server the caller runs) or a moto server
+    started here (returned, for the caller to stop)."""
     from chalicelib.aws import Aws
     from chalicelib.settings import Settings
     from chalicelib.wiring import build_deps, override_deps
 
-    channel = StampingChannel()
+    channel = channel or StampingChannel()
     server = None
     if store_kind == "sqlite":
         store_url = f"sqlite:///{folder}/storm.db"
         clients: dict[str, Any] = {}
     else:
-        import socket
-        import subprocess
-        import urllib.request
+        if dynamodb is None:
+            import boto3
 
-        import boto3
-
-        # moto's server in a process of its own, so the CPU measured is the responder's alone
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}")
-        template = json.loads((ROOT / ".chalice" / "merge-template.json").read_text())
-        props = template["Resources"]["IncidentsTable"]["Properties"]
-        client.create_table(TableName="storm", KeySchema=props["KeySchema"],
-                            AttributeDefinitions=props["AttributeDefinitions"],
-                            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"], BillingMode="PAY_PER_REQUEST")
-        store_url, clients = "dynamodb://storm", {"dynamodb": client}
+            server, endpoint = start_moto()
+            dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        create_table(dynamodb, "storm")
+        store_url, clients = "dynamodb://storm", {"dynamodb": dynamodb}
     settings = Settings.from_env({"RESPONDER_STORE": store_url, "RESPONDER_AUDIT": f"file://{folder}/audit.jsonl"})
-    deps = build_deps(settings, clock=Clock(), channels={"console": lambda: channel}, aws_clients=clients,
+    deps = build_deps(settings, clock=clock or Clock(), channels={"console": lambda: channel}, aws_clients=clients,
                       aws=Aws(build_missing=False))
     override_deps(deps)
     return deps, channel, server
