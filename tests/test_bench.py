@@ -162,3 +162,34 @@ def test_the_alertmanager_config_pages_once_per_incident_on_loopback() -> None:
     config = peer.CONFIG.format(port=5001)
     assert "group_by: ['incident']" in config and "group_wait: 1s" in config and "group_interval: 1s" in config
     assert "url: 'http://127.0.0.1:5001/page'" in config and "send_resolved: true" in config
+
+
+table = _load("table")
+
+
+def test_the_goal_table_shows_pieces_not_built_instead_of_failing(tmp_path: Path) -> None:
+    rendered = table.render(table.rows(tmp_path))
+    lines = rendered.splitlines()
+    assert lines[0] == "| goal | target | measured now |"
+    assert len(lines) == 2 + 9
+    assert all(line.endswith("| n/a (not built) |") for line in lines[2:])
+
+
+def test_the_goal_table_reads_each_report_and_marks_a_failed_run(tmp_path: Path) -> None:
+    mix = {"usd_per_million_events": 7.5, "write_units_per_event": 11.6, "read_units_per_event": 2.9,
+           "index_write_units_per_event": 4.9, "transactions_cancelled": 0,
+           "first_page_round_trips": {"min": 8, "median": 8, "max": 9}}
+    (tmp_path / "dynamo-cost.json").write_text(json.dumps({"storm": mix, "lifecycle": dict(mix, transactions_cancelled=2)}))
+    (tmp_path / "alertmanager.json").write_text("round 1: ...\n" + json.dumps({
+        "median_ratio": 4.2, "ratios": [4.2],
+        "runs": [{"responder": {"cpu_us_per_event": 420.0}, "alertmanager": {"cpu_us_per_alert": 100.0}}]}))
+    (tmp_path / "coldstart.json").write_text(json.dumps({"zip_with_unchecked_hash_pyc": {
+        "first_event_imports_ms": 500.0, "boto3_client_floor_ms": 400.0, "import_app_ms": 30.0}}))
+    (tmp_path / "sweep-scale.json").write_text("n/a (failed)")
+    figures = {goal: figure for goal, _, figure in table.rows(tmp_path)}
+    assert figures["1 CPU per event vs Alertmanager (side by side)"].startswith("4.20× median")
+    assert figures["2 DynamoDB $ per million events, storm mix"].startswith("$7.50")
+    assert figures["2 round trips before a new trigger's first page"] == "8 (min 8, max 9)"
+    assert figures["2 transactions cancelled on the normal path"] == "2 (storm 0, lifecycle 2)"
+    assert figures["4 first event's imports from the shipped zip"].startswith("1.25×")
+    assert figures["3 sweep: 5,000 incidents due in one minute"] == "n/a (failed)"
