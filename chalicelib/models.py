@@ -42,6 +42,7 @@ class SignalKind(StrEnum):
     SENTRY_INSTALLATION = "sentry_installation"
     PAGERDUTY = "pagerduty"
     CANARY = "canary"  # the responder's own heartbeat (canary.py)
+    MANUAL = "manual"  # a human paged on purpose (sources/manual.py)
     UNKNOWN = "unknown"
 
 
@@ -280,10 +281,19 @@ class EscalationState(Frozen):
     pagerduty: tuple[PagerDutyAlerts, ...] = ()
 
 
+class DutyKind(StrEnum):
+    """What a duty is: the one list playbook steps, ``decisions/comms`` and the API accept."""
+
+    POSTMORTEM = "postmortem"
+    CUSTOMER_NOTIFICATION = "customer_notification"
+    DESIGN_PARTNER_NOTIFICATION = "design_partner_notification"
+    BREACH_NOTIFICATION = "breach_notification"
+
+
 class Duty(Frozen):
     """Something a human owes by a deadline: a customer notice, a post-mortem, a breach notice."""
 
-    kind: str
+    kind: DutyKind
     due_at: datetime
     reason: str
     done_at: datetime | None = None
@@ -357,6 +367,10 @@ class Incident(Frozen):
     # when it last opened or resolved, by the clock of whoever did it (the sender's signed time for
     # a webhook, ours otherwise); an event its sender dates earlier is stale
     changed_at: datetime | None = None
+    # a human paused escalation until this time; it holds for the chain it was set on only
+    # (a restart: a severity change, a reassignment, ends it). See decisions/actions.py.
+    snoozed_until: datetime | None = None
+    snoozed_chain: str | None = None
     version: int = 0
 
     @property

@@ -39,7 +39,8 @@ lease) and anything it refuses goes the full path. Classifications are remembere
 (less its per-delivery fields) and severity config.
 
 ``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state, and asks
-the playbook for its plan, and sends and changes nothing.
+the playbook for its plan, and sends, reads and changes nothing: values the playbook would
+read from AWS show as ``<label, read at run time>``, and ``playbook_reads`` lists those reads.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
 from chalicelib.playbooks.audit import AuditLog, JsonlAuditLog
 from chalicelib.playbooks.executor import Executor
+from chalicelib.playbooks.runtime import reads_of, shown
 from chalicelib.sources import payloads
 from chalicelib.store import Claim, IncidentStore, Repeat, bounds
 
@@ -161,11 +163,13 @@ class Pipeline:
     def _forget(self, incident_id: str) -> None:
         self._counted = {alarm: c for alarm, c in self._counted.items() if c.incident_id != incident_id}
 
-    def respond(self, signal: Signal, raw: Any = None, alarm: Hashable | None = None) -> Outcome:
-        """One signal through the pipeline; ``alarm`` (``sns.repeat_glance``) is remembered when
-        its incident only counts repeats, for ``repeat``."""
+    def respond(self, signal: Signal, raw: Any = None, classification: Classification | None = None,
+                opened: Callable[[Incident], Incident] | None = None, alarm: Hashable | None = None) -> Outcome:
+        """``classification`` when the sender decided it (a person paging on purpose); ``opened``
+        changes a newly opened incident before anyone is paged (the owner they named); ``alarm``
+        (``sns.repeat_glance``) is remembered when its incident only counts repeats, for ``repeat``."""
         now = self.clock()
-        classification = self.classify(signal)
+        classification = classification or self.classify(signal)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
             "incident_key": signal.incident_key, "severity": classification.severity.value,
@@ -181,7 +185,7 @@ class Pipeline:
             claimed: list[PageRecord] = []
 
             def opening(fresh: Incident) -> Incident:  # created with its first pages claimed
-                prepared, claimed[:] = self.escalator.opened(fresh, now)
+                prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
                 return prepared
 
             reason, incident = self.incidents.handle(signal, classification, now, opening)
@@ -273,6 +277,7 @@ class Plan(Frozen):
     pages: tuple[PageRecord, ...]
     escalation: tuple[dict[str, Any], ...] = ()
     playbook_steps: tuple[dict[str, Any], ...] = ()
+    playbook_reads: tuple[str, ...] = ()  # what the plan would read at run time (nothing is read now)
 
 
 def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: Incident | None = None,
@@ -292,15 +297,17 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: In
             if due <= now:
                 pages += escalation.step_pages(incident, index, config, now)
     planned: list[dict[str, Any]] = []
+    reads: list[str] = []
     if reason is Reason.OPENED and c.playbook and executor is not None:
         try:
             _, plan = executor.plan(new_incident("inc-simulated", signal, c, now, config), signal, now)
             dry = config.playbooks.dry_run_for(c.playbook, executor.stage)
-            planned = [s.model_dump(mode="json") | {"dry_run": dry} for s in plan]
+            planned, reads = [shown(s, dry) for s in plan], reads_of(plan)
         except Exception as exc:  # noqa: BLE001 - a simulation reports the failure, like the executor would
             planned = [{"type": "error", "text": f"the playbook could not plan: {exc}"}]
     return Plan(signal=signal, severity=c.severity.value, owner=c.owner,
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
-                reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned))
+                reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned),
+                playbook_reads=tuple(reads))
 

@@ -211,9 +211,10 @@ class IncidentService:
         return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
     def handle(self, signal: Signal, c: Classification, now: datetime,
-               opening: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
-        """Decide and apply; ``opening`` prepares a new incident before it is created (its first
-        pages queued and claimed: created with them, they go out without another write)."""
+               opened: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
+        """``opened`` changes a new incident before it is stored (the owner a person named is paged
+        first; its first pages queued and claimed): in the same write, so no sweep can page the
+        chain's first step meanwhile, and its first pages go out without another write."""
         def attempt() -> tuple[Reason, Incident | None]:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
@@ -221,7 +222,7 @@ class IncidentService:
             reason = decide(signal, c, current, latest)
             if reason is Reason.OPENED:
                 fresh = new_incident(self.new_id(signal, now), signal, c, now, self.config)
-                created = self.store.create(self._stamped(opening(fresh) if opening else fresh))
+                created = self.store.create(self._stamped(opened(fresh) if opened else fresh))
                 if created is None:  # another worker opened it first: decide again against theirs
                     raise ConflictError(f"incident key {signal.incident_key} was opened meanwhile")
                 if signal.signed_at is not None:

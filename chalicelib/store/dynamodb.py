@@ -43,18 +43,14 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import ConflictError, StoreError, TransientError
+from chalicelib.errors import ConflictError, StoreError, TransientError, from_client_error
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
 from chalicelib.store import Claim, Repeat, bounds
-from chalicelib.store.retry import Pause, backoff, retried
+from chalicelib.store.retry import TRANSIENT_ATTEMPTS, Pause, backoff, retried
 
 DUE_INDEX = "due"
 DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU time grows
-TRANSACTION_ATTEMPTS = 4  # a cancelled transaction wrote nothing; beyond this the Lambda retries
-_TRANSIENT = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
-}
+TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 
 
 # new id, or an abandoned lease (the Lambda that held it died), or an expired record
@@ -89,11 +85,9 @@ class DynamoStore:
                 cancelled = exc.response.get("CancellationReasons", [])
                 raise _TransactionCancelled([r.get("Code", "None") for r in cancelled],
                                             [r.get("Item") for r in cancelled]) from exc
-            if code in _TRANSIENT:
-                raise TransientError(f"dynamodb {op} on {self.table}: {code}") from exc
-            raise StoreError(f"dynamodb {op} on {self.table}: {code}") from exc
+            raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
         except BotoCoreError as exc:
-            raise TransientError(f"dynamodb {op} on {self.table}: {type(exc).__name__}") from exc
+            raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
 
     # --- deliveries -------------------------------------------------------------------
 
