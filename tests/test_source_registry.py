@@ -64,6 +64,8 @@ def test_every_source_has_a_rule_or_route_in_app(source: Source, app_probe: dict
             assert app_probe["rules"].get(trigger.name) == trigger.pattern, trigger.name
         elif trigger.startswith("route:"):
             assert trigger.removeprefix("route:") in app_probe["routes"], trigger
+        elif trigger.startswith("schedule:"):  # a scheduled check that produces the source's signals
+            assert trigger.removeprefix("schedule:") in app_probe["handlers"], trigger
         else:
             assert trigger == "sns" and app_probe["sns"], trigger
 
