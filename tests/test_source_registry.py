@@ -222,6 +222,14 @@ def test_newly_wired_rules_reach_their_converter(client: Any, deps: Any, handler
     assert fact in signal.facts
 
 
+def test_s3_rule_delivers_deletions_yet_a_creation_still_converts() -> None:
+    [rule] = BY_NAME["s3_object"].rules
+    assert rule.pattern["detail-type"] == ["Object Deleted"]
+    created = {**load_event("eventbridge-s3-object-deleted-direct.json"), "detail-type": "Object Created"}
+    [signal] = to_signals(created, T0)
+    assert signal.kind is SignalKind.S3_OBJECT and signal.fact("event_name") == "Object Created"
+
+
 def test_ecs_task_rule_delivers_stopped_tasks_only() -> None:
     [rule] = BY_NAME["ecs_task"].rules
     assert rule.pattern["detail"] == {"lastStatus": ["STOPPED"]}
