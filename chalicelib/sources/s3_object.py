@@ -1,8 +1,9 @@
 """S3 object events by EventBridge (buckets with EventBridge notifications on).
 
 The rule delivers deletions only (a rule on ``Object Created`` would run a Lambda per upload);
-a creation handed over another way still converts. Under Object Lock a plain delete only adds a delete marker (recorded, Sev4); a permanent
-delete removed a version, so it is ``version_targeted`` like the CloudTrail call that did it.
+a creation handed over another way still converts. Under Object Lock a plain delete only adds a
+delete marker (recorded, Sev4); a permanent delete removed a version, so it is
+``version_targeted`` like the CloudTrail call that did it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.cloudtrail import caller
 from chalicelib.sources.common import facts
 from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
-
 
 OBJECT_EVENTS = ("Object Created", "Object Deleted")
 
