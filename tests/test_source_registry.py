@@ -311,3 +311,10 @@ def test_a_rule_naming_an_undeclared_fact_is_refused_at_load(tmp_path: Path, rul
     with pytest.raises(ConfigError) as info:
         _load_with_rule(tmp_path, f"  - name: extra\n    match:\n{rule}    severity: SEV1\n")
     assert reason in str(info.value) and info.value.key.startswith("rules[")
+
+
+def test_kinds_no_payload_source_produces_are_still_known() -> None:
+    from chalicelib.sources import manual
+
+    assert manual.to_signal("checkout is down", None, "giles", T0).kind is SignalKind.MANUAL
+    assert {"unknown", "canary", "manual"} <= registry.kinds()

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 FactType = type[str] | type[int] | type[float] | type[bool]
 FactValue = str | int | float | bool
 
-# Kinds no source produces: what no converter recognised, and the responder's own heartbeat.
+# Kinds no payload source produces: what no converter recognised, the responder's own heartbeat,
+# and a page a human asked for (POST /incidents, sources/manual.py).
 UNKNOWN_KIND = "unknown"
 CANARY_KIND = "canary"
-BUILTIN_KINDS = (UNKNOWN_KIND, CANARY_KIND)
+MANUAL_KIND = "manual"
+BUILTIN_KINDS = (UNKNOWN_KIND, CANARY_KIND, MANUAL_KIND)
 
 
 class Fact(NamedTuple):
