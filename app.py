@@ -13,6 +13,7 @@ from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
 
 from chalicelib import observability
+from chalicelib.sources import registry
 from chalicelib.web import (
     gateway,  # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 )
@@ -24,13 +25,6 @@ observability.setup_logging(None, app.log)  # Chalice's own log too: its default
 
 if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
     gateway.install_local_gateway_responses(os.path.join(os.path.dirname(__file__), ".chalice", "merge-template.json"))
-
-# CloudTrail S3 calls that can touch Object Lock protection (runbook §5.5).
-OBJECT_LOCK_EVENT_NAMES = [
-    "PutObjectRetention", "PutObjectLegalHold", "PutObjectLockConfiguration",
-    "DeleteObject", "DeleteObjects", "PutBucketVersioning",
-]
-
 
 def _handlers():  # type: ignore[no-untyped-def]
     from chalicelib import handlers
@@ -53,23 +47,16 @@ for _i, _topic in enumerate(t.strip() for t in os.environ.get(
     app.on_sns_message(topic=_topic, name="on_alarm_sns" if _i == 0 else f"on_alarm_sns_{_i}")(on_alarm_sns)
 
 
-@app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]},
-                 name="on_alarm_state_change")
-def on_alarm_state_change(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
+def _eventbridge_handler(name: str) -> Callable[[CloudWatchEvent], dict]:
+    def handler(event: CloudWatchEvent) -> dict:
+        return _handlers().on_event(event.to_dict(), "eventbridge")
+    handler.__name__ = handler.__qualname__ = name
+    return handler
 
 
-@app.on_cw_event({"source": ["aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
-                  "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": OBJECT_LOCK_EVENT_NAMES}},
-                 name="on_cloudtrail_s3")
-def on_cloudtrail_s3(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]},
-                 name="on_ecs_deployment")
-def on_ecs_deployment(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
+# One Lambda per EventBridge rule the sources declare (chalicelib/sources/catalog.py, stdlib only).
+for _rule in registry.eventbridge_rules():
+    app.on_cw_event(_rule.pattern, name=_rule.name)(_eventbridge_handler(_rule.name))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="escalation_sweep")

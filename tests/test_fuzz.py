@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import app as app_module
 from chalicelib.handlers import on_event
 from chalicelib.models import SignalKind
-from chalicelib.sources import to_signals
+from chalicelib.sources import registry, to_signals
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps, override_deps
@@ -178,10 +178,9 @@ def test_signed_pagerduty_garbage_is_2xx_or_4xx_never_5xx(tmp_path_factory: pyte
 # any JSON, mangled real payloads, structures nested past every limit, huge messages.
 
 SNS_SAMPLES = [s for s in SAMPLES.values() if isinstance(s, dict) and "Records" in s]
-RULES = {  # function name → (source, detail-type) of its rule, and its real samples
-    "on_alarm_state_change": ("aws.cloudwatch", "CloudWatch Alarm State Change"),
-    "on_cloudtrail_s3": ("aws.s3", "AWS API Call via CloudTrail"),
-    "on_ecs_deployment": ("aws.ecs", "ECS Deployment State Change"),
+RULES = {  # function name → (source, detail-type) of its rule (every rule the sources declare)
+    rule.name: (rule.pattern["source"][0], detail_type)
+    for rule in registry.eventbridge_rules() for detail_type in rule.pattern["detail-type"][:1]
 }
 
 

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
 from chalicelib.decisions.oncall import holders, next_business_moment
-from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, SignalKind, TimelineEntry
+from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, TimelineEntry
 from chalicelib.notify.paging import render
+from chalicelib.sources import registry
 
-SERVICE_KINDS = frozenset({SignalKind.ALARM, SignalKind.ECS_DEPLOYMENT, SignalKind.SENTRY_ISSUE,
-                           SignalKind.SENTRY_EVENT_ALERT, SignalKind.SENTRY_METRIC_ALERT, SignalKind.SENTRY_ERROR,
-                           SignalKind.RDS_EVENT})
+# Kinds whose incidents may be customer-facing: the sources marked so in the catalog.
+SERVICE_KINDS = registry.customer_facing_kinds()
 
 
 def founder_update(incident: Incident, event: str, config: ResponderConfig, now: datetime) -> list[PageRecord]:

@@ -35,7 +35,7 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     Never: changes provider credentials, model settings, or anything but the route flag.
     """
     options: Options = ctx.opts(Options)
-    opened_by_fallback = ctx.signal is not None and ctx.signal.alarm_name == options.fallback_alarm
+    opened_by_fallback = ctx.signal is not None and ctx.signal.fact("alarm_name") == options.fallback_alarm
     current = ctx.reading("the current ai route", "ssm", "get_parameter", {"Name": options.route_parameter},
                           then=lambda answer: answer["Parameter"]["Value"])
     fallback_down = ctx.reading(
