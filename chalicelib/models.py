@@ -42,6 +42,11 @@ class SignalKind(StrEnum):
     SENTRY_INSTALLATION = "sentry_installation"
     PAGERDUTY = "pagerduty"
     CANARY = "canary"  # the responder's own heartbeat (canary.py)
+    AWS_HEALTH = "aws_health"
+    GUARDDUTY = "guardduty"
+    SECRETS_ROTATION = "secrets_rotation"
+    BACKUP = "backup"
+    CODEBUILD = "codebuild"
     UNKNOWN = "unknown"
 
 
@@ -58,6 +63,9 @@ class Severity(IntEnum):
     SEV2 = 2
     SEV3 = 3
     SEV4 = 4
+
+
+FactValue = bool | int | float | str
 
 
 class Signal(Frozen):
@@ -97,6 +105,8 @@ class Signal(Frozen):
     sentry_action: str | None = None
     sentry_level: str | None = None
     sentry_environment: str | None = None
+    # facts a source declares for the rules (name → str|int|float|bool), sorted by name
+    facts: tuple[tuple[str, FactValue], ...] = ()
     # safe facts for the timeline, and the reason an input was not recognised
     details: tuple[tuple[str, str], ...] = ()
     unknown_reason: str | None = None
@@ -128,6 +138,15 @@ class Signal(Frozen):
     @classmethod
     def _bounded_links(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(link for link in value if len(link) <= MAX_LINK)[:MAX_LINKS]
+
+    @field_validator("facts")
+    @classmethod
+    def _bounded_facts(cls, value: tuple[tuple[str, FactValue], ...]) -> tuple[tuple[str, FactValue], ...]:
+        return tuple(sorted((clipped(k, MAX_SIGNAL_TEXT), clipped(v, MAX_SIGNAL_TEXT) if isinstance(v, str) else v)
+                            for k, v in value[:MAX_PAIRS]))
+
+    def fact(self, name: str) -> FactValue | None:
+        return next((v for k, v in self.facts if k == name), None)
 
     @field_validator("details", "tags", "dimensions")
     @classmethod

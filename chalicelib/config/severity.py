@@ -62,6 +62,8 @@ class Match(Strict):
     sentry_action: tuple[str, ...] = ()
     sentry_level: tuple[str, ...] = ()
     sentry_environment: tuple[str, ...] = ()
+    # a source's declared facts: fact name → values, any of which may equal the signal's
+    facts: dict[str, tuple[bool | int | float | str, ...]] = Field(default_factory=dict)
 
     @field_validator("words")
     @classmethod

@@ -75,6 +75,7 @@ def matches(match: Match, signal: Signal) -> bool:
         (match.sentry_level, lambda: _any_equal((signal.sentry_level,), match.sentry_level)),
         (match.sentry_environment,
          lambda: _any_equal((signal.sentry_environment,), match.sentry_environment)),
+        (match.facts, lambda: all(_fact_holds(signal.fact(name), wanted) for name, wanted in match.facts.items())),
     )
     return all(check() for given, check in checks if given)
 
@@ -82,6 +83,15 @@ def matches(match: Match, signal: Signal) -> bool:
 def _any_equal(have: tuple[str | None, ...], wanted: tuple[str, ...]) -> bool:
     lowered = {w.lower() for w in wanted}
     return any(h is not None and h.lower() in lowered for h in have)
+
+
+def _fact_holds(have: object, wanted: tuple[bool | int | float | str, ...]) -> bool:
+    if have is None:
+        return False
+    if isinstance(have, str):
+        return have.lower() in {str(w).lower() for w in wanted if isinstance(w, str)}
+    # bools are not ints here: a rule saying `true` never matches a count of 1
+    return any(type(w) is type(have) and w == have for w in wanted)
 
 
 def _word_haystack(signal: Signal) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.models import Signal, SignalKind, Transition
-from chalicelib.sources import cloudtrail, cloudwatch_alarm
+from chalicelib.sources import aws_health, backups, cloudtrail, cloudwatch_alarm, codebuild, guardduty, secrets_rotation
 from chalicelib.sources.common import Wire, parse_time
 from chalicelib.sources.unknown import unknown_signal
 
@@ -100,19 +100,33 @@ def _ecs_deployment(event: EventBridgeEnvelope, delivery_id: str, occurred: date
     )
 
 
+HEALTH_CHECK_STOP = "failed ELB health checks"
+
+
 def _ecs_task(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) -> Signal:
     detail = event.detail
     group = str(detail.get("group") or "")
+    cluster_arn = str(detail.get("clusterArn") or "")
     status = str(detail.get("lastStatus") or "UNKNOWN")
     title = f"task {group or detail.get('taskArn', '')} {status}"
     if detail.get("stopCode"):
         title += f" ({detail['stopCode']})"
+    # Stopped for failed health checks (runbook §1 step 6): the new revision is not healthy. It joins
+    # the service's deployment incident (the rollback watch) while one is open.
+    unhealthy = status == "STOPPED" and HEALTH_CHECK_STOP in str(detail.get("stoppedReason") or "")
+    deployment_key = ""
+    if group.startswith("service:") and ":cluster/" in cluster_arn:
+        deployment_key = "ecs-service:" + cluster_arn.replace(":cluster/", ":service/", 1) + "/" + group[8:]
+    if unhealthy:
+        title = f"task of {group or cluster_arn} stopped: failed ELB health checks"
     return Signal(
         kind=SignalKind.ECS_TASK, source="eventbridge", delivery_id=delivery_id,
-        incident_key=f"ecs-task:{detail.get('clusterArn', '')}:{group}", transition=Transition.NONE,
+        incident_key=f"ecs-task:{cluster_arn}:{group}",
+        transition=Transition.TRIGGER if unhealthy else Transition.NONE,
         occurred_at=parse_time(detail.get("updatedAt"), occurred), title=title,
         resource=str(detail.get("taskArn") or ""), account=event.account, region=event.region,
         event_name=status,
+        facts=(("health_check_failed", unhealthy), ("joins_key", deployment_key if unhealthy else "")),
         details=(("stop_code", str(detail.get("stopCode") or "")),
                  ("task_definition", str(detail.get("taskDefinitionArn") or ""))),
     )
@@ -124,7 +138,8 @@ def _rds_event(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime)
     ident = str(detail.get("SourceIdentifier") or arn).removeprefix("rds:")
     event_id = str(detail.get("EventID") or "RDS-EVENT")
     tags = detail.get("Tags") if isinstance(detail.get("Tags"), dict) else {}
-    categories = detail.get("EventCategories") or []
+    categories = [str(c) for c in detail.get("EventCategories") or []]
+    source_type = str(detail.get("SourceType") or "")
     return Signal(
         kind=SignalKind.RDS_EVENT, source="eventbridge", delivery_id=delivery_id,
         incident_key=f"rds:{arn}:{event_id}", transition=Transition.TRIGGER,
@@ -132,6 +147,8 @@ def _rds_event(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime)
         title=f"{ident} {event_id}", resource=arn, account=event.account, region=event.region,
         event_name=event_id, namespaces=("AWS/RDS",),
         tags=tuple(sorted((str(k), str(v)) for k, v in (tags or {}).items())),
+        # a snapshot's failure has no id worth matching (runbook §7): its category and type decide
+        facts=(("rds_category", categories[0] if categories else ""), ("rds_source_type", source_type)),
         details=(("categories", ",".join(map(str, categories))),
                  ("message", str(detail.get("Message") or "")[:200])),
     )
@@ -158,6 +175,13 @@ _CONVERTERS = {
     "ECS Deployment State Change": _ecs_deployment,
     "ECS Task State Change": _ecs_task,
     "RDS DB Instance Event": _rds_event,
+    "RDS DB Cluster Event": _rds_event,
+    "RDS DB Snapshot Event": _rds_event,
+    "AWS Health Event": aws_health.to_signal,
+    "GuardDuty Finding": guardduty.to_signal,
+    "AWS Service Event via CloudTrail": secrets_rotation.to_signal,
+    "Backup Job State Change": backups.to_signal,
+    "CodeBuild Build State Change": codebuild.to_signal,
     "Object Deleted": _s3_object,
     "Object Created": _s3_object,
 }
