@@ -72,6 +72,67 @@ def on_ecs_deployment(event: CloudWatchEvent) -> dict:
     return _handlers().on_event(event.to_dict(), "eventbridge")
 
 
+# The sources the runbook implies (issue 16 §2). Each pattern is its source module's PATTERN,
+# written out here because app.py may not import them (pydantic); tests/test_new_sources.py
+# checks the two agree.
+@app.on_cw_event({"source": ["aws.health"], "detail-type": ["AWS Health Event"]}, name="on_aws_health")
+def on_aws_health(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}, name="on_guardduty")
+def on_guardduty(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
+                  "detail": {"eventName": ["RotationFailed"]}}, name="on_secret_rotation_failed")
+def on_secret_rotation_failed(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.backup"], "detail-type": ["Backup Job State Change"],
+                  "detail": {"state": ["FAILED", "ABORTED", "EXPIRED", "COMPLETED"]}}, name="on_backup_job")
+def on_backup_job(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.rds", "aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
+                  "detail": {"eventName": ["ModifyDBInstance", "ModifyDBCluster", "DeleteDBSnapshot",
+                                           "DeleteDBClusterSnapshot", "PutBucketLifecycleConfiguration",
+                                           "PutBucketLifecycle", "DeleteBucketLifecycle"]}},
+                 name="on_cloudtrail_recovery")
+def on_cloudtrail_recovery(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.rds"],
+                  "detail-type": ["RDS DB Instance Event", "RDS DB Cluster Event", "RDS DB Snapshot Event"]},
+                 name="on_rds_event")
+def on_rds_event(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
+                  "detail": {"build-status": ["FAILED", "TIMED_OUT", "FAULT", "SUCCEEDED"]}}, name="on_codebuild")
+def on_codebuild(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
+                  "detail": {"lastStatus": ["STOPPED"],
+                             "stoppedReason": [{"prefix": "Task failed ELB health checks"}]}},
+                 name="on_ecs_task_health")
+def on_ecs_task_health(event: CloudWatchEvent) -> dict:
+    return _handlers().on_event(event.to_dict(), "eventbridge")
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="secret_rotation_check")
+def secret_rotation_check(event: CloudWatchEvent) -> dict:
+    """Runbook §6: one Sev3 incident per secret not rotated for 90 days (names only, never values)."""
+    return _handlers().check_secret_rotation()
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="escalation_sweep")
 def escalation_sweep(event: CloudWatchEvent) -> dict:
     """Durable timers: page the next escalation step, retry failed pages, use fallbacks."""

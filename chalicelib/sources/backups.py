@@ -63,7 +63,8 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
         Transition.RESOLVE if state == "COMPLETED" else Transition.NONE,
         title=f"backup of {resource.rsplit(':', 1)[-1]} {state}" + (f" (vault {vault})" if vault else ""),
         resource=resource, account=event.account, region=event.region, event_source="backup.amazonaws.com",
-        event_name=state, facts=(("backup_state", state), ("backup_resource_type", str(detail.get("resourceType") or ""))),
+        event_name=state,
+        facts=(("backup_state", state), ("backup_resource_type", str(detail.get("resourceType") or ""))),
         details=(("backup_job_id", str(detail.get("backupJobId") or "")),
                  ("status_message", str(detail.get("statusMessage") or "")[:300])),
     )

@@ -36,7 +36,8 @@ def is_rollback(info: dict[str, Any]) -> bool:
 
 def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) -> Signal:
     detail = event.detail
-    info = detail.get("additional-information") if isinstance(detail.get("additional-information"), dict) else {}
+    found = detail.get("additional-information")
+    info: dict[str, Any] = found if isinstance(found, dict) else {}
     status = str(detail.get("build-status") or "UNKNOWN")
     project = str(detail.get("project-name") or "unknown-project")
     rollback = is_rollback(info)

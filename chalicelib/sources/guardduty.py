@@ -54,7 +54,8 @@ def facts_of(detail: dict[str, Any]) -> dict[str, str | bool | float]:
 def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) -> Signal:
     detail = event.detail
     facts = facts_of(detail)
-    resource = detail.get("resource") if isinstance(detail.get("resource"), dict) else {}
+    found = detail.get("resource")
+    resource: dict[str, Any] = found if isinstance(found, dict) else {}
     finding_id = str(detail.get("id") or delivery_id)
     return Signal(
         kind=SignalKind.GUARDDUTY, source="eventbridge", delivery_id=delivery_id,

@@ -21,6 +21,7 @@ from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.common import parse_time
 
 if TYPE_CHECKING:
+    from chalicelib.aws import Aws
     from chalicelib.sources.eventbridge import EventBridgeEnvelope
 
 PATTERN = {"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
@@ -97,9 +98,18 @@ def overdue_signals(secrets: list[dict[str, Any]], now: datetime,
         )
 
 
-def list_secrets(client: Any) -> list[dict[str, Any]]:
-    """Every secret's metadata (names and dates; ``ListSecrets`` never returns values)."""
+MAX_PAGES = 50  # 5,000 secrets: far beyond ours, and a bound on one Lambda run
+
+
+def list_secrets(aws: Aws) -> list[dict[str, Any]]:
+    """Every secret's metadata (names and dates; ``ListSecrets`` never returns values), through
+    ``Aws.call`` so AWS errors arrive as ``PlaybookError`` without parameters."""
     found: list[dict[str, Any]] = []
-    for page in client.get_paginator("list_secrets").paginate():
-        found.extend(page.get("SecretList") or [])
+    params: dict[str, Any] = {"MaxResults": 100}
+    for _ in range(MAX_PAGES):
+        page = aws.call("secretsmanager", "list_secrets", params)
+        found.extend(s for s in page.get("SecretList") or [] if isinstance(s, dict))
+        if not page.get("NextToken"):
+            break
+        params = {"MaxResults": 100, "NextToken": page["NextToken"]}
     return found

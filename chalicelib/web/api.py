@@ -27,7 +27,8 @@ from chalicelib.wiring import Deps
 MAX_BODY = 256 * 1024
 MAX_NOTE = MAX_NOTE_CHARS
 PAGE_LIMIT_MAX = 100
-DUTY_KINDS = frozenset({"postmortem", "customer_notification", "design_partner_notification", "breach_notification"})
+DUTY_KINDS = frozenset({"postmortem", "customer_notification", "design_partner_notification", "breach_notification",
+                        "phi_exposure_decision"})
 
 
 @dataclass
