@@ -222,7 +222,7 @@ def deployed_patterns() -> dict[str, dict[str, Any]]:
     return {s.name: s.event_pattern for s in app_module.app.event_sources if hasattr(s, "event_pattern")}
 
 
-@pytest.mark.parametrize("name", sorted(ROWS) + ["aws-health-issue-bedrock-closed.json"])
+@pytest.mark.parametrize("name", [*sorted(ROWS), "aws-health-issue-bedrock-closed.json"])
 def test_every_new_sample_is_delivered_by_exactly_one_rule(name: str) -> None:
     matching = [rule for rule, pattern in deployed_patterns().items() if pattern_matches(pattern, load_event(name))]
     assert len(matching) == 1, matching
@@ -286,7 +286,7 @@ def test_health_issue_with_nothing_open_opens_its_own_and_closed_resolves_it(wor
 
 
 def test_health_check_stop_joins_the_service_deployment_incident(world: Any) -> None:
-    deps, clock, console = world
+    deps, _clock, console = world
     [deploy] = on_event(fresh("ecs-deployment-failed.json"), "eventbridge", deps)["outcomes"]
     pages = len(console.sent)
     [task] = on_event(fresh("ecs-task-state-change-stopped-health-check.json"), "eventbridge", deps)["outcomes"]
