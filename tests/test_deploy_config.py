@@ -45,7 +45,9 @@ def test_store_uses_only_granted_dynamodb_calls() -> None:
 def test_merge_template_wires_dead_letters_for_every_async_function() -> None:
     template = json.loads((CHALICE / "merge-template.json").read_text())
     resources = template["Resources"]
-    for fn in ("OnAlarmSns", "OnAlarmStateChange", "OnCloudtrailS3", "OnEcsDeployment", "EscalationSweep"):
+    for fn in ("OnAlarmSns", "OnAlarmStateChange", "OnCloudtrailS3", "OnEcsDeployment", "EscalationSweep",
+               "OnAwsHealth", "OnGuardduty", "OnSecretRotationFailed", "OnBackupJob", "OnCloudtrailRecovery",
+               "OnRdsEvent", "OnCodebuild", "OnEcsTaskHealth", "SecretRotationCheck"):
         config = resources[f"{fn}InvokeConfig"]["Properties"]
         assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     table = resources["IncidentsTable"]["Properties"]

@@ -182,6 +182,14 @@ RULES = {  # function name → (source, detail-type) of its rule, and its real s
     "on_alarm_state_change": ("aws.cloudwatch", "CloudWatch Alarm State Change"),
     "on_cloudtrail_s3": ("aws.s3", "AWS API Call via CloudTrail"),
     "on_ecs_deployment": ("aws.ecs", "ECS Deployment State Change"),
+    "on_aws_health": ("aws.health", "AWS Health Event"),
+    "on_guardduty": ("aws.guardduty", "GuardDuty Finding"),
+    "on_secret_rotation_failed": ("aws.secretsmanager", "AWS Service Event via CloudTrail"),
+    "on_backup_job": ("aws.backup", "Backup Job State Change"),
+    "on_cloudtrail_recovery": ("aws.rds", "AWS API Call via CloudTrail"),
+    "on_rds_event": ("aws.rds", "RDS DB Instance Event"),
+    "on_codebuild": ("aws.codebuild", "CodeBuild Build State Change"),
+    "on_ecs_task_health": ("aws.ecs", "ECS Task State Change"),
 }
 
 
