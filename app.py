@@ -13,6 +13,7 @@ from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
 
 from chalicelib import observability
+from chalicelib.sources import registry
 from chalicelib.web import (
     gateway,  # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
 )
@@ -24,13 +25,6 @@ observability.setup_logging(None, app.log)  # Chalice's own log too: its default
 
 if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
     gateway.install_local_gateway_responses(os.path.join(os.path.dirname(__file__), ".chalice", "merge-template.json"))
-
-# CloudTrail S3 calls that can touch Object Lock protection (runbook §5.5).
-OBJECT_LOCK_EVENT_NAMES = [
-    "PutObjectRetention", "PutObjectLegalHold", "PutObjectLockConfiguration",
-    "DeleteObject", "DeleteObjects", "PutBucketVersioning",
-]
-
 
 def _handlers():  # type: ignore[no-untyped-def]
     from chalicelib import handlers
@@ -53,90 +47,28 @@ for _i, _topic in enumerate(t.strip() for t in os.environ.get(
     app.on_sns_message(topic=_topic, name="on_alarm_sns" if _i == 0 else f"on_alarm_sns_{_i}")(on_alarm_sns)
 
 
-@app.on_cw_event({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]},
-                 name="on_alarm_state_change")
-def on_alarm_state_change(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
+def _eventbridge_handler(name: str) -> Callable[[CloudWatchEvent], dict]:
+    def handler(event: CloudWatchEvent) -> dict:
+        return _handlers().on_event(event.to_dict(), "eventbridge")
+    handler.__name__ = handler.__qualname__ = name
+    return handler
 
 
-@app.on_cw_event({"source": ["aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
-                  "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": OBJECT_LOCK_EVENT_NAMES}},
-                 name="on_cloudtrail_s3")
-def on_cloudtrail_s3(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]},
-                 name="on_ecs_deployment")
-def on_ecs_deployment(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-# The sources the runbook implies (issue 16 §2). Each pattern is its source module's PATTERN,
-# written out here because app.py may not import them (pydantic); tests/test_new_sources.py
-# checks the two agree.
-@app.on_cw_event({"source": ["aws.health"], "detail-type": ["AWS Health Event"]}, name="on_aws_health")
-def on_aws_health(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}, name="on_guardduty")
-def on_guardduty(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
-                  "detail": {"eventName": ["RotationFailed"]}}, name="on_secret_rotation_failed")
-def on_secret_rotation_failed(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.backup"], "detail-type": ["Backup Job State Change"],
-                  "detail": {"state": ["FAILED", "ABORTED", "EXPIRED", "COMPLETED"]}}, name="on_backup_job")
-def on_backup_job(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.rds", "aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
-                  "detail": {"eventName": ["ModifyDBInstance", "ModifyDBCluster", "DeleteDBSnapshot",
-                                           "DeleteDBClusterSnapshot", "PutBucketLifecycleConfiguration",
-                                           "PutBucketLifecycle", "DeleteBucketLifecycle"]}},
-                 name="on_cloudtrail_recovery")
-def on_cloudtrail_recovery(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.rds"],
-                  "detail-type": ["RDS DB Instance Event", "RDS DB Cluster Event", "RDS DB Snapshot Event"]},
-                 name="on_rds_event")
-def on_rds_event(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
-                  "detail": {"build-status": ["FAILED", "TIMED_OUT", "FAULT", "SUCCEEDED"]}}, name="on_codebuild")
-def on_codebuild(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.on_cw_event({"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
-                  "detail": {"lastStatus": ["STOPPED"],
-                             "stoppedReason": [{"prefix": "Task failed ELB health checks"}]}},
-                 name="on_ecs_task_health")
-def on_ecs_task_health(event: CloudWatchEvent) -> dict:
-    return _handlers().on_event(event.to_dict(), "eventbridge")
-
-
-@app.schedule(Rate(1, unit=Rate.DAYS), name="secret_rotation_check")
-def secret_rotation_check(event: CloudWatchEvent) -> dict:
-    """Runbook §6: one Sev3 incident per secret not rotated for 90 days (names only, never values)."""
-    return _handlers().check_secret_rotation()
+# One Lambda per EventBridge rule the sources declare (chalicelib/sources/catalog.py, stdlib only).
+for _rule in registry.eventbridge_rules():
+    app.on_cw_event(_rule.pattern, name=_rule.name)(_eventbridge_handler(_rule.name))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="escalation_sweep")
 def escalation_sweep(event: CloudWatchEvent) -> dict:
     """Durable timers: page the next escalation step, retry failed pages, use fallbacks."""
     return _handlers().sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="secret_rotation_check")
+def secret_rotation_check(event: CloudWatchEvent) -> dict:
+    """Runbook §6: one Sev3 incident per secret not rotated for 90 days (names only, never values)."""
+    return _handlers().check_secret_rotation()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="canary")

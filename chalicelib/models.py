@@ -7,12 +7,15 @@ next to their converters in ``chalicelib.sources``; nothing raw passes beyond th
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from chalicelib.sources import registry
 
 # Hard cap on one timeline entry's text (a 4,000-character note with its prefix fits whole).
 TIMELINE_TEXT_MAX = 4_200
@@ -29,6 +32,9 @@ class Frozen(BaseModel):
 
 
 class SignalKind(StrEnum):
+    """The kinds older code names; ``Signal.kind`` is a ``str`` checked against the source
+    registry (chalicelib/sources/catalog.py), so a new source needs no member here."""
+
     ALARM = "alarm"
     CLOUDTRAIL = "cloudtrail"
     ECS_DEPLOYMENT = "ecs_deployment"
@@ -42,11 +48,6 @@ class SignalKind(StrEnum):
     SENTRY_INSTALLATION = "sentry_installation"
     PAGERDUTY = "pagerduty"
     CANARY = "canary"  # the responder's own heartbeat (canary.py)
-    AWS_HEALTH = "aws_health"
-    GUARDDUTY = "guardduty"
-    SECRETS_ROTATION = "secrets_rotation"
-    BACKUP = "backup"
-    CODEBUILD = "codebuild"
     UNKNOWN = "unknown"
 
 
@@ -65,9 +66,6 @@ class Severity(IntEnum):
     SEV4 = 4
 
 
-FactValue = bool | int | float | str
-
-
 class Signal(Frozen):
     """One normalised fact from any source: the only thing later stages see.
 
@@ -76,7 +74,7 @@ class Signal(Frozen):
     timeline; they never reach a page.
     """
 
-    kind: SignalKind
+    kind: str  # a kind the source registry knows; SignalKind's members for the older kinds
     source: str
     delivery_id: str
     incident_key: str
@@ -88,25 +86,12 @@ class Signal(Frozen):
     region: str | None = None
     state: str | None = None
     links: tuple[str, ...] = ()
-    # facts the classification rules match on
-    alarm_name: str | None = None
+    # what the classification rules match on: (name, value) pairs, each name declared by a source
+    # of this kind; a name may repeat (an alarm's namespaces)
+    facts: tuple[tuple[str, registry.FactValue], ...] = ()
     description: str | None = None
-    namespaces: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
     dimensions: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
-    event_source: str | None = None
-    event_name: str | None = None
-    error_code: str | None = None
-    caller_account: str | None = None
-    version_targeted: bool = False
-    versioning_status: str | None = None
-    sentry_resource: str | None = None
-    sentry_action: str | None = None
-    sentry_level: str | None = None
-    sentry_environment: str | None = None
-    # facts a source declares for the rules (name → str|int|float|bool), sorted by name
-    facts: tuple[tuple[str, FactValue], ...] = ()
     # safe facts for the timeline, and the reason an input was not recognised
     details: tuple[tuple[str, str], ...] = ()
     unknown_reason: str | None = None
@@ -123,8 +108,12 @@ class Signal(Frozen):
     def _bounded_id(cls, value: str) -> str:
         return bounded_id(value)
 
-    @field_validator("title", "resource", "alarm_name", "unknown_reason", "state", "event_name",
-                     "error_code", "sentry_action", "sentry_resource", "sentry_level", "sentry_environment")
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        return known_kind(value)
+
+    @field_validator("title", "resource", "unknown_reason", "state")
     @classmethod
     def _clipped_text(cls, value: str | None) -> str | None:
         return None if value is None else clipped(value, MAX_SIGNAL_TEXT)
@@ -139,25 +128,57 @@ class Signal(Frozen):
     def _bounded_links(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(link for link in value if len(link) <= MAX_LINK)[:MAX_LINKS]
 
-    @field_validator("facts")
-    @classmethod
-    def _bounded_facts(cls, value: tuple[tuple[str, FactValue], ...]) -> tuple[tuple[str, FactValue], ...]:
-        return tuple(sorted((clipped(k, MAX_SIGNAL_TEXT), clipped(v, MAX_SIGNAL_TEXT) if isinstance(v, str) else v)
-                            for k, v in value[:MAX_PAIRS]))
-
-    def fact(self, name: str) -> FactValue | None:
-        return next((v for k, v in self.facts if k == name), None)
-
     @field_validator("details", "tags", "dimensions")
     @classmethod
     def _bounded_pairs(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         return tuple((clipped(k, MAX_SIGNAL_TEXT), clipped(v, MAX_SIGNAL_TEXT)) for k, v in value[:MAX_PAIRS])
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _bounded_facts(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        # Text is clipped like every other field; more than MAX_PAIRS facts are never read.
+        return tuple((p[0], clipped(p[1], MAX_SIGNAL_TEXT))
+                     if isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[1], str) else p
+                     for p in value[:MAX_PAIRS])
+
+    @model_validator(mode="after")
+    def _declared_facts(self) -> Signal:
+        # A converter may only say what its source declares, so every rule's fact is one it can meet.
+        declared = registry.facts_of_kind(self.kind)
+        for name, value in self.facts:
+            fact_type = declared.get(name)
+            if fact_type is None:
+                raise ValueError(f"fact {name!r} is not declared by a source of kind {str(self.kind)!r}")
+            if not registry.value_has_type(value, fact_type):
+                raise ValueError(f"fact {name!r} must be a {fact_type.__name__}, not {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"fact {name!r} is not a finite number")
+        return self
+
+    def fact(self, name: str) -> registry.FactValue | None:
+        """The first value of fact ``name``, or None when the signal does not give it."""
+        return next((value for key, value in self.facts if key == name), None)
+
+    def fact_values(self, name: str) -> tuple[registry.FactValue, ...]:
+        """Every value of fact ``name``, in order."""
+        return tuple(value for key, value in self.facts if key == name)
 
 
 MAX_ID = 512               # characters of a delivery id or incident key kept as they are
 MAX_SIGNAL_TEXT = 500      # a title, a resource, a name: more is never read at 3 a.m.
 MAX_SIGNAL_DESCRIPTION = 4_000
 MAX_LINK, MAX_LINKS, MAX_PAIRS = 2_048, 10, 50
+_KIND_MEMBERS = {member.value: member for member in SignalKind}
+
+
+def known_kind(value: str) -> str:
+    """``value`` if the source registry knows it (as the ``SignalKind`` member, when it has one),
+    so ``signal.kind is SignalKind.ALARM`` still reads true; else a ValueError naming it."""
+    if value not in registry.kinds():
+        raise ValueError(f"kind {value!r} is produced by no registered source")
+    return _KIND_MEMBERS.get(value, value)
 
 
 def bounded_id(value: str) -> str:
@@ -339,7 +360,7 @@ class TimelineEntry(Frozen):
 class Incident(Frozen):
     id: str
     key: str
-    kind: SignalKind
+    kind: str  # the kind of the signal that opened it (as a SignalKind member when it has one)
     title: str
     resource: str = ""
     severity: Severity
@@ -377,6 +398,12 @@ class Incident(Frozen):
     # a webhook, ours otherwise); an event its sender dates earlier is stale
     changed_at: datetime | None = None
     version: int = 0
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_member(cls, value: str) -> str:
+        # Not refused when unknown: a stored incident stays readable after its source is retired.
+        return _KIND_MEMBERS.get(value, value)
 
     @property
     def is_open(self) -> bool:

@@ -70,7 +70,7 @@ UNKNOWN_KEEP_DAYS = 90  # unrecognised input waits for a human (and a new conver
 class Outcome(Frozen):
     delivery_id: str
     reason: Reason
-    kind: SignalKind
+    kind: str
     transition: str
     incident_key: str
     severity: int
@@ -83,7 +83,7 @@ class Outcome(Frozen):
     playbook_result: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"delivery_id": self.delivery_id, "reason": self.reason.value, "kind": self.kind.value,
+        return {"delivery_id": self.delivery_id, "reason": self.reason.value, "kind": str(self.kind),
                 "transition": self.transition, "incident_key": self.incident_key, "severity": self.severity,
                 "owner": self.owner, "playbook": self.playbook, "rule": self.rule, "incident_id": self.incident_id,
                 "unknown_reason": self.unknown_reason, "playbook_result": self.playbook_result,

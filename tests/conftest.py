@@ -7,9 +7,12 @@ real account; every test runs without network beyond loopback.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -235,3 +238,32 @@ class AtomicRequests:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+# --- the packaged template (chalice package + merge template), built once per session ---
+
+STAGES = ["dev", "prod"]
+
+
+def load_sam_transform() -> Any:
+    spec = importlib.util.spec_from_file_location("sam_transform", ROOT / "scripts" / "sam_transform.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """``chalice package`` + merge template per stage: {stage: {"sam": ..., "cfn": ...}}."""
+    sam_transform = load_sam_transform()
+    out: dict[str, dict[str, Any]] = {}
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    for stage in STAGES:
+        folder = tmp_path_factory.mktemp(stage)
+        subprocess.run([str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage,
+                        "--merge-template", ".chalice/merge-template.json", str(folder)],
+                       cwd=ROOT, env=env, check=True, capture_output=True)
+        sam = json.loads((folder / "sam.json").read_text())
+        out[stage] = {"sam": sam, "cfn": sam_transform.transform_sam(sam, stage)}
+    return out

@@ -188,7 +188,7 @@ def test_delete_objects_is_a_possible_version_delete_never_a_marker_only(
     payload = delete_objects(caller, denied)
     assert classify_payload(payload) == expected
     [signal] = to_signals(payload, T0)
-    assert signal.version_targeted and "possible version delete" in dict(signal.details)["version_ids"]
+    assert signal.fact("version_targeted") is True and "possible version delete" in dict(signal.details)["version_ids"]
 
 
 def test_alarm_tag_overrides_rules() -> None:

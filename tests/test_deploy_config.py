@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from chalicelib.sources import registry
 from tests.conftest import ROOT
+from tests.test_source_registry import merge_template_rules
 
 CHALICE = ROOT / ".chalice"
 # DynamoDB API calls the store makes, as IAM actions (transactions need the per-item actions).
@@ -45,9 +47,8 @@ def test_store_uses_only_granted_dynamodb_calls() -> None:
 def test_merge_template_wires_dead_letters_for_every_async_function() -> None:
     template = json.loads((CHALICE / "merge-template.json").read_text())
     resources = template["Resources"]
-    for fn in ("OnAlarmSns", "OnAlarmStateChange", "OnCloudtrailS3", "OnEcsDeployment", "EscalationSweep",
-               "OnAwsHealth", "OnGuardduty", "OnSecretRotationFailed", "OnBackupJob", "OnCloudtrailRecovery",
-               "OnRdsEvent", "OnCodebuild", "OnEcsTaskHealth", "SecretRotationCheck"):
+    rule_functions = [merge_template_rules.resource_name(rule.name) for rule in registry.eventbridge_rules()]
+    for fn in ("OnAlarmSns", "EscalationSweep", "SecretRotationCheck", *rule_functions):
         config = resources[f"{fn}InvokeConfig"]["Properties"]
         assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     table = resources["IncidentsTable"]["Properties"]

@@ -189,7 +189,7 @@ RULES = {  # function name → (source, detail-type) of its rule, and its real s
     "on_cloudtrail_recovery": ("aws.rds", "AWS API Call via CloudTrail"),
     "on_rds_event": ("aws.rds", "RDS DB Instance Event"),
     "on_codebuild": ("aws.codebuild", "CodeBuild Build State Change"),
-    "on_ecs_task_health": ("aws.ecs", "ECS Task State Change"),
+    "on_ecs_task_stopped": ("aws.ecs", "ECS Task State Change"),
 }
 
 

@@ -16,8 +16,8 @@ from chalicelib.decisions import comms, context
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.incidents import Reason
 from chalicelib.handlers import check_secret_rotation, on_event
-from chalicelib.models import Severity, SignalKind, Transition
-from chalicelib.sources import aws_health, backups, codebuild, guardduty, secrets_rotation, to_signals
+from chalicelib.models import Severity, Transition
+from chalicelib.sources import backups, codebuild, guardduty, registry, secrets_rotation, to_signals
 from chalicelib.store.sqlite import SqliteStore
 from tests.conftest import CONFIG, T0, FakeClock, RecordingChannel, load_event, make_deps, new_id, sns_event
 
@@ -48,7 +48,7 @@ ROWS = {
         (Severity.SEV1, "rule:versioning-suspended-internal"),
     "codebuild-build-state-change-deploy-failed.json": (Severity.SEV3, "rule:codebuild-deploy-failed"),
     "codebuild-build-state-change-rollback-failed.json": (Severity.SEV2, "rule:codebuild-rollback-failed"),
-    "ecs-task-state-change-stopped-health-check.json": (Severity.SEV3, "rule:ecs-task-failed-health-checks"),
+    "ecs-task-state-change-stopped-health-check.json": (Severity.SEV3, "rule:ecs-task-stopped"),
 }
 
 
@@ -69,7 +69,7 @@ def test_classification_row(name: str) -> None:
 
 def test_health_issue_facts_key_and_the_closed_event_resolves_it() -> None:
     opened, closed = one("aws-health-issue-bedrock-open.json"), one("aws-health-issue-bedrock-closed.json")
-    assert opened.kind is SignalKind.AWS_HEALTH and opened.transition is Transition.TRIGGER
+    assert opened.kind == "aws_health" and opened.transition is Transition.TRIGGER
     assert dict(opened.facts) == {"health_service": "BEDROCK", "event_type_code": "AWS_BEDROCK_OPERATIONAL_ISSUE",
                                   "event_type_category": "issue", "status_code": "open", "hard_dependency": True,
                                   "joins_playbook": "ai-provider-outage"}
@@ -123,7 +123,7 @@ def test_guardduty_key_is_the_finding_and_the_title_names_no_principal() -> None
 def test_rotation_failed_names_the_secret_never_a_value() -> None:
     signal = one("eventbridge-cloudtrail-secretsmanager-rotationfailed.json")
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/vendors/nursys-api-key-Ab12Cd"
-    assert (signal.kind, signal.incident_key, signal.resource) == (SignalKind.SECRETS_ROTATION, f"secret:{arn}", arn)
+    assert (signal.kind, signal.incident_key, signal.resource) == ("secrets_rotation", f"secret:{arn}", arn)
     assert signal.title == "secret prod/vendors/nursys-api-key: RotationFailed"
 
 
@@ -222,25 +222,28 @@ def deployed_patterns() -> dict[str, dict[str, Any]]:
     return {s.name: s.event_pattern for s in app_module.app.event_sources if hasattr(s, "event_pattern")}
 
 
+NEW_RULES = {"on_aws_health", "on_guardduty", "on_secret_rotation_failed", "on_backup_job", "on_cloudtrail_recovery",
+             "on_codebuild"}
+
+
 @pytest.mark.parametrize("name", [*sorted(ROWS), "aws-health-issue-bedrock-closed.json"])
 def test_every_new_sample_is_delivered_by_exactly_one_rule(name: str) -> None:
     matching = [rule for rule, pattern in deployed_patterns().items() if pattern_matches(pattern, load_event(name))]
     assert len(matching) == 1, matching
 
 
-def test_app_rules_are_the_source_modules_patterns() -> None:
+def test_app_declares_the_new_sources_rules_as_catalogued() -> None:
+    catalogued = {rule.name: rule.pattern for rule in registry.eventbridge_rules()}
     deployed = deployed_patterns()
-    assert deployed["on_aws_health"] == aws_health.PATTERN
-    assert deployed["on_guardduty"] == guardduty.PATTERN
-    assert deployed["on_secret_rotation_failed"] == secrets_rotation.PATTERN
-    assert deployed["on_backup_job"] == backups.PATTERN
-    assert deployed["on_cloudtrail_recovery"] == backups.CLOUDTRAIL_PATTERN
-    assert deployed["on_codebuild"] == codebuild.PATTERN
+    assert NEW_RULES <= set(deployed)
+    assert {name: deployed[name] for name in NEW_RULES} == {name: catalogued[name] for name in NEW_RULES}
 
 
-def test_a_task_stopped_for_another_reason_is_not_delivered() -> None:
-    event = load_event("ecs-task-state-change-stopped.json")
-    assert not pattern_matches(deployed_patterns()["on_ecs_task_health"], event)
+def test_the_daily_secret_check_is_a_daily_schedule() -> None:
+    import app as app_module
+
+    [schedule] = [s for s in app_module.app.event_sources if s.name == "secret_rotation_check"]
+    assert (schedule.schedule_expression.value, schedule.schedule_expression.unit) == (1, "DAYS")
 
 
 # --- what they do to incidents --------------------------------------------------------------------
@@ -298,7 +301,7 @@ def test_health_check_stop_without_a_deployment_opens_sev3(world: Any) -> None:
     deps, _, _ = world
     [task] = on_event(fresh("ecs-task-state-change-stopped-health-check.json"), "eventbridge", deps)["outcomes"]
     assert (task["reason"], task["severity"], task["rule"]) == (
-        Reason.OPENED.value, 3, "rule:ecs-task-failed-health-checks")
+        Reason.OPENED.value, 3, "rule:ecs-task-stopped")
 
 
 def test_guardduty_sev1_asks_a_human_about_phi_and_never_marks_it(world: Any) -> None:

@@ -40,6 +40,8 @@ EXPECTED = {
     "pagerduty-webhook-incident-triggered.json": (SignalKind.PAGERDUTY, Transition.NONE, None),
     "rds-db-instance-event-failover.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
     "rds-db-instance-event-restarted.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
+    "rds-db-cluster-event-patched.json": (SignalKind.RDS_EVENT, Transition.TRIGGER,
+                                          "rds:arn:aws:rds:us-east-1:123456789012:cluster:my-db-cluster:RDS-EVENT-0173"),
     "sentry-error-created.json": (SignalKind.SENTRY_ERROR, Transition.TRIGGER, "sentry:issue:1170820242"),
     "sentry-event-alert.json": (SignalKind.SENTRY_EVENT_ALERT, Transition.TRIGGER, "sentry:issue:1635244907"),
     "sentry-installation-created.json": (SignalKind.SENTRY_INSTALLATION, Transition.NONE, None),
@@ -60,24 +62,24 @@ EXPECTED = {
     # A subscription confirmation needs a human: it is kept as an unknown signal.
     "sns-http-subscription-confirmation.json": (SignalKind.UNKNOWN, Transition.TRIGGER, "unknown:sns:sns/SubscriptionConfirmation"),
     # the sources the runbook implies (issue 16 §2; more in test_new_sources.py)
-    "aws-backup-job-aborted.json": (SignalKind.BACKUP, Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
-    "aws-backup-job-failed.json": (SignalKind.BACKUP, Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
-    "aws-health-issue-bedrock-closed.json": (SignalKind.AWS_HEALTH, Transition.RESOLVE, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
-    "aws-health-issue-bedrock-open.json": (SignalKind.AWS_HEALTH, Transition.TRIGGER, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
-    "aws-health-issue-rds-open.json": (SignalKind.AWS_HEALTH, Transition.TRIGGER, None),
-    "aws-health-scheduled-rds-maintenance.json": (SignalKind.AWS_HEALTH, Transition.TRIGGER, None),
-    "codebuild-build-state-change-deploy-failed.json": (SignalKind.CODEBUILD, Transition.TRIGGER, "codebuild:credentialing-deploy:deploy"),
-    "codebuild-build-state-change-rollback-failed.json": (SignalKind.CODEBUILD, Transition.TRIGGER, "codebuild:credentialing-deploy:rollback"),
+    "aws-backup-job-aborted.json": ("backup", Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
+    "aws-backup-job-failed.json": ("backup", Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
+    "aws-health-issue-bedrock-closed.json": ("aws_health", Transition.RESOLVE, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
+    "aws-health-issue-bedrock-open.json": ("aws_health", Transition.TRIGGER, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
+    "aws-health-issue-rds-open.json": ("aws_health", Transition.TRIGGER, None),
+    "aws-health-scheduled-rds-maintenance.json": ("aws_health", Transition.TRIGGER, None),
+    "codebuild-build-state-change-deploy-failed.json": ("codebuild", Transition.TRIGGER, "codebuild:credentialing-deploy:deploy"),
+    "codebuild-build-state-change-rollback-failed.json": ("codebuild", Transition.TRIGGER, "codebuild:credentialing-deploy:rollback"),
     "ecs-task-state-change-stopped-health-check.json": (SignalKind.ECS_TASK, Transition.TRIGGER, "ecs-task:arn:aws:ecs:us-east-1:123456789012:cluster/prod-cluster:service:checkout-api"),
     "eventbridge-cloudtrail-rds-deletedbsnapshot.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
     "eventbridge-cloudtrail-rds-modifydbinstance-retention-0.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
     "eventbridge-cloudtrail-rds-modifydbinstance-retention-1.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
     "eventbridge-cloudtrail-s3-putbucketlifecycleconfiguration.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
     "eventbridge-cloudtrail-s3-putbucketversioning-source-receipts.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
-    "eventbridge-cloudtrail-secretsmanager-rotationfailed.json": (SignalKind.SECRETS_ROTATION, Transition.TRIGGER, "secret:arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/vendors/nursys-api-key-Ab12Cd"),
-    "guardduty-finding-instance-credential-exfiltration.json": (SignalKind.GUARDDUTY, Transition.TRIGGER, "guardduty:a8c4b2e91f7d3a60c5e2b9d48f1a7c3e"),
-    "guardduty-finding-recon-low.json": (SignalKind.GUARDDUTY, Transition.TRIGGER, None),
-    "guardduty-finding-s3-exfiltration.json": (SignalKind.GUARDDUTY, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-secretsmanager-rotationfailed.json": ("secrets_rotation", Transition.TRIGGER, "secret:arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/vendors/nursys-api-key-Ab12Cd"),
+    "guardduty-finding-instance-credential-exfiltration.json": ("guardduty", Transition.TRIGGER, "guardduty:a8c4b2e91f7d3a60c5e2b9d48f1a7c3e"),
+    "guardduty-finding-recon-low.json": ("guardduty", Transition.TRIGGER, None),
+    "guardduty-finding-s3-exfiltration.json": ("guardduty", Transition.TRIGGER, None),
     "rds-db-cluster-event-failover.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, "rds:arn:aws:rds:us-east-1:123456789012:cluster:credentialing-aurora-prod:RDS-EVENT-0071"),
     "rds-db-instance-event-backups-disabled.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
     "rds-db-instance-event-low-storage.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
@@ -112,14 +114,14 @@ def test_sns_and_eventbridge_of_one_alarm_share_the_incident_key() -> None:
 
 def test_alarm_facts_from_each_trigger_shape() -> None:
     [metric] = to_signals(load_event("sns-cloudwatch-alarm-metric.json"), T0)
-    assert metric.namespaces == ("AWS/ApplicationELB",)
-    assert metric.metrics == ("HTTPCode_Target_5XX_Count",)
+    assert metric.fact_values("namespace") == ("AWS/ApplicationELB",)
+    assert metric.fact_values("metric") == ("HTTPCode_Target_5XX_Count",)
     assert metric.dimensions == (("LoadBalancer", "app/checkout-alb/50dc6c495c0c9188"),)
     assert metric.region == "us-east-1"  # from the ARN, not the display name
     [anomaly] = to_signals(load_event("sns-cloudwatch-alarm-anomaly-detection.json"), T0)
-    assert anomaly.namespaces == ("AWS/RDS",) and "CPUUtilization" in anomaly.metrics
+    assert anomaly.fact_values("namespace") == ("AWS/RDS",) and "CPUUtilization" in anomaly.fact_values("metric")
     [eb] = to_signals(load_event("eventbridge-cloudwatch-alarm-state-change-metric-math.json"), T0)
-    assert set(eb.metrics) == {"NetworkIn", "NetworkOut"}
+    assert set(eb.fact_values("metric")) == {"NetworkIn", "NetworkOut"}
     assert eb.dimensions == (("InstanceId", "i-12345678901234567"),)
 
 
@@ -136,7 +138,8 @@ def test_cloudtrail_signal_keeps_object_key_out_of_title_and_links() -> None:
     details = dict(signal.details)
     assert details["principal"].endswith("jdoe@example.com")
     assert details["source_ip"] == "203.0.113.24" and details["outcome"] == "allowed"
-    assert signal.version_targeted and signal.caller_account == signal.account == "123456789012"
+    assert signal.fact("version_targeted") is True
+    assert signal.fact("caller_account") == signal.account == "123456789012" and signal.fact("caller") == "internal"
 
 
 @pytest.mark.parametrize("payload, reason_part", [
@@ -174,7 +177,7 @@ def test_plain_text_sns_redelivery_keeps_its_message_id() -> None:
 def test_edited_sample_helper_changes_only_the_alarm_fields() -> None:
     event = sns_event("sns-cloudwatch-alarm-metric.json", message_id="m-x", AlarmName="login-errors")
     [signal] = to_signals(event, T0)
-    assert signal.alarm_name == "login-errors" and signal.delivery_id == "sns:m-x"
+    assert signal.fact("alarm_name") == "login-errors" and signal.delivery_id == "sns:m-x"
 
 
 def test_every_record_of_an_sns_envelope_becomes_a_signal() -> None:

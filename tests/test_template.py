@@ -3,47 +3,18 @@ no circular dependency and no cfn-lint error, answers errors in our shape and en
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import STAGES, load_sam_transform
 
-STAGES = ["dev", "prod"]
 API_FUNCTIONS = ("APIHandler", "TokenAuthorizer")  # the API refers to these: they may not refer to it
 
 
-def _load_sam_transform() -> Any:
-    spec = importlib.util.spec_from_file_location("sam_transform", ROOT / "scripts" / "sam_transform.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sam_transform = _load_sam_transform()
-
-
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """``chalice package`` + merge template per stage: {stage: {"sam": ..., "cfn": ...}}."""
-    out: dict[str, dict[str, Any]] = {}
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    for stage in STAGES:
-        folder = tmp_path_factory.mktemp(stage)
-        subprocess.run([str(Path(sys.executable).parent / "chalice"), "package", "--stage", stage,
-                        "--merge-template", ".chalice/merge-template.json", str(folder)],
-                       cwd=ROOT, env=env, check=True, capture_output=True)
-        sam = json.loads((folder / "sam.json").read_text())
-        out[stage] = {"sam": sam, "cfn": sam_transform.transform_sam(sam, stage)}
-    return out
+sam_transform = load_sam_transform()
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -176,7 +176,7 @@ def test_old_pagerduty_resolve_does_not_resolve_a_newer_incident(pd_deps: Deps, 
 def _signal(transition: Transition, signed_at: datetime | None) -> Signal:
     return Signal(kind=SignalKind.SENTRY_ISSUE, source="sentry", delivery_id="d", incident_key="sentry:issue:1",
                   transition=transition, occurred_at=signed_at or T0, signed_at=signed_at, title="t",
-                  sentry_level="fatal")
+                  facts=(("sentry_level", "fatal"),))
 
 
 @pytest.mark.parametrize(("sent", "changed", "stale"), [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from chalicelib.decisions.words import MIN_STEM_LETTERS, phrase_tokens, stem_too_short
-from chalicelib.models import Severity, SignalKind
+from chalicelib.models import Severity
+from chalicelib.sources import registry
 
 
 class Strict(BaseModel):
@@ -46,24 +47,40 @@ class MatrixRow(Strict):
 
 
 class Match(Strict):
-    """Conditions on what a signal *is*. Every given field must hold; any value in a list may."""
+    """Conditions on what a signal *is*. Every given condition must hold; any value in a list may.
 
-    kind: tuple[SignalKind, ...] = ()
-    namespace: tuple[str, ...] = ()
-    metric: tuple[str, ...] = ()
+    ``facts`` names facts the sources declare (chalicelib/sources/catalog.py): ``{event_name:
+    [DeleteObject, DeleteObjects], version_targeted: true}``. Text compares without case."""
+
+    kind: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
-    event_source: tuple[str, ...] = ()
-    event_name: tuple[str, ...] = ()
-    error_code: tuple[str, ...] = ()
-    caller: Literal["internal", "external"] | None = None
-    version_targeted: bool | None = None
-    versioning_status: tuple[str, ...] = ()
-    sentry_resource: tuple[str, ...] = ()
-    sentry_action: tuple[str, ...] = ()
-    sentry_level: tuple[str, ...] = ()
-    sentry_environment: tuple[str, ...] = ()
-    # a source's declared facts: fact name → values, any of which may equal the signal's
-    facts: dict[str, tuple[bool | int | float | str, ...]] = Field(default_factory=dict)
+    facts: dict[str, tuple[registry.FactValue, ...]] = Field(default_factory=dict)
+    # facts' text values lower-cased once, for ``classify``
+    _wanted: dict[str, frozenset[registry.FactValue]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _facts_not_at_top(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            stray = [k for k in data if k not in cls.model_fields and k in registry.facts()]
+            if stray:
+                raise ValueError(f"{stray[0]!r} is a fact: write it under facts:")
+        return data
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kinds(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [k for k in kinds if k not in registry.kinds()]
+        if unknown:
+            raise ValueError(f"kind {unknown[0]!r} is produced by no registered source")
+        return kinds
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _one_value_is_a_list(cls, facts: Any) -> Any:
+        if not isinstance(facts, dict):
+            return facts
+        return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
 
     @field_validator("words")
     @classmethod
@@ -77,9 +94,32 @@ class Match(Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Match:
-        if not self.model_dump(exclude_defaults=True):
+        if not (self.kind or self.words or self.facts):
             raise ValueError("a rule must match on at least one field")
+        self._wanted = {name: frozenset(v.lower() if isinstance(v, str) else v for v in values)
+                        for name, values in self.facts.items()}
         return self
+
+    def undeclared(self) -> str | None:
+        """Why a fact condition can never hold (a fact no source declares, a value of the wrong
+        type, no value at all), or None."""
+        declared = registry.facts()
+        for name, values in self.facts.items():
+            fact = declared.get(name)
+            if fact is None:
+                return f"fact {name!r} is declared by no source"
+            if not values:
+                return f"fact {name!r} lists no value"
+            wrong = next((v for v in values if not registry.value_has_type(v, fact.type)), None)
+            if wrong is not None:
+                return f"fact {name!r} takes {fact.type.__name__} values, not {wrong!r}"
+            impossible = next((v for v in values if fact.values and v not in fact.values), None)
+            if impossible is not None:
+                return f"fact {name!r} is one of {', '.join(fact.values)}, never {impossible!r}"
+        return None
+
+    def wanted(self, name: str) -> frozenset[registry.FactValue]:
+        return self._wanted[name]
 
 
 class Rule(Strict):
@@ -89,6 +129,14 @@ class Rule(Strict):
     playbook: str | None = None
 
     _coerce = field_validator("severity", mode="before")(severity_value)
+
+    @model_validator(mode="after")
+    def _declared_facts(self) -> Rule:
+        # Refused at load: a rule on a fact no source gives would silently never match.
+        problem = self.match.undeclared()
+        if problem:
+            raise ValueError(f"rule {self.name!r}: {problem}")
+        return self
 
 
 class SeverityConfig(Strict):

@@ -59,49 +59,20 @@ def _override(signal: Signal) -> tuple[Severity | None, str | None, str]:
 
 def matches(match: Match, signal: Signal) -> bool:
     """True when every condition given in ``match`` holds for ``signal``."""
-    checks = (
-        (match.kind, lambda: signal.kind in match.kind),
-        (match.namespace, lambda: _any_equal(signal.namespaces, match.namespace)),
-        (match.metric, lambda: _any_equal(signal.metrics, match.metric)),
-        (match.words, lambda: any_phrase_in(_word_haystack(signal), match.words)),
-        (match.event_source, lambda: _any_equal((signal.event_source,), match.event_source)),
-        (match.event_name, lambda: _any_equal((signal.event_name,), match.event_name)),
-        (match.error_code, lambda: _any_equal((signal.error_code,), match.error_code)),
-        (match.caller, lambda: _caller(signal) == match.caller),
-        (match.version_targeted is not None, lambda: signal.version_targeted == match.version_targeted),
-        (match.versioning_status, lambda: _any_equal((signal.versioning_status,), match.versioning_status)),
-        (match.sentry_resource, lambda: _any_equal((signal.sentry_resource,), match.sentry_resource)),
-        (match.sentry_action, lambda: _any_equal((signal.sentry_action,), match.sentry_action)),
-        (match.sentry_level, lambda: _any_equal((signal.sentry_level,), match.sentry_level)),
-        (match.sentry_environment,
-         lambda: _any_equal((signal.sentry_environment,), match.sentry_environment)),
-        (match.facts, lambda: all(_fact_holds(signal.fact(name), wanted) for name, wanted in match.facts.items())),
-    )
-    return all(check() for given, check in checks if given)
-
-
-def _any_equal(have: tuple[str | None, ...], wanted: tuple[str, ...]) -> bool:
-    lowered = {w.lower() for w in wanted}
-    return any(h is not None and h.lower() in lowered for h in have)
-
-
-def _fact_holds(have: object, wanted: tuple[bool | int | float | str, ...]) -> bool:
-    if have is None:
+    if match.kind and signal.kind not in match.kind:
         return False
-    if isinstance(have, str):
-        return have.lower() in {str(w).lower() for w in wanted if isinstance(w, str)}
-    # bools are not ints here: a rule saying `true` never matches a count of 1
-    return any(type(w) is type(have) and w == have for w in wanted)
+    for name in match.facts:
+        wanted = match.wanted(name)
+        if not any((v.lower() if isinstance(v, str) else v) in wanted for v in signal.fact_values(name)):
+            return False
+    return not match.words or any_phrase_in(_word_haystack(signal), match.words)
+
+
+# Facts rule words are looked for in, besides the dimension values.
+WORD_FACTS = ("alarm_name", "namespace", "metric")
 
 
 def _word_haystack(signal: Signal) -> list[str]:
     """Where rule words are looked for: alarm name, namespaces, metric names, dimension values."""
-    return [signal.alarm_name or "", *signal.namespaces, *signal.metrics,
-            *(value for _, value in signal.dimensions)]
-
-
-def _caller(signal: Signal) -> str:
-    # A call is internal when the caller's account is the account the event happened in.
-    if signal.caller_account and signal.account:
-        return "internal" if signal.caller_account == signal.account else "external"
-    return "external" if signal.caller_account else "internal"
+    return [str(value) for name, value in signal.facts if name in WORD_FACTS] + [
+        value for _, value in signal.dimensions]

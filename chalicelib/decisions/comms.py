@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
 from chalicelib.decisions.oncall import holders, next_business_moment
-from chalicelib.models import Duty, Incident, PageKind, PageRecord, Severity, SignalKind, TimelineEntry
+from chalicelib.models import Duty, Incident, PageKind, PageRecord, Severity, TimelineEntry
 from chalicelib.notify.paging import render
+from chalicelib.sources import registry
 
-SERVICE_KINDS = frozenset({SignalKind.ALARM, SignalKind.ECS_DEPLOYMENT, SignalKind.SENTRY_ISSUE,
-                           SignalKind.SENTRY_EVENT_ALERT, SignalKind.SENTRY_METRIC_ALERT, SignalKind.SENTRY_ERROR,
-                           SignalKind.RDS_EVENT})
+# Kinds whose incidents may be customer-facing: the sources marked so in the catalog.
+SERVICE_KINDS = registry.customer_facing_kinds()
 
 
 def founder_update(incident: Incident, event: str, config: ResponderConfig, now: datetime) -> list[PageRecord]:
@@ -38,7 +38,7 @@ def founder_update(incident: Incident, event: str, config: ResponderConfig, now:
 
 # A Sev1 security finding (GuardDuty credential or data exfiltration) asks a human whether PHI
 # was exposed; the responder never decides it (runbook §4: "PHI exposure suspected" is Sev1).
-PHI_QUESTION_KINDS = frozenset({SignalKind.GUARDDUTY})
+PHI_QUESTION_KINDS = frozenset({"guardduty"})
 PHI_DECISION = "phi_exposure_decision"
 
 

@@ -68,7 +68,7 @@ def decide(signal: Signal, classification: Classification, current: Incident | N
     """What one signal does to the incident open for its key (``current``, or None); ``latest`` is
     the key's most recent incident when none is open (a replay is judged against it)."""
     if is_stale(signal.signed_at, current or latest,
-                tie_is_stale=signal.sentry_action == "created" and signal.transition is Transition.TRIGGER):
+                tie_is_stale=signal.fact("sentry_action") == "created" and signal.transition is Transition.TRIGGER):
         return Reason.STALE
     if signal.transition is Transition.TRIGGER:
         if current is None:

@@ -40,7 +40,7 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
            note: str | None = None) -> str:
     verb = verb or {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
                     PageKind.RESOLVE: "RESOLVED", PageKind.UPDATE: "UPDATE", PageKind.REMINDER: "REMINDER"}[kind]
-    parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind.value}: {incident.title}"]
+    parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind}: {incident.title}"]
     if note:
         parts.append(note)  # "acknowledged by alice — you can stand down": first, before the cut
     if incident.phi_exposure_suspected:
@@ -63,7 +63,7 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     text, ack_url = reveal(page, incident) if reveal is not None else (page.text, None)
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
-                       source=incident.resource or incident.kind.value, links=incident.links,
+                       source=incident.resource or str(incident.kind), links=incident.links,
                        ack_url=ack_url, dedup_keys=page.dedup_keys)
 
 

@@ -38,7 +38,7 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     current = ctx.read("ssm", "get_parameter", {"Name": options.route_parameter})["Parameter"]["Value"]
     alarms = ctx.read("cloudwatch", "describe_alarms", {"AlarmNames": [options.fallback_alarm]})
     fallback_down = any(a.get("StateValue") == "ALARM" for a in alarms.get("MetricAlarms", []))
-    if ctx.signal is not None and ctx.signal.alarm_name == options.fallback_alarm:
+    if ctx.signal is not None and ctx.signal.fact("alarm_name") == options.fallback_alarm:
         fallback_down = True  # the fallback's own alarm opened this incident
     target = options.queue_value if fallback_down else options.fallback_value
     steps: list[Step] = [Note(text=f"ai route is {current!r}; fallback alarm {options.fallback_alarm} is "

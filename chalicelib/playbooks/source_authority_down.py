@@ -82,7 +82,7 @@ def plan(ctx: PlaybookContext) -> list[Step]:
 
 
 def _which(ctx: PlaybookContext, options: Options) -> tuple[str, Authority | None]:
-    haystack = [ctx.incident.title, *(ctx.signal.namespaces if ctx.signal else ()),
+    haystack = [ctx.incident.title, *(str(v) for v in (ctx.signal.fact_values("namespace") if ctx.signal else ())),
                 *(v for _, v in (ctx.signal.dimensions if ctx.signal else ()))]
     for name, authority in options.authorities.items():
         if any_phrase_in(haystack, authority.words):

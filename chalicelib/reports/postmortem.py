@@ -39,7 +39,7 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         "",
         "## Impact",
         f"- Severity: SEV{incident.severity.value} ({row.definition}); response target: {row.response}",
-        f"- Surfaces: {incident.kind.value} {markdown(incident.resource or incident.title)}",
+        f"- Surfaces: {incident.kind} {markdown(incident.resource or incident.title)}",
         f"- Duration of impact: {_duration(end - incident.opened_at) if end else 'ongoing'}",
         "- Customers affected: _to be filled in_",
         f"- PHI exposure suspected: {'yes' if incident.phi_exposure_suspected else 'no'}",
@@ -53,7 +53,7 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         "_To be written by the team: the technical cause, and why the safeguards did not catch it._",
         "",
         "## Detection",
-        f"- {_t(incident.opened_at)}: detected as {incident.kind.value} {markdown_code(incident.key)}, classified "
+        f"- {_t(incident.opened_at)}: detected as {incident.kind} {markdown_code(incident.key)}, classified "
         f"SEV{incident.severity.value} by {markdown(incident.rule)}",
         f"- Signals received: {incident.count} (last {_t(incident.last_seen)})",
         "",

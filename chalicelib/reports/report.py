@@ -71,7 +71,7 @@ def monthly_stats(incidents: list[Incident], month: str, config: ResponderConfig
                        key=lambda pair: pair[1].due_at)
     return MonthlyStats(
         month=month, total=len(chosen), by_severity=by_severity,
-        by_kind=dict(Counter(i.kind.value for i in chosen).most_common()), playbooks=playbooks,
+        by_kind=dict(Counter(str(i.kind) for i in chosen).most_common()), playbooks=playbooks,
         major=sorted((i for i in chosen if i.severity <= Severity.SEV2), key=lambda i: i.opened_at),
         open_deadlines=deadlines)
 
@@ -97,7 +97,7 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
         tta = (f"acknowledged after {i.time_to_acknowledge / 60:.0f} min" if i.time_to_acknowledge
                else "not acknowledged")
         lines.append(f"- **SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {markdown(i.title)} "
-                     f"({i.kind.value}); "
+                     f"({i.kind}); "
                      f"{tta}; duration {duration}" + ("; PHI exposure suspected" if i.phi_exposure_suspected else ""))
     if not stats.major:
         lines.append("- none")

@@ -11,14 +11,10 @@ as context instead of paging a second time (``decisions.context``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.models import Signal, SignalKind, Transition
-
-if TYPE_CHECKING:
-    from chalicelib.sources.eventbridge import EventBridgeEnvelope
-
-PATTERN = {"source": ["aws.health"], "detail-type": ["AWS Health Event"]}
+from chalicelib.models import Signal, Transition
+from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
 # Services the platform runs on (runbook §1-3, §5): an issue on one of them is a hard dependency.
 HARD_DEPENDENCIES = frozenset({
@@ -55,14 +51,16 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
     title = (f"AWS Health {facts['event_type_category']} {status}: {facts['event_type_code']}"
              + (f" in {region}" if region else ""))
     return Signal(
-        kind=SignalKind.AWS_HEALTH, source="eventbridge", delivery_id=delivery_id,
+        kind="aws_health", source="eventbridge", delivery_id=delivery_id,
         incident_key=f"aws-health:{arn}", transition=_TRANSITIONS.get(status, Transition.NONE),
         occurred_at=occurred, title=title, resource=entities[0] if entities else arn,
-        account=event.account, region=region or None, event_source="health.amazonaws.com",
-        event_name=str(facts["event_type_code"]), facts=tuple(facts.items()),
+        account=event.account, region=region or None, facts=tuple(facts.items()),
         details=(("event_arn", arn), ("affected_entities", ", ".join(entities[:10]) or "none listed"),
                  ("description", _description(detail)[:300])),
     )
+
+
+convert = converter(to_signal)
 
 
 def _description(detail: dict[str, Any]) -> str:

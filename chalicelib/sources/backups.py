@@ -13,20 +13,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.models import Signal, Transition
+from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
-if TYPE_CHECKING:
-    from chalicelib.sources.eventbridge import EventBridgeEnvelope
-
-PATTERN = {"source": ["aws.backup"], "detail-type": ["Backup Job State Change"],
-           "detail": {"state": ["FAILED", "ABORTED", "EXPIRED", "COMPLETED"]}}
-CLOUDTRAIL_PATTERN = {
-    "source": ["aws.rds", "aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
-    "detail": {"eventName": ["ModifyDBInstance", "ModifyDBCluster", "DeleteDBSnapshot", "DeleteDBClusterSnapshot",
-                             "PutBucketLifecycleConfiguration", "PutBucketLifecycle", "DeleteBucketLifecycle"]},
-}
 RUNBOOK_RETENTION_DAYS = 30
 _FAILED = {"FAILED", "ABORTED", "EXPIRED"}
 _SNAPSHOT_DELETES = {"DeleteDBSnapshot", "DeleteDBClusterSnapshot"}
@@ -57,14 +48,16 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
     resource = str(detail.get("resourceArn") or "unknown-resource")
     vault = str(detail.get("backupVaultName") or "")
     return Signal(
-        kind=SignalKind.BACKUP, source="eventbridge", delivery_id=delivery_id,
+        kind="backup", source="eventbridge", delivery_id=delivery_id,
         incident_key=f"backup:{resource}", occurred_at=occurred,
         transition=Transition.TRIGGER if state in _FAILED else
         Transition.RESOLVE if state == "COMPLETED" else Transition.NONE,
         title=f"backup of {resource.rsplit(':', 1)[-1]} {state}" + (f" (vault {vault})" if vault else ""),
-        resource=resource, account=event.account, region=event.region, event_source="backup.amazonaws.com",
-        event_name=state,
+        resource=resource, account=event.account, region=event.region,
         facts=(("backup_state", state), ("backup_resource_type", str(detail.get("resourceType") or ""))),
         details=(("backup_job_id", str(detail.get("backupJobId") or "")),
                  ("status_message", str(detail.get("statusMessage") or "")[:300])),
     )
+
+
+convert = converter(to_signal)

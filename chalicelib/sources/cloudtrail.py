@@ -19,7 +19,7 @@ from pydantic import Field
 
 from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.backups import weakening
-from chalicelib.sources.common import Wire, digest, parse_time
+from chalicelib.sources.common import Wire, digest, facts, parse_time
 
 MULTI_DELETE = "DeleteObjects"
 
@@ -57,6 +57,21 @@ class CloudTrailRecord(Wire):
     request_parameters: dict[str, Any] | None = Field(None, alias="requestParameters")
 
 
+def caller(caller_account: str | None, account: str | None) -> str:
+    """``internal`` when the caller's account is the account the event happened in."""
+    if caller_account and account:
+        return "internal" if caller_account == account else "external"
+    return "external" if caller_account else "internal"
+
+
+def convert(payload: dict[str, Any], received: datetime) -> list[Signal]:
+    from chalicelib.sources.eventbridge import EventBridgeEnvelope
+
+    event = EventBridgeEnvelope.model_validate(payload)
+    return [from_eventbridge(event.detail, delivery_id=event.delivery_id, account=event.account,
+                             region=event.region, received=parse_time(event.time, received))]
+
+
 def from_eventbridge(
     detail: dict[str, Any], *, delivery_id: str, account: str | None, region: str | None,
     received: datetime,
@@ -72,7 +87,6 @@ def from_eventbridge(
     db_target = str(params.get("dBInstanceIdentifier") or params.get("dBClusterIdentifier")
                     or params.get("dBSnapshotIdentifier") or params.get("dBClusterSnapshotIdentifier") or "")
     target = bucket or db_target or record.event_source
-    recovery = weakening(record.event_name, params)
     details = [
         ("principal", principal),
         ("caller_account", record.user_identity.account_id or "unknown"),
@@ -103,12 +117,13 @@ def from_eventbridge(
         resource=f"arn:aws:s3:::{bucket}" if bucket else db_target or record.event_source,
         account=event_account,
         region=record.aws_region or region,
-        event_source=record.event_source,
-        event_name=record.event_name,
-        error_code=record.error_code,
-        caller_account=record.user_identity.account_id,
-        version_targeted=bool(params.get("versionId")) or unlogged_versions,
-        versioning_status=versioning_status,
-        facts=(("bucket", bucket), ("recovery_weakening", recovery)),
+        facts=facts(
+            event_source=record.event_source, event_name=record.event_name, error_code=record.error_code,
+            caller_account=record.user_identity.account_id,
+            caller=caller(record.user_identity.account_id, event_account),
+            version_targeted=bool(params.get("versionId")) or unlogged_versions,
+            versioning_status=versioning_status if isinstance(versioning_status, str) else None,
+            bucket=bucket or None, recovery_weakening=weakening(record.event_name, params) or None,
+        ),
         details=tuple(details),
     )

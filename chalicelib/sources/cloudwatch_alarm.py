@@ -1,6 +1,7 @@
 """CloudWatch alarms in their three wire shapes, each converted to one ``Signal``.
 
-- the JSON inside an SNS ``Message`` (PascalCase; metric, metric-math, anomaly or composite);
+- the JSON inside an SNS ``Message`` (PascalCase; metric, metric-math, anomaly or composite),
+  delivered in a Lambda ``Records`` envelope or an HTTP(S) subscription body (``sns.py``);
 - the EventBridge ``CloudWatch Alarm State Change`` detail (camelCase, dimensions as a map);
 - the alarm's direct Lambda action (``alarmData``).
 
@@ -18,9 +19,49 @@ from urllib.parse import quote
 from pydantic import Field
 
 from chalicelib.models import Signal, SignalKind, Transition
-from chalicelib.sources.common import Wire, arn_account, arn_region, parse_time
+from chalicelib.sources import eventbridge, sns
+from chalicelib.sources.common import Wire, arn_account, arn_region, facts, parse_time
 
 _TRANSITIONS = {"ALARM": Transition.TRIGGER, "OK": Transition.RESOLVE}
+STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def recognises(payload: Any) -> bool:
+    """An SNS delivery (Lambda envelope first: it is how most alarms arrive), an EventBridge
+    state change, or a Lambda alarm action."""
+    if sns.is_lambda_envelope(payload):
+        return True
+    if eventbridge.is_eventbridge(payload):
+        return bool(payload.get("detail-type") == STATE_CHANGE and payload.get("source") == "aws.cloudwatch")
+    return is_lambda_action(payload) or sns.is_http_body(payload)
+
+
+def convert(payload: dict[str, Any], received: datetime) -> list[Signal]:
+    if sns.is_lambda_envelope(payload):
+        return sns.from_lambda_envelope(payload, received)
+    if eventbridge.is_eventbridge(payload):
+        return _state_change(payload, received)
+    if is_lambda_action(payload):
+        return [_lambda_action(payload, received)]
+    return [sns.from_notification(payload, received)]
+
+
+def is_lambda_action(payload: Any) -> bool:
+    return isinstance(payload, dict) and "alarmData" in payload and "alarmArn" in payload
+
+
+def _state_change(payload: dict[str, Any], received: datetime) -> list[Signal]:
+    event = eventbridge.EventBridgeEnvelope.model_validate(payload)
+    arn = event.resources[0] if event.resources else f"alarm:{event.detail.get('alarmName')}"
+    return [from_camel(event.detail, source="eventbridge", delivery_id=event.delivery_id, arn=arn,
+                       account=event.account, received=parse_time(event.time, received))]
+
+
+def _lambda_action(payload: dict[str, Any], received: datetime) -> Signal:
+    data = payload["alarmData"]
+    stamp = (data.get("state") or {}).get("timestamp") or payload.get("time")
+    return from_camel(data, source="lambda", delivery_id=f"lambda:{payload['alarmArn']}:{stamp}",
+                      arn=payload["alarmArn"], account=payload.get("accountId"), received=received)
 
 
 # --- SNS message -----------------------------------------------------------------
@@ -195,10 +236,9 @@ def _signal(
         region=region,
         state=state.upper(),
         links=links,
-        alarm_name=name,
+        facts=facts(alarm_name=name, namespace=tuple(dict.fromkeys(namespaces)),
+                    metric=tuple(dict.fromkeys(metrics)), alarm_type="composite" if composite else "metric"),
         description=description,
-        namespaces=tuple(dict.fromkeys(namespaces)),
-        metrics=tuple(dict.fromkeys(metrics)),
         dimensions=tuple(dict.fromkeys(dimensions)),
         tags=tuple(sorted(tags.items())),
         details=(("alarm_type", "composite" if composite else "metric"),),

@@ -12,15 +12,11 @@ failing build joins it and a SUCCEEDED build of the same mode resolves it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.models import Signal, Transition
+from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
-if TYPE_CHECKING:
-    from chalicelib.sources.eventbridge import EventBridgeEnvelope
-
-PATTERN = {"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
-           "detail": {"build-status": ["FAILED", "TIMED_OUT", "FAULT", "SUCCEEDED"]}}
 MODE_VARIABLE = "DEPLOY_MODE"
 _FAILED = {"FAILED", "TIMED_OUT", "FAULT"}
 
@@ -46,7 +42,7 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
                          if isinstance(p, dict) and p.get("phase-status") == "FAILED"), {})
     logs = (info.get("logs") or {}).get("deep-link")
     return Signal(
-        kind=SignalKind.CODEBUILD, source="eventbridge", delivery_id=delivery_id,
+        kind="codebuild", source="eventbridge", delivery_id=delivery_id,
         incident_key=f"codebuild:{project}:{mode}", occurred_at=occurred,
         transition=Transition.TRIGGER if status in _FAILED else
         Transition.RESOLVE if status == "SUCCEEDED" else Transition.NONE,
@@ -54,8 +50,10 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
               + (f" in {failed_phase.get('phase-type')}" if failed_phase else ""),
         resource=str(detail.get("build-id") or project), account=event.account, region=event.region,
         links=(str(logs),) if isinstance(logs, str) and logs.startswith("https://") else (),
-        event_source="codebuild.amazonaws.com", event_name=status,
         facts=(("project_name", project), ("build_status", status), ("rollback_build", rollback)),
         details=(("initiator", str(info.get("initiator") or "")),
                  ("failed_phase_context", str(failed_phase.get("phase-context") or "")[:300])),
     )
+
+
+convert = converter(to_signal)

@@ -53,3 +53,17 @@ def arn_region(arn: str | None) -> str | None:
 def arn_account(arn: str | None) -> str | None:
     parts = (arn or "").split(":")
     return parts[4] or None if len(parts) > 5 and parts[0] == "arn" else None
+
+
+FactValues = str | int | float | bool | list[str] | tuple[str, ...] | None
+
+
+def facts(**values: FactValues) -> tuple[tuple[str, str | int | float | bool], ...]:
+    """A signal's facts from keyword arguments: None is left out, a list gives one pair per item."""
+    pairs: list[tuple[str, str | int | float | bool]] = []
+    for name, value in values.items():
+        if isinstance(value, list | tuple):
+            pairs.extend((name, item) for item in value)
+        elif value is not None:
+            pairs.append((name, value))
+    return tuple(pairs)

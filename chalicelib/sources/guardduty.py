@@ -12,14 +12,10 @@ finding id: GuardDuty updates a finding (count, updatedAt) rather than making a 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chalicelib.models import Signal, SignalKind, Transition
-
-if TYPE_CHECKING:
-    from chalicelib.sources.eventbridge import EventBridgeEnvelope
-
-PATTERN = {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}
+from chalicelib.models import Signal, Transition
+from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
 # Finding-type prefixes (ThreatPurpose:ResourceType/ThreatFamily) that mean possible exposure.
 EXPOSURE_TYPES = (
@@ -58,16 +54,19 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
     resource: dict[str, Any] = found if isinstance(found, dict) else {}
     finding_id = str(detail.get("id") or delivery_id)
     return Signal(
-        kind=SignalKind.GUARDDUTY, source="eventbridge", delivery_id=delivery_id,
+        kind="guardduty", source="eventbridge", delivery_id=delivery_id,
         incident_key=f"guardduty:{finding_id}", transition=Transition.TRIGGER, occurred_at=occurred,
         title=f"GuardDuty {facts['severity_band']} ({facts['finding_severity']:g}): {facts['finding_type']}",
         resource=_resource_name(resource), account=str(detail.get("accountId") or event.account or "") or None,
         region=str(detail.get("region") or event.region or "") or None,
-        event_source="guardduty.amazonaws.com", event_name=str(facts["finding_type"]), facts=tuple(facts.items()),
+        facts=tuple(facts.items()),
         details=(("finding_arn", str(detail.get("arn") or "")), ("finding_title", str(detail.get("title") or "")),
                  ("resource_type", str(resource.get("resourceType") or "")),
                  ("count", str((detail.get("service") or {}).get("count") or 1))),
     )
+
+
+convert = converter(to_signal)
 
 
 def _resource_name(resource: dict[str, Any]) -> str:

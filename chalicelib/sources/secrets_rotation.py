@@ -17,15 +17,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.models import Signal, Transition
 from chalicelib.sources.common import parse_time
+from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
 if TYPE_CHECKING:
     from chalicelib.aws import Aws
-    from chalicelib.sources.eventbridge import EventBridgeEnvelope
 
-PATTERN = {"source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
-           "detail": {"eventName": ["RotationFailed"]}}
 MAX_AGE_DAYS = 90
 
 
@@ -55,14 +53,16 @@ def to_signal(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) 
     arn = secret_arn(detail)
     name = str(detail.get("eventName") or "RotationFailed")
     return Signal(
-        kind=SignalKind.SECRETS_ROTATION, source="eventbridge", delivery_id=delivery_id,
+        kind="secrets_rotation", source="eventbridge", delivery_id=delivery_id,
         incident_key=f"secret:{arn}", transition=Transition.TRIGGER,
         occurred_at=parse_time(detail.get("eventTime"), occurred),
         title=f"secret {secret_name(arn)}: {name}", resource=arn, account=event.account, region=event.region,
-        event_source="secretsmanager.amazonaws.com", event_name=name,
         facts=(("rotation_problem", "failed"), ("secret_name", secret_name(arn))),
         details=(("secret_arn", arn),),
     )
+
+
+convert = converter(to_signal)
 
 
 def rotation_age_days(secret: dict[str, Any], now: datetime) -> float | None:
@@ -87,11 +87,11 @@ def overdue_signals(secrets: list[dict[str, Any]], now: datetime,
         name = str(secret.get("Name") or secret_name(arn))
         never = not secret.get("LastRotatedDate")
         yield Signal(
-            kind=SignalKind.SECRETS_ROTATION, source="schedule", delivery_id=f"secret-age:{arn}:{day}",
+            kind="secrets_rotation", source="schedule", delivery_id=f"secret-age:{arn}:{day}",
             incident_key=f"secret:{arn}", transition=Transition.TRIGGER, occurred_at=now,
             title=f"secret {name} {'never rotated, created' if never else 'last rotated'} {int(age)} days ago"
                   f" (limit {max_age_days})",
-            resource=arn, event_source="secretsmanager.amazonaws.com", event_name="RotationOverdue",
+            resource=arn,
             facts=(("rotation_problem", "overdue"), ("secret_name", name)),
             details=(("secret_arn", arn), ("age_days", str(int(age))),
                      ("rotation_enabled", str(bool(secret.get("RotationEnabled"))).lower())),

@@ -28,7 +28,8 @@ from typing import Any
 
 from chalicelib.errors import SignatureError
 from chalicelib.models import Signal, SignalKind, Transition
-from chalicelib.sources.common import digest, parse_time
+from chalicelib.sources import payloads
+from chalicelib.sources.common import digest, facts, parse_time
 from chalicelib.sources.unknown import unknown_signal
 
 # A date beyond this is not a time any sender means (``1e20`` seconds); it counts as absent.
@@ -83,6 +84,32 @@ def looks_like_sentry(body: Any) -> bool:
         ("action" in body and "data" in body and ("installation" in body or "actor" in body))
         or infer_resource(body) == "legacy_plugin"
     )
+
+
+def recognises_issue(body: Any) -> bool:
+    return looks_like_sentry(body) and infer_resource(body) in ("issue", "legacy_plugin")
+
+
+def recognises_event_alert(body: Any) -> bool:
+    return looks_like_sentry(body) and infer_resource(body) == "event_alert"
+
+
+def recognises_error(body: Any) -> bool:
+    return looks_like_sentry(body) and infer_resource(body) == "error"
+
+
+def recognises_metric_alert(body: Any) -> bool:
+    return looks_like_sentry(body) and infer_resource(body) == "metric_alert"
+
+
+def recognises_installation(body: Any) -> bool:
+    return looks_like_sentry(body) and infer_resource(body) == "installation"
+
+
+def convert(body: dict[str, Any], received: datetime) -> list[Signal]:
+    """A body handed over without its headers (``to_signals``: the CLI, a replay)."""
+    raw = payloads.encode(body).encode()
+    return [to_signal(body, resource=None, request_id=None, raw=raw, received=received)]
 
 
 def to_signal(
@@ -206,8 +233,9 @@ def _sentry_signal(*, kind: SignalKind, delivery_id: str, resource: str, action:
     return Signal(
         kind=kind, source="sentry", delivery_id=delivery_id, incident_key=key,
         transition=transition, occurred_at=signed_at or received, signed_at=signed_at, title=title,
-        resource=project, links=links, sentry_resource=resource, sentry_action=action or None,
-        sentry_level=_text(level).lower() or None, sentry_environment=_text(environment) or None,
+        resource=project, links=links,
+        facts=facts(sentry_resource=resource, sentry_action=action or None,
+                    sentry_level=_text(level).lower() or None, sentry_environment=_text(environment) or None),
         details=(("project", project),),
     )
 
