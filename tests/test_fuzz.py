@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import app as app_module
 from chalicelib.handlers import on_event
 from chalicelib.models import SignalKind
-from chalicelib.sources import to_signals
+from chalicelib.sources import registry, to_signals
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps, override_deps
@@ -178,18 +178,9 @@ def test_signed_pagerduty_garbage_is_2xx_or_4xx_never_5xx(tmp_path_factory: pyte
 # any JSON, mangled real payloads, structures nested past every limit, huge messages.
 
 SNS_SAMPLES = [s for s in SAMPLES.values() if isinstance(s, dict) and "Records" in s]
-RULES = {  # function name → (source, detail-type) of its rule, and its real samples
-    "on_alarm_state_change": ("aws.cloudwatch", "CloudWatch Alarm State Change"),
-    "on_cloudtrail_s3": ("aws.s3", "AWS API Call via CloudTrail"),
-    "on_ecs_deployment": ("aws.ecs", "ECS Deployment State Change"),
-    "on_aws_health": ("aws.health", "AWS Health Event"),
-    "on_guardduty": ("aws.guardduty", "GuardDuty Finding"),
-    "on_secret_rotation_failed": ("aws.secretsmanager", "AWS Service Event via CloudTrail"),
-    "on_backup_job": ("aws.backup", "Backup Job State Change"),
-    "on_cloudtrail_recovery": ("aws.rds", "AWS API Call via CloudTrail"),
-    "on_rds_event": ("aws.rds", "RDS DB Instance Event"),
-    "on_codebuild": ("aws.codebuild", "CodeBuild Build State Change"),
-    "on_ecs_task_stopped": ("aws.ecs", "ECS Task State Change"),
+RULES = {  # function name → (source, detail-type) of its rule (every rule the sources declare)
+    rule.name: (rule.pattern["source"][0], detail_type)
+    for rule in registry.eventbridge_rules() for detail_type in rule.pattern["detail-type"][:1]
 }
 
 

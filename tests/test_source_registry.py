@@ -64,6 +64,8 @@ def test_every_source_has_a_rule_or_route_in_app(source: Source, app_probe: dict
             assert app_probe["rules"].get(trigger.name) == trigger.pattern, trigger.name
         elif trigger.startswith("route:"):
             assert trigger.removeprefix("route:") in app_probe["routes"], trigger
+        elif trigger.startswith("schedule:"):  # a scheduled check that produces the source's signals
+            assert trigger.removeprefix("schedule:") in app_probe["handlers"], trigger
         else:
             assert trigger == "sns" and app_probe["sns"], trigger
 
@@ -218,6 +220,14 @@ def test_newly_wired_rules_reach_their_converter(client: Any, deps: Any, handler
     assert outcome["kind"] == kind and outcome["unknown_reason"] is None
     [signal] = to_signals(load_event(fixture), T0)
     assert fact in signal.facts
+
+
+def test_s3_rule_delivers_deletions_yet_a_creation_still_converts() -> None:
+    [rule] = BY_NAME["s3_object"].rules
+    assert rule.pattern["detail-type"] == ["Object Deleted"]
+    created = {**load_event("eventbridge-s3-object-deleted-direct.json"), "detail-type": "Object Created"}
+    [signal] = to_signals(created, T0)
+    assert signal.kind is SignalKind.S3_OBJECT and signal.fact("event_name") == "Object Created"
 
 
 def test_ecs_task_rule_delivers_stopped_tasks_only() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
 from chalicelib.decisions.oncall import holders, next_business_moment
-from chalicelib.models import Duty, Incident, PageKind, PageRecord, Severity, TimelineEntry
+from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, Severity, TimelineEntry
 from chalicelib.notify.paging import render
 from chalicelib.sources import registry
 
@@ -39,11 +39,11 @@ def founder_update(incident: Incident, event: str, config: ResponderConfig, now:
 # A Sev1 security finding (GuardDuty credential or data exfiltration) asks a human whether PHI
 # was exposed; the responder never decides it (runbook §4: "PHI exposure suspected" is Sev1).
 PHI_QUESTION_KINDS = frozenset({"guardduty"})
-PHI_DECISION = "phi_exposure_decision"
+PHI_DECISION = DutyKind.PHI_EXPOSURE_DECISION
 
 
 def opening_duties(incident: Incident, config: ResponderConfig) -> list[Duty]:
-    duties = []
+    duties: list[Duty] = []
     if incident.kind in PHI_QUESTION_KINDS and incident.severity is Severity.SEV1:
         response = config.severity.matrix[Severity.SEV1].response_minutes or 15
         duties.append(Duty(kind=PHI_DECISION, due_at=incident.opened_at + timedelta(minutes=response),
@@ -51,22 +51,23 @@ def opening_duties(incident: Incident, config: ResponderConfig) -> list[Duty]:
                                   "(POST /incidents/{id}/phi-exposure) or complete this duty if not"))
     minutes = config.routing.communications.customer_notice_minutes.get(incident.severity)
     if minutes is not None and incident.kind in SERVICE_KINDS:
-        duties.append(Duty(kind="customer_notification", due_at=incident.opened_at + timedelta(minutes=minutes),
+        duties.append(Duty(kind=DutyKind.CUSTOMER_NOTIFICATION, due_at=incident.opened_at + timedelta(minutes=minutes),
                            reason=f"customer-impacting SEV{incident.severity.value}: notify customers per their SLA"))
     return duties
 
 
 def closing_duties(incident: Incident, config: ResponderConfig, now: datetime) -> list[Duty]:
     comms = config.routing.communications
-    if incident.severity not in comms.postmortem_severities or any(d.kind == "postmortem" for d in incident.duties):
+    if (incident.severity not in comms.postmortem_severities
+            or any(d.kind is DutyKind.POSTMORTEM for d in incident.duties)):
         return []
-    return [Duty(kind="postmortem", due_at=now + timedelta(hours=comms.postmortem_due_hours),
+    return [Duty(kind=DutyKind.POSTMORTEM, due_at=now + timedelta(hours=comms.postmortem_due_hours),
                  reason=f"blameless post-mortem within {comms.postmortem_due_hours} h of resolution (runbook §9)")]
 
 
 def breach_duty(config: ResponderConfig, now: datetime) -> Duty:
     days = config.routing.communications.breach_notice_days
-    return Duty(kind="breach_notification", due_at=now + timedelta(days=days),
+    return Duty(kind=DutyKind.BREACH_NOTIFICATION, due_at=now + timedelta(days=days),
                 reason=f"PHI exposure suspected: customers are notified within {days} days (BAA)")
 
 
@@ -83,7 +84,8 @@ def reminder_at(incident: Incident, config: ResponderConfig) -> datetime | None:
     """When the overdue post-mortem is to be reminded (business hours for the daytime role)."""
     routing = config.routing
     role = routing.roles.get(routing.communications.reminder_role)
-    due = [d.due_at for d in incident.duties if d.kind == "postmortem" and d.done_at is None and d.reminded_at is None]
+    due = [d.due_at for d in incident.duties
+           if d.kind is DutyKind.POSTMORTEM and d.done_at is None and d.reminded_at is None]
     if not due or role is None:
         return None
     when = min(due)
@@ -106,7 +108,7 @@ def reminders_due(incident: Incident, config: ResponderConfig, now: datetime) ->
     pages = [PageRecord(id=f"reminder:postmortem:{person}:{channel}", step="reminder", role=role_name,
                         person=person, channel=channel, kind=PageKind.REMINDER, at=now, text=text)
              for person in people for channel in routing.people[person].channels]
-    duties = tuple(d.model_copy(update={"reminded_at": now}) if d.kind == "postmortem" and d.done_at is None
+    duties = tuple(d.model_copy(update={"reminded_at": now}) if d.kind is DutyKind.POSTMORTEM and d.done_at is None
                    else d for d in incident.duties)
     return incident.with_pages(*pages).noted(
         TimelineEntry(at=now, what=f"post-mortem draft overdue: reminded {', '.join(people)}"), duties=duties)

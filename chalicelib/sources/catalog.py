@@ -121,7 +121,7 @@ SOURCES: tuple[Source, ...] = (
         facts=(EVENT_SOURCE, EVENT_NAME, CALLER_ACCOUNT, CALLER, VERSION_TARGETED,
                Fact("deletion_type", str, "Delete Marker Created or Permanently Deleted")),
         fixtures=("eventbridge-s3-object-deleted-direct.json",),
-        convert="chalicelib.sources.s3_object:convert",
+        recognises="chalicelib.sources.s3_object:recognises", convert="chalicelib.sources.s3_object:convert",
     ),
     Source(
         name="cloudtrail_recovery", kind="cloudtrail",

@@ -65,7 +65,8 @@ class Source(NamedTuple):
     name: str                         # "aws_health"
     kind: str                         # the Signal.kind value it produces, e.g. "aws_health"
     doc: str                          # one line: what it is and the runbook section it serves
-    triggers: tuple[EventBridgeRule | str, ...]   # rules, or "route:/webhooks/sentry", "sns"
+    # rules, or "route:/webhooks/sentry", "sns", "schedule:<handler name in app.py>"
+    triggers: tuple[EventBridgeRule | str, ...]
     facts: tuple[Fact, ...]
     fixtures: tuple[str, ...]         # file names under tests/events/
     # "module:function" (imported on first use) or the callable itself. A recogniser left None

@@ -1,17 +1,27 @@
-"""S3 object deletions by EventBridge (buckets with EventBridge notifications on).
+"""S3 object events by EventBridge (buckets with EventBridge notifications on).
 
-Under Object Lock a plain delete only adds a delete marker (recorded, Sev4); a permanent
-delete removed a version, so it is ``version_targeted`` like the CloudTrail call that did it.
+The rule delivers deletions only (a rule on ``Object Created`` would run a Lambda per upload);
+a creation handed over another way still converts. Under Object Lock a plain delete only adds a
+delete marker (recorded, Sev4); a permanent delete removed a version, so it is
+``version_targeted`` like the CloudTrail call that did it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from chalicelib.models import Signal, SignalKind, Transition
 from chalicelib.sources.cloudtrail import caller
 from chalicelib.sources.common import facts
 from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
+
+OBJECT_EVENTS = ("Object Created", "Object Deleted")
+
+
+def recognises(payload: Any) -> bool:
+    return (isinstance(payload, dict) and payload.get("source") == "aws.s3" and "detail" in payload
+            and payload.get("detail-type") in OBJECT_EVENTS)
 
 
 def _object_event(event: EventBridgeEnvelope, delivery_id: str, occurred: datetime) -> Signal:
