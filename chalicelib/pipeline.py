@@ -106,9 +106,12 @@ class Pipeline:
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
 
-    def respond(self, signal: Signal, raw: Any = None) -> Outcome:
+    def respond(self, signal: Signal, raw: Any = None, classification: Classification | None = None,
+                opened: Callable[[Incident], Incident] | None = None) -> Outcome:
+        """``classification`` when the sender decided it (a person paging on purpose); ``opened``
+        changes a newly opened incident before anyone is paged (the owner they named)."""
         now = self.clock()
-        classification = classify(signal, self.config.severity)
+        classification = classification or classify(signal, self.config.severity)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
             "incident_key": signal.incident_key, "severity": classification.severity.value,
@@ -122,7 +125,7 @@ class Pipeline:
             raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
             joined = self._join_as_context(signal, classification, now)
-            reason, incident = joined or self.incidents.handle(signal, classification, now)
+            reason, incident = joined or self.incidents.handle(signal, classification, now, opened)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
