@@ -65,6 +65,12 @@ def escalation_sweep(event: CloudWatchEvent) -> dict:
     return _handlers().sweep()
 
 
+@app.schedule(Rate(1, unit=Rate.DAYS), name="secret_rotation_check")
+def secret_rotation_check(event: CloudWatchEvent) -> dict:
+    """Runbook §6: one Sev3 incident per secret not rotated for 90 days (names only, never values)."""
+    return _handlers().check_secret_rotation()
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="canary")
 def canary(event: CloudWatchEvent) -> dict:
     """Self-monitoring: classify → store → pager on the canary channel, then a CanaryCompleted metric."""

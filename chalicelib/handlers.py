@@ -143,6 +143,20 @@ def sweep(deps: Deps | None = None) -> dict[str, Any]:
     return report
 
 
+def check_secret_rotation(deps: Deps | None = None) -> dict[str, Any]:
+    """The daily check (runbook §6): one Sev3 signal per secret not rotated for 90 days, keyed by
+    its ARN, so tomorrow's run joins the incident still open. Reads names and dates, never values."""
+    from chalicelib.sources import secrets_rotation
+
+    deps = deps or get_deps()
+    secrets = secrets_rotation.list_secrets(deps.pipeline.executor.aws)
+    outcomes = [deps.pipeline.respond(signal).summary()
+                for signal in secrets_rotation.overdue_signals(secrets, deps.clock())]
+    report = {"secrets": len(secrets), "overdue": len(outcomes), "outcomes": outcomes}
+    log.info("secret rotation check done", extra={"outcome": {"secrets": len(secrets), "overdue": len(outcomes)}})
+    return report
+
+
 def identify(token: str | None, deps: Deps | None = None) -> dict[str, str]:
     """The custom authorizer's half: who holds this bearer token (strings only, for API Gateway)."""
     from chalicelib.web.tokens import bearer

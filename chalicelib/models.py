@@ -328,6 +328,7 @@ class DutyKind(StrEnum):
     CUSTOMER_NOTIFICATION = "customer_notification"
     DESIGN_PARTNER_NOTIFICATION = "design_partner_notification"
     BREACH_NOTIFICATION = "breach_notification"
+    PHI_EXPOSURE_DECISION = "phi_exposure_decision"  # a security finding asks: was PHI exposed? (comms.py)
 
 
 class Duty(Frozen):

@@ -51,12 +51,21 @@ from typing import Any, NamedTuple
 
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, escalation
+from chalicelib.decisions import comms, context, escalation
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.errors import DeliveryInProgress
-from chalicelib.models import Classification, Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
+from chalicelib.models import (
+    Classification,
+    Frozen,
+    Incident,
+    PageRecord,
+    PageStatus,
+    Signal,
+    SignalKind,
+    TimelineEntry,
+)
 from chalicelib.notify.channels import Transport
 from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
@@ -188,7 +197,8 @@ class Pipeline:
                 prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
                 return prepared
 
-            reason, incident = self.incidents.handle(signal, classification, now, opening)
+            joined = self._join_as_context(signal, classification, now)
+            reason, incident = joined or self.incidents.handle(signal, classification, now, opening)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             # page first: people before robots
@@ -220,6 +230,23 @@ class Pipeline:
         except BaseException:
             self.store.release_delivery(signal.delivery_id)
             raise
+
+    def _join_as_context(self, signal: Signal, classification: Classification,
+                         now: datetime) -> tuple[Reason, Incident] | None:
+        """Another open incident this signal belongs to gets it on its timeline (decisions/context.py)."""
+        key, playbook = context.wanted_key(signal), context.wanted_playbook(signal)
+        if not key and not playbook:
+            return None
+        by_key = self.store.get_open(key) if key else None
+        how, target = context.join(signal, by_key, self.store.list() if playbook and by_key is None else ())
+        if target is None:
+            return None
+        entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,
+                              what=f"context ({how.value}, SEV{classification.severity.value} on its own): "
+                                   f"{signal.title}; not paged again")
+        joined = self.incidents.update(target.id, lambda i: i.noted(
+            entry, annotation_count=i.annotation_count + 1, last_seen=now))
+        return Reason.ANNOTATED, joined
 
     def acknowledge(self, incident_id: str, by: str, source: str = "responder",
                     pagerduty_key: str | None = None) -> Incident:

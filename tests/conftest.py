@@ -58,6 +58,7 @@ NOT_INBOUND = {
     "pagerduty-events-v2-response-202.json", "pagerduty-events-v2-response-400.json",
     "pagerduty-events-v2-trigger.json", "pagerduty-webhook-signature-test-vector.json",
     "sentry-signature-test-vector.json", "sns-signature-string-to-sign-example.json",
+    "secretsmanager-list-secrets-response.json",  # what the daily rotation check reads, not an event
 }
 
 

@@ -48,7 +48,7 @@ def test_merge_template_wires_dead_letters_for_every_async_function() -> None:
     template = json.loads((CHALICE / "merge-template.json").read_text())
     resources = template["Resources"]
     rule_functions = [merge_template_rules.resource_name(rule.name) for rule in registry.eventbridge_rules()]
-    for fn in ("OnAlarmSns", "EscalationSweep", *rule_functions):
+    for fn in ("OnAlarmSns", "EscalationSweep", "SecretRotationCheck", *rule_functions):
         config = resources[f"{fn}InvokeConfig"]["Properties"]
         assert config["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     table = resources["IncidentsTable"]["Properties"]

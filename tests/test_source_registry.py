@@ -299,7 +299,7 @@ def test_a_rule_on_a_new_fact_needs_no_code_change(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("rule, reason", [
-    ("      facts: {event_type_code: [AWS_RDS_X]}\n", "rule 'extra': fact 'event_type_code' is declared by no source"),
+    ("      facts: {event_type_kode: [AWS_RDS_X]}\n", "rule 'extra': fact 'event_type_kode' is declared by no source"),
     ("      facts: {version_targeted: [\"yes\"]}\n", "rule 'extra': fact 'version_targeted' takes bool values, not 'yes'"),
     ("      facts: {event_name: [49]}\n", "rule 'extra': fact 'event_name' takes str values, not 49"),
     ("      facts: {caller: inside}\n", "rule 'extra': fact 'caller' is one of internal, external, never 'inside'"),

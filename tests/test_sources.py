@@ -61,6 +61,31 @@ EXPECTED = {
     "sns-http-notification-cloudwatch-alarm.json": (SignalKind.ALARM, Transition.TRIGGER, "alarm:arn:aws:cloudwatch:us-east-1:123456789012:alarm:checkout-api-alb-5xx-high"),
     # A subscription confirmation needs a human: it is kept as an unknown signal.
     "sns-http-subscription-confirmation.json": (SignalKind.UNKNOWN, Transition.TRIGGER, "unknown:sns:sns/SubscriptionConfirmation"),
+    # the sources the runbook implies (issue 16 §2; more in test_new_sources.py)
+    "aws-backup-job-aborted.json": ("backup", Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
+    "aws-backup-job-failed.json": ("backup", Transition.TRIGGER, "backup:arn:aws:rds:us-east-1:123456789012:db:credentialing-prod"),
+    "aws-health-issue-bedrock-closed.json": ("aws_health", Transition.RESOLVE, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
+    "aws-health-issue-bedrock-open.json": ("aws_health", Transition.TRIGGER, "aws-health:arn:aws:health:us-east-1::event/BEDROCK/AWS_BEDROCK_OPERATIONAL_ISSUE/AWS_BEDROCK_OPERATIONAL_ISSUE_3f1c9a7e2b"),
+    "aws-health-issue-rds-open.json": ("aws_health", Transition.TRIGGER, None),
+    "aws-health-scheduled-rds-maintenance.json": ("aws_health", Transition.TRIGGER, None),
+    "codebuild-build-state-change-deploy-failed.json": ("codebuild", Transition.TRIGGER, "codebuild:credentialing-deploy:deploy"),
+    "codebuild-build-state-change-rollback-failed.json": ("codebuild", Transition.TRIGGER, "codebuild:credentialing-deploy:rollback"),
+    "ecs-task-state-change-stopped-health-check.json": (SignalKind.ECS_TASK, Transition.TRIGGER, "ecs-task:arn:aws:ecs:us-east-1:123456789012:cluster/prod-cluster:service:checkout-api"),
+    "eventbridge-cloudtrail-rds-deletedbsnapshot.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-rds-modifydbinstance-retention-0.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-rds-modifydbinstance-retention-1.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-s3-putbucketlifecycleconfiguration.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-s3-putbucketversioning-source-receipts.json": (SignalKind.CLOUDTRAIL, Transition.TRIGGER, None),
+    "eventbridge-cloudtrail-secretsmanager-rotationfailed.json": ("secrets_rotation", Transition.TRIGGER, "secret:arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/vendors/nursys-api-key-Ab12Cd"),
+    "guardduty-finding-instance-credential-exfiltration.json": ("guardduty", Transition.TRIGGER, "guardduty:a8c4b2e91f7d3a60c5e2b9d48f1a7c3e"),
+    "guardduty-finding-recon-low.json": ("guardduty", Transition.TRIGGER, None),
+    "guardduty-finding-s3-exfiltration.json": ("guardduty", Transition.TRIGGER, None),
+    "rds-db-cluster-event-failover.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, "rds:arn:aws:rds:us-east-1:123456789012:cluster:credentialing-aurora-prod:RDS-EVENT-0071"),
+    "rds-db-instance-event-backups-disabled.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
+    "rds-db-instance-event-low-storage.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
+    "rds-db-instance-event-shutdown.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
+    "rds-db-instance-event-storage-full.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
+    "rds-db-snapshot-event-failed.json": (SignalKind.RDS_EVENT, Transition.TRIGGER, None),
 }
 
 

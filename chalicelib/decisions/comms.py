@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
 from chalicelib.decisions.oncall import holders, next_business_moment
-from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, TimelineEntry
+from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, Severity, TimelineEntry
 from chalicelib.notify.paging import render
 from chalicelib.sources import registry
 
@@ -36,12 +36,24 @@ def founder_update(incident: Incident, event: str, config: ResponderConfig, now:
                        kind=PageKind.UPDATE, at=now, text=render(incident, PageKind.UPDATE, verb=event.upper()))]
 
 
+# A Sev1 security finding (GuardDuty credential or data exfiltration) asks a human whether PHI
+# was exposed; the responder never decides it (runbook §4: "PHI exposure suspected" is Sev1).
+PHI_QUESTION_KINDS = frozenset({"guardduty"})
+PHI_DECISION = DutyKind.PHI_EXPOSURE_DECISION
+
+
 def opening_duties(incident: Incident, config: ResponderConfig) -> list[Duty]:
+    duties: list[Duty] = []
+    if incident.kind in PHI_QUESTION_KINDS and incident.severity is Severity.SEV1:
+        response = config.severity.matrix[Severity.SEV1].response_minutes or 15
+        duties.append(Duty(kind=PHI_DECISION, due_at=incident.opened_at + timedelta(minutes=response),
+                           reason="PHI exposure suspected - a human decides: mark it "
+                                  "(POST /incidents/{id}/phi-exposure) or complete this duty if not"))
     minutes = config.routing.communications.customer_notice_minutes.get(incident.severity)
-    if minutes is None or incident.kind not in SERVICE_KINDS:
-        return []
-    return [Duty(kind=DutyKind.CUSTOMER_NOTIFICATION, due_at=incident.opened_at + timedelta(minutes=minutes),
-                 reason=f"customer-impacting SEV{incident.severity.value}: notify customers per their SLA")]
+    if minutes is not None and incident.kind in SERVICE_KINDS:
+        duties.append(Duty(kind=DutyKind.CUSTOMER_NOTIFICATION, due_at=incident.opened_at + timedelta(minutes=minutes),
+                           reason=f"customer-impacting SEV{incident.severity.value}: notify customers per their SLA"))
+    return duties
 
 
 def closing_duties(incident: Incident, config: ResponderConfig, now: datetime) -> list[Duty]:

@@ -349,9 +349,11 @@ def mark_phi_exposure(incident: Incident, by: str, now: datetime, config: Respon
     """PHI exposure suspected: Sev1 by definition, and the BAA's breach-notification clock starts."""
     if incident.phi_exposure_suspected:
         return incident
-    marked = incident.noted(TimelineEntry(at=now, by=by, what=f"PHI exposure suspected, marked by {by}"),
+    # marking it answers the question a security finding asked (comms.PHI_DECISION)
+    answered = comms.complete(incident, comms.PHI_DECISION, by, now)
+    marked = answered.noted(TimelineEntry(at=now, by=by, what=f"PHI exposure suspected, marked by {by}"),
                             phi_exposure_suspected=True,
-                            duties=(*incident.duties, comms.breach_duty(config, now)))
+                            duties=(*answered.duties, comms.breach_duty(config, now)))
     if marked.severity is not Severity.SEV1 and marked.is_open:
         marked = raise_severity(marked, Severity.SEV1, "(PHI exposure suspected)", now, config)
     return marked

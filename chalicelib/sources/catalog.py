@@ -33,6 +33,10 @@ SENTRY_FACTS = (
     Fact("sentry_environment", str, "the Sentry environment (production, staging …)"),
 )
 SENTRY_ROUTE = "route:/webhooks/sentry"
+# Where a signal belongs when another incident is open (decisions/context.py).
+JOINS_KEY = Fact("joins_key", str, "the incident key this signal joins as context while that incident is open")
+JOINS_PLAYBOOK = Fact("joins_playbook", str, "the playbook whose open incident this signal joins as context")
+FAILED_OR_OK = ("FAILED", "TIMED_OUT", "FAULT", "STOPPED", "IN_PROGRESS", "SUCCEEDED")
 
 SOURCES: tuple[Source, ...] = (
     Source(
@@ -88,18 +92,24 @@ SOURCES: tuple[Source, ...] = (
             "source": ["aws.ecs"], "detail-type": ["ECS Task State Change"],
             "detail": {"lastStatus": ["STOPPED"]}}),),
         facts=(EVENT_NAME, Fact("stop_code", str, "why ECS stopped it (TaskFailedToStart, EssentialContainerExited …)"),
-               Fact("task_group", str, "the task's group (service:checkout-api)")),
-        fixtures=("ecs-task-state-change-stopped.json",),
+               Fact("task_group", str, "the task's group (service:checkout-api)"),
+               Fact("health_check_failed", bool, "stopped because it failed its load balancer health checks"),
+               JOINS_KEY),
+        fixtures=("ecs-task-state-change-stopped.json", "ecs-task-state-change-stopped-health-check.json"),
         convert="chalicelib.sources.ecs_task:convert",
     ),
     Source(
         name="rds_event", kind="rds_event",
         doc="RDS instance and cluster events: failover, restarts, storage, backups (runbook §3, §7)",
         triggers=(EventBridgeRule("on_rds_event", {
-            "source": ["aws.rds"], "detail-type": ["RDS DB Instance Event", "RDS DB Cluster Event"]}),),
+            "source": ["aws.rds"],
+            "detail-type": ["RDS DB Instance Event", "RDS DB Cluster Event", "RDS DB Snapshot Event"]}),),
         facts=(EVENT_NAME, NAMESPACE, Fact("event_category", str, "an RDS event category (failover, backup …)"),
-               Fact("source_type", str, "DB_INSTANCE or CLUSTER")),
-        fixtures=("rds-db-instance-event-failover.json", "rds-db-cluster-event-patched.json"),
+               Fact("source_type", str, "DB_INSTANCE, CLUSTER, SNAPSHOT or CLUSTER_SNAPSHOT")),
+        fixtures=("rds-db-instance-event-failover.json", "rds-db-cluster-event-patched.json",
+                  "rds-db-instance-event-storage-full.json", "rds-db-instance-event-low-storage.json",
+                  "rds-db-instance-event-shutdown.json", "rds-db-instance-event-backups-disabled.json",
+                  "rds-db-cluster-event-failover.json", "rds-db-snapshot-event-failed.json"),
         convert="chalicelib.sources.rds_event:convert",
         customer_facing=True,
     ),
@@ -112,6 +122,89 @@ SOURCES: tuple[Source, ...] = (
                Fact("deletion_type", str, "Delete Marker Created or Permanently Deleted")),
         fixtures=("eventbridge-s3-object-deleted-direct.json",),
         recognises="chalicelib.sources.s3_object:recognises", convert="chalicelib.sources.s3_object:convert",
+    ),
+    Source(
+        name="cloudtrail_recovery", kind="cloudtrail",
+        doc="CloudTrail calls that weaken recovery: RDS backup retention, snapshot deletes, bucket lifecycle (§7)",
+        triggers=(EventBridgeRule("on_cloudtrail_recovery", {
+            "source": ["aws.rds", "aws.s3"], "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {"eventName": ["ModifyDBInstance", "ModifyDBCluster", "DeleteDBSnapshot",
+                                     "DeleteDBClusterSnapshot", "PutBucketLifecycleConfiguration",
+                                     "PutBucketLifecycle", "DeleteBucketLifecycle"]}}),),
+        facts=(EVENT_SOURCE, EVENT_NAME, CALLER_ACCOUNT, CALLER,
+               Fact("bucket", str, "the S3 bucket a call names"),
+               Fact("recovery_weakening", str, "what the call does to recovery (sources/backups.py)",
+                    values=("pitr_disabled", "retention_lowered", "snapshot_deleted", "bucket_lifecycle_changed"))),
+        fixtures=("eventbridge-cloudtrail-rds-modifydbinstance-retention-0.json",
+                  "eventbridge-cloudtrail-rds-modifydbinstance-retention-1.json",
+                  "eventbridge-cloudtrail-rds-deletedbsnapshot.json",
+                  "eventbridge-cloudtrail-s3-putbucketlifecycleconfiguration.json",
+                  "eventbridge-cloudtrail-s3-putbucketversioning-source-receipts.json"),
+        convert="chalicelib.sources.cloudtrail:convert",
+    ),
+    Source(
+        name="aws_health", kind="aws_health",
+        doc="AWS Health issues and scheduled changes for the services we run on (runbook §3, §5.3)",
+        triggers=(EventBridgeRule("on_aws_health", {"source": ["aws.health"], "detail-type": ["AWS Health Event"]}),),
+        facts=(Fact("health_service", str, "the AWS service (BEDROCK, RDS, ECS, COGNITO …)"),
+               Fact("event_type_code", str, "AWS_<SERVICE>_OPERATIONAL_ISSUE …"),
+               Fact("event_type_category", str, "issue, scheduledChange, accountNotification or investigation",
+                    values=("issue", "scheduledChange", "accountNotification", "investigation", "unknown")),
+               Fact("status_code", str, "open, upcoming or closed"),
+               Fact("hard_dependency", bool, "the platform runs on this service"),
+               JOINS_PLAYBOOK),
+        fixtures=("aws-health-issue-bedrock-open.json", "aws-health-issue-bedrock-closed.json",
+                  "aws-health-issue-rds-open.json", "aws-health-scheduled-rds-maintenance.json"),
+        convert="chalicelib.sources.aws_health:convert",
+    ),
+    Source(
+        name="guardduty", kind="guardduty",
+        doc="GuardDuty findings; credential or data exfiltration asks a human about PHI (runbook §4, §6)",
+        triggers=(EventBridgeRule("on_guardduty", {
+            "source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"]}),),
+        facts=(Fact("finding_type", str, "ThreatPurpose:ResourceType/ThreatFamily.Detail"),
+               Fact("finding_severity", float, "GuardDuty's score, 0.1-10"),
+               Fact("severity_band", str, "GuardDuty's band of the score", values=("high", "medium", "low")),
+               Fact("exposure_class", bool, "credential exfiltration, S3 data exfiltration, a compromised role")),
+        fixtures=("guardduty-finding-instance-credential-exfiltration.json", "guardduty-finding-s3-exfiltration.json",
+                  "guardduty-finding-recon-low.json"),
+        convert="chalicelib.sources.guardduty:convert",
+    ),
+    Source(
+        name="secrets_rotation", kind="secrets_rotation",
+        doc="Secrets Manager rotation failures, and the daily check for secrets older than 90 days (runbook §6)",
+        triggers=(EventBridgeRule("on_secret_rotation_failed", {
+            "source": ["aws.secretsmanager"], "detail-type": ["AWS Service Event via CloudTrail"],
+            "detail": {"eventName": ["RotationFailed"]}}),),
+        facts=(Fact("rotation_problem", str, "failed (RotationFailed) or overdue (the daily check)",
+                    values=("failed", "overdue")),
+               Fact("secret_name", str, "the secret's name (never its value)")),
+        fixtures=("eventbridge-cloudtrail-secretsmanager-rotationfailed.json",),
+        convert="chalicelib.sources.secrets_rotation:convert",
+    ),
+    Source(
+        name="backup", kind="backup",
+        doc="AWS Backup jobs that failed, aborted or expired; a completed one resolves (runbook §7)",
+        triggers=(EventBridgeRule("on_backup_job", {
+            "source": ["aws.backup"], "detail-type": ["Backup Job State Change"],
+            "detail": {"state": ["FAILED", "ABORTED", "EXPIRED", "COMPLETED"]}}),),
+        facts=(Fact("backup_state", str, "the job's state (FAILED, ABORTED, EXPIRED, COMPLETED …)"),
+               Fact("backup_resource_type", str, "RDS, EFS, DynamoDB …")),
+        fixtures=("aws-backup-job-failed.json", "aws-backup-job-aborted.json"),
+        convert="chalicelib.sources.backups:convert",
+    ),
+    Source(
+        name="codebuild", kind="codebuild",
+        doc="CodeBuild builds of the deploy path: a failed rollback build is worse than a failed deploy (§1-2)",
+        triggers=(EventBridgeRule("on_codebuild", {
+            "source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
+            "detail": {"build-status": ["FAILED", "TIMED_OUT", "FAULT", "SUCCEEDED"]}}),),
+        facts=(Fact("project_name", str, "the CodeBuild project"),
+               Fact("build_status", str, "FAILED, TIMED_OUT, FAULT, SUCCEEDED …", values=FAILED_OR_OK),
+               Fact("rollback_build", bool, "the build's DEPLOY_MODE variable says rollback")),
+        fixtures=("codebuild-build-state-change-deploy-failed.json",
+                  "codebuild-build-state-change-rollback-failed.json"),
+        convert="chalicelib.sources.codebuild:convert",
     ),
     Source(
         name="sentry_issue", kind="sentry_issue",

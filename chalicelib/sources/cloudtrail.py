@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from chalicelib.models import Signal, SignalKind, Transition
+from chalicelib.sources.backups import weakening
 from chalicelib.sources.common import Wire, digest, facts, parse_time
 
 MULTI_DELETE = "DeleteObjects"
@@ -82,7 +83,10 @@ def from_eventbridge(
     versioning_status = versioning.get("Status") if isinstance(versioning, dict) else None
     principal = record.user_identity.principal()
     event_account = record.recipient_account or account
-    target = bucket or record.event_source
+    # RDS calls name their instance or snapshot (runbook §7); S3 calls their bucket
+    db_target = str(params.get("dBInstanceIdentifier") or params.get("dBClusterIdentifier")
+                    or params.get("dBSnapshotIdentifier") or params.get("dBClusterSnapshotIdentifier") or "")
+    target = bucket or db_target or record.event_source
     details = [
         ("principal", principal),
         ("caller_account", record.user_identity.account_id or "unknown"),
@@ -97,6 +101,8 @@ def from_eventbridge(
         details.append(("object_key_sha256", digest(str(params["key"]))))
     if params.get("versionId"):
         details.append(("version_id", str(params["versionId"])))
+    if "backupRetentionPeriod" in params:
+        details.append(("backup_retention_period", str(params["backupRetentionPeriod"])))
     unlogged_versions = record.event_name == MULTI_DELETE
     if unlogged_versions:
         details.append(("version_ids", "not logged by CloudTrail for DeleteObjects: a possible version delete"))
@@ -108,7 +114,7 @@ def from_eventbridge(
         transition=Transition.TRIGGER,
         occurred_at=parse_time(record.event_time, received),
         title=f"{record.event_name} on {target}" + (" denied" if record.error_code else ""),
-        resource=f"arn:aws:s3:::{bucket}" if bucket else record.event_source,
+        resource=f"arn:aws:s3:::{bucket}" if bucket else db_target or record.event_source,
         account=event_account,
         region=record.aws_region or region,
         facts=facts(
@@ -117,6 +123,7 @@ def from_eventbridge(
             caller=caller(record.user_identity.account_id, event_account),
             version_targeted=bool(params.get("versionId")) or unlogged_versions,
             versioning_status=versioning_status if isinstance(versioning_status, str) else None,
+            bucket=bucket or None, recovery_weakening=weakening(record.event_name, params) or None,
         ),
         details=tuple(details),
     )
