@@ -24,7 +24,7 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.store import Claim, bounds
+from chalicelib.store import Claim, DueIncident, bounds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -193,10 +193,10 @@ class SqliteStore:
         rows = self._read("SELECT doc FROM incidents ORDER BY opened_at, id")
         return [Incident.model_validate_json(doc) for (doc,) in rows]
 
-    def due(self, now: datetime) -> builtins.list[Incident]:
-        rows = self._read("SELECT doc FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at",
-                          (now.timestamp(),))
-        return [Incident.model_validate_json(doc) for (doc,) in rows]
+    def due(self, now: datetime) -> builtins.list[DueIncident]:
+        rows = self._read("SELECT id, due_at FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
+                          "ORDER BY due_at, id", (now.timestamp(),))
+        return [DueIncident(incident_id, due_at) for incident_id, due_at in rows]
 
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
         rows = self._read("SELECT body, version FROM docs WHERE key = ?", (key,))
