@@ -129,5 +129,7 @@ def open_store(url: str, *, dynamodb_client: Any = None, due_shards: int | None 
         table = url.removeprefix("dynamodb://")
         if not table:
             raise StoreError("RESPONDER_STORE: dynamodb:// needs a table name")
-        return DynamoStore(table, client=dynamodb_client, **({"due_shards": due_shards} if due_shards else {}))
+        if due_shards:
+            return DynamoStore(table, client=dynamodb_client, due_shards=due_shards)
+        return DynamoStore(table, client=dynamodb_client)
     raise StoreError("RESPONDER_STORE: expected sqlite:///path or dynamodb://table")
