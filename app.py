@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalice import AuthResponse, Chalice, Rate, Response
-from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent
+from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent, SQSEvent
 
 from chalicelib import observability
 from chalicelib.sources import registry
@@ -61,7 +61,8 @@ for _rule in registry.eventbridge_rules():
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="escalation_sweep")
 def escalation_sweep(event: CloudWatchEvent) -> dict:
-    """Durable timers: page the next escalation step, retry failed pages, use fallbacks."""
+    """Durable timers: hand every incident with something due (the next escalation step, a
+    page retry, a fallback) to the sweep queue; locally, advance them here."""
     return _handlers().sweep()
 
 
@@ -69,6 +70,21 @@ def escalation_sweep(event: CloudWatchEvent) -> dict:
 def secret_rotation_check(event: CloudWatchEvent) -> dict:
     """Runbook §6: one Sev3 incident per secret not rotated for 90 days (names only, never values)."""
     return _handlers().check_secret_rotation()
+
+
+# The sweep's fan-out (chalicelib/notify/sweep_queue.py): the queue the merge template declares
+# for this stage; ten incidents per invocation; at most SWEEP_WORKERS at once, so a burst of due
+# incidents cannot take all of DynamoDB's and the channels' headroom (README, "Sweep at scale").
+SWEEP_WORKERS = 100
+
+
+@app.on_sqs_message(queue=f"alarm-responder-{os.environ.get('RESPONDER_STAGE', 'local')}-sweep", batch_size=10,
+                    name="sweep_worker", maximum_concurrency=SWEEP_WORKERS)
+def sweep_worker(event: SQSEvent) -> dict:
+    """Advance the batch's incidents; only the messages that failed go back to the queue."""
+    from chalicelib.notify.sweep_queue import lambda_time_left
+
+    return _handlers().on_sweep_messages(event.to_dict(), time_left=lambda_time_left(event.context))
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="canary")

@@ -136,7 +136,8 @@ def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> W
 
 
 def sweep(deps: Deps | None = None) -> dict[str, Any]:
-    """The scheduled escalation sweep (every minute)."""
+    """The scheduled escalation sweep (every minute): deployed, it hands the due incidents to
+    the sweep queue; without a queue it advances them itself (``Escalator.sweep``)."""
     deps = deps or get_deps()
     report = deps.pipeline.sweep()
     log.info("sweep done", extra={"outcome": report})
@@ -155,6 +156,37 @@ def check_secret_rotation(deps: Deps | None = None) -> dict[str, Any]:
     report = {"secrets": len(secrets), "overdue": len(outcomes), "outcomes": outcomes}
     log.info("secret rotation check done", extra={"outcome": {"secrets": len(secrets), "overdue": len(outcomes)}})
     return report
+
+
+def on_sweep_messages(event: dict[str, Any], deps: Deps | None = None,
+                      time_left: Callable[[], int] | None = None) -> dict[str, Any]:
+    """The sweep queue's consumer: advance the batch's incidents; answer which messages failed.
+
+    A message that names no incident is answered as failed (after its receives it waits in the
+    dead-letter queue, where the alarm sees it); two messages for one incident (the next
+    minute's sweep sent it again) advance it once. ``time_left`` is the Lambda's remaining
+    milliseconds: with less than ``CONSUMER_MARGIN_MS`` no further incident is started."""
+    from chalicelib.notify import delivery, sweep_queue
+
+    deps = deps or get_deps()
+    messages: dict[str, list[str]] = {}  # incident id → its message ids in this batch
+    unreadable: list[str] = []
+    for record in event.get("Records") or []:
+        message_id = str(record.get("messageId", ""))
+        incident_id = sweep_queue.incident_of(record.get("body"))
+        if incident_id is None:
+            unreadable.append(message_id)
+        else:
+            messages.setdefault(incident_id, []).append(message_id)
+    stop = (lambda: time_left() < sweep_queue.CONSUMER_MARGIN_MS) if time_left is not None else None
+    escalator = deps.pipeline.escalator
+    done = escalator.process(list(messages), deps.clock(), also=deps.pipeline.executor.verify, stop=stop)
+    if done.error_ids:
+        delivery.count_failures(len(done.error_ids), escalator.metrics)
+    returned = unreadable + [m for incident_id in done.error_ids + done.deferred_ids for m in messages[incident_id]]
+    log.info("sweep batch done", extra={"outcome": done.summary() | {
+        "unreadable": len(unreadable), "not_due_reasons": sorted({r.value for r in done.not_due.values()})}})
+    return sweep_queue.batch_response(returned)
 
 
 def identify(token: str | None, deps: Deps | None = None) -> dict[str, str]:

@@ -16,6 +16,8 @@
 | PAGERDUTY_WEBHOOK_SECRET / _ARN | PagerDuty webhook v3 signing secret (env / Secrets Manager id) | — |
 | RESPONDER_AWS | let playbooks call AWS (on/off) | off on stage local, on elsewhere |
 | RESPONDER_AUDIT | playbook audit trail: file://path or s3://bucket/prefix | audit.jsonl beside the SQLite store |
+| RESPONDER_SWEEP_QUEUE_URL | SQS queue the sweep hands due incidents to (deployed) | — (in-process) |
+| RESPONDER_DUE_SHARDS | partitions of DynamoDB's ``due`` index; may grow, never shrink | 16 |
 
 ¹ On stage local, generated on first use into ``link-secret`` beside the SQLite store (0600);
 a deployed stage must name the key (a ``ConfigError`` says so); its API function learns its URL from
@@ -66,6 +68,8 @@ class Settings(BaseModel):
     ack_link_minutes: int = Field(30, ge=1, le=24 * 60)
     pagerduty_webhook_secret: SecretStr | None = None
     pagerduty_webhook_secret_arn: str | None = None
+    sweep_queue_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    due_shards: int = Field(16, ge=1, le=1000)
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
 
     @property
@@ -108,6 +112,7 @@ class Settings(BaseModel):
             "ack_link_minutes": "RESPONDER_ACK_LINK_MINUTES",
             "pagerduty_webhook_secret": "PAGERDUTY_WEBHOOK_SECRET",
             "pagerduty_webhook_secret_arn": "PAGERDUTY_WEBHOOK_SECRET_ARN",
+            "sweep_queue_url": "RESPONDER_SWEEP_QUEUE_URL", "due_shards": "RESPONDER_DUE_SHARDS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}
         try:

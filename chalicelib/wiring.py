@@ -28,6 +28,7 @@ from chalicelib.notify.channels import (
 )
 from chalicelib.notify.links import AckLinks
 from chalicelib.notify.paging import Channel, Pager
+from chalicelib.notify.sweep_queue import SweepQueue
 from chalicelib.pipeline import Pipeline
 from chalicelib.playbooks.audit import AuditLog, open_audit
 from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
@@ -72,7 +73,8 @@ def build_deps(
     settings = settings or Settings.from_env()
     clients = _LazyClients(aws_clients or {})
     config = config_module.load(settings.config_dir)
-    store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"))
+    store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"),
+                                due_shards=settings.due_shards)
     factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
     factories.update(channels or {})
     links = ack_links(settings, clock, clients)
@@ -83,6 +85,8 @@ def build_deps(
                         http=transport or UrllibTransport(),
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
                         stage=settings.stage, ack_link=links.issue if links.base_url else None)
+    if settings.sweep_queue_url:
+        pipeline.escalator.queue = SweepQueue(lambda: clients.get("sqs"), settings.sweep_queue_url)
     return Deps(settings=settings, config=config, store=store, pager=pager, clock=clock, pipeline=pipeline,
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,

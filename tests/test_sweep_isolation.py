@@ -154,7 +154,7 @@ def test_one_structured_line_per_run_with_the_counts(tmp_path: Path, caplog: pyt
         sweep(deps)
     [line] = [r for r in caplog.records if r.getMessage() == "sweep done"]
     assert line.outcome == {"incidents": 2, "sent": 2, "failed": 0, "errors": 0,  # type: ignore[attr-defined]
-                            "error_ids": [], "deferred": 0}
+                            "error_ids": [], "deferred": 0, "not_due": 0}
 
 
 def test_sentry_capture_goes_through_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,9 @@ a page was delivered on (``EscalationState.reached``), and on PagerDuty to every
 alert that may be open. A trigger that is confirmed after the incident was acknowledged or
 resolved (it was in flight) queues that person's stand-down notice at once.
 
-``next_action_at`` condenses all of it into the one time the sweep must look again.
+``next_action_at`` condenses all of it into the one time the sweep must look again, and
+``due_reason`` says whether a sweep's hand-off (a queued message, maybe redelivered) still
+has anything to do.
 """
 
 from __future__ import annotations
@@ -80,6 +82,28 @@ class RepeatReason(StrEnum):
     RESOLVED = "RESOLVED"
     NO_CHAIN = "NO_CHAIN"
     SNOOZED = "SNOOZED"                # a human paused escalation: the loop waits for the snooze to end
+
+
+class DueReason(StrEnum):
+    DUE = "DUE"                            # something is due: advance it
+    NOT_YET = "NOT_YET"                    # done already (a redelivery, a racing sweep): next time is later
+    NOTHING_SCHEDULED = "NOTHING_SCHEDULED"  # nothing more will ever be due (resolved, all sent)
+    MISSING = "MISSING"                    # no such incident
+
+
+# The index holds due times in whole seconds, rounded down: what it calls due may be this much early.
+DUE_GRANULARITY = timedelta(seconds=1)
+
+
+def due_reason(incident: Incident | None, now: datetime) -> DueReason:
+    """Is anything about ``incident`` due at ``now``, as the store last saved it?"""
+    if incident is None:
+        return DueReason.MISSING
+    if incident.next_action_at is None:
+        return DueReason.NOTHING_SCHEDULED
+    if incident.next_action_at - now >= DUE_GRANULARITY:
+        return DueReason.NOT_YET
+    return DueReason.DUE
 
 
 class StepOutcome(StrEnum):

@@ -21,7 +21,8 @@ pd_alerts.py) makes that retry harmless there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +30,11 @@ from chalicelib.config import ResponderConfig
 from chalicelib.decisions import comms, escalation, pd_alerts
 from chalicelib.decisions.escalation import RetryDecision
 from chalicelib.decisions.incidents import IncidentService, raise_severity
-from chalicelib.errors import ChannelError
+from chalicelib.errors import ChannelError, TransientError
 from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, Severity, TimelineEntry
+from chalicelib.notify import sweep_queue
 from chalicelib.notify.paging import Pager
-from chalicelib.store import IncidentStore
+from chalicelib.store import DueIncident, IncidentStore
 
 log = logging.getLogger("responder")
 
@@ -42,6 +44,31 @@ _ROUNDS = 3  # a round's failures may queue fallbacks; they go out in the next r
 SWEEP_BUDGET = timedelta(seconds=20)
 SENTRY_EVERY = timedelta(hours=1)  # one Sentry event per incident and failure per hour
 _REMEMBERED = 1_000  # failed incidents and Sentry reports kept in memory, at most
+
+
+@dataclass
+class Processed:
+    """What ``Escalator.process`` did with a batch (and the in-process sweep with all of them)."""
+
+    incidents: int = 0  # looked at
+    sent: int = 0
+    failed: int = 0  # pages that failed (retried later), not incidents
+    error_ids: list[str] = field(default_factory=list)  # incidents that failed: tried again
+    deferred_ids: list[str] = field(default_factory=list)  # not started: out of time
+    not_due: dict[str, escalation.DueReason] = field(default_factory=dict)  # nothing to do, and why
+
+    def add(self, other: Processed) -> None:
+        self.incidents += other.incidents
+        self.sent += other.sent
+        self.failed += other.failed
+        self.error_ids += other.error_ids
+        self.deferred_ids += other.deferred_ids
+        self.not_due |= other.not_due
+
+    def summary(self) -> dict[str, Any]:
+        return {"incidents": self.incidents, "sent": self.sent, "failed": self.failed,
+                "errors": len(self.error_ids), "error_ids": list(self.error_ids),
+                "deferred": len(self.deferred_ids), "not_due": len(self.not_due)}
 
 
 class Escalator:
@@ -56,44 +83,83 @@ class Escalator:
         # (tried after the others) and when each failure was last reported to Sentry
         self._failed: dict[str, datetime] = {}
         self._reported: dict[tuple[str, str], datetime] = {}
+        self.queue: sweep_queue.SweepQueue | None = None  # deployed: the sweep's fan-out (wiring sets it)
 
     def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None,
               clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
         """One run of the scheduled sweep over every incident with something due.
 
-        ``also`` runs for each of them too (the executor's verification of watched actions).
-        Each incident is handled on its own: one that fails (a store that refuses its item, a
-        bug) is logged by id and exception type, reported to Sentry (once an hour per incident
-        and failure) and counted in the ``SweepIncidentFailed`` metric, and the sweep goes on
-        with the others. Its ``next_action_at`` did not move, so the next minute's sweep tries
-        it again, after the incidents that did not fail. Once ``budget`` has passed on
-        ``clock`` (read, never slept on), no further incident is started: those are counted
-        as ``deferred`` and stay due for the next minute."""
-        report: dict[str, Any] = {"incidents": 0, "sent": 0, "failed": 0, "errors": 0, "error_ids": [],
-                                  "deferred": 0}
+        With a queue (``self.queue``, deployed) the due ids are handed to it in batches and
+        the queue's consumer runs ``process`` on each batch; without one the batches go to
+        ``process`` here, one after the other, until ``budget`` has passed on ``clock`` (read,
+        never slept on): the rest are counted as ``deferred`` and stay due for the next minute.
+        Incidents whose last sweep failed here go last (``_failed``)."""
         # stable: the store's order (by due time) within each group, last failures at the end
-        due = sorted(self.store.due(now), key=lambda incident: incident.id in self._failed)
-        for incident in due:
-            if clock is not None and clock() - now >= self.budget:
-                report["deferred"] += 1
+        due = sorted(self.store.due(now), key=lambda item: item.incident_id in self._failed)
+        if self.queue is not None:
+            return self._hand_off(due)
+        report = Processed()
+        stop = (lambda: clock() - now >= self.budget) if clock is not None else None
+        for batch in sweep_queue.batches([item.incident_id for item in due]):
+            report.add(self.process(batch, now, also, stop))
+        if report.error_ids:
+            count_failures(len(report.error_ids), self.metrics)
+        return report.summary()
+
+    def process(self, incident_ids: Sequence[str], now: datetime,
+                also: Callable[[str, datetime], object] | None = None,
+                stop: Callable[[], bool] | None = None) -> Processed:
+        """Advance each incident that is still due: a batch from the queue, or the in-process sweep's.
+
+        ``also`` runs for each of them too (the executor's verification of watched actions).
+        An incident with nothing due any more (a redelivered message, a sweep that raced
+        another) is left alone, with its reason. Each incident is handled on its own: one that
+        fails (a store that refuses its item, a bug) is logged by id and exception type,
+        reported to Sentry (once an hour per incident and failure) and listed in
+        ``error_ids``; the others go on. Its ``next_action_at`` did not move, so it is tried
+        again. Once ``stop()`` says so, no further incident is started (``deferred_ids``)."""
+        done = Processed()
+        for incident_id in incident_ids:
+            if stop is not None and stop():
+                done.deferred_ids.append(incident_id)
                 continue
-            report["incidents"] += 1
+            done.incidents += 1
             try:
-                for page in self.advance(incident.id, now):
-                    report["sent" if page.status is PageStatus.SENT else "failed"] += 1
+                reason = escalation.due_reason(self.store.get(incident_id), now)
+                if reason is not escalation.DueReason.DUE:
+                    done.not_due[incident_id] = reason
+                    continue
+                for page in self.advance(incident_id, now):
+                    done.sent += page.status is PageStatus.SENT
+                    done.failed += page.status is not PageStatus.SENT
                 if also is not None:
-                    also(incident.id, now)
+                    also(incident_id, now)
             except Exception as exc:  # noqa: BLE001 - one incident must never stop the others' pages
-                report["errors"] += 1
-                report["error_ids"].append(incident.id)
+                done.error_ids.append(incident_id)
                 # ids and the exception's type only: a message can quote a payload
                 log.error("sweep: incident failed", extra={"outcome": {
-                    "incident_id": incident.id, "error": type(exc).__name__}})
-                self._failed_now(incident.id, exc, now)
+                    "incident_id": incident_id, "error": type(exc).__name__}})
+                self._failed_now(incident_id, exc, now)
             else:
-                self._failed.pop(incident.id, None)
+                self._failed.pop(incident_id, None)
+        return done
+
+    def _hand_off(self, due: list[DueIncident]) -> dict[str, Any]:
+        """Every due incident to the queue, ten per call; one the queue refused stays due."""
+        assert self.queue is not None
+        report: dict[str, Any] = {"incidents": len(due), "enqueued": 0, "batches": 0, "errors": 0, "error_ids": []}
+        for batch in sweep_queue.batches(due):
+            report["batches"] += 1
+            try:
+                unsent = self.queue.send(batch)
+            except TransientError as exc:
+                log.error("sweep: hand-off failed", extra={"outcome": {"incidents": len(batch), "error": str(exc)}})
+                unsent = [item.incident_id for item in batch]
+            report["enqueued"] += len(batch) - len(unsent)
+            report["error_ids"] += unsent
+        report["errors"] = len(report["error_ids"])
         if report["errors"]:
-            _count_failures(report["errors"], self.metrics)
+            count_failures(report["errors"], self.metrics)
         return report
 
     def _failed_now(self, incident_id: str, exc: Exception, now: datetime) -> None:
@@ -258,7 +324,7 @@ def _report_to_sentry(exc: Exception) -> None:
     sentry_sdk.capture_exception(exc)
 
 
-def _count_failures(count: int, metrics: Any = None) -> None:
+def count_failures(count: int, metrics: Any = None) -> None:
     """``SweepIncidentFailed`` (CloudWatch EMF through Powertools, as the canary emits its metric):
     an alarm on it says the sweep is skipping an incident. Emitted only when one failed, so the
     CLI's JSON output stays clean on a good run."""

@@ -20,8 +20,9 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      read; a resolved incident releases its key in the same transaction.
 ``timeline``         the full timeline of an incident, a page of entries by sequence number;
                      the incident record itself holds a bounded window (``store.bounds``)
-``due``              incidents whose ``next_action_at`` has come, for the scheduled sweep
-                     (an index on that time, so the sweep never scans).
+``due``              the ids of incidents whose ``next_action_at`` has come, oldest first, for
+                     the scheduled sweep (an index on that time, so the sweep never scans; ids
+                     only, so the sweep reads no incident and hands the ids on in batches).
 ``get_doc/put_doc``  small versioned documents shared across incidents (the playbook
                      executor's per-target action log, for its rate limit and breaker).
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.models import Incident, TimelineEntry
 
@@ -52,6 +53,13 @@ class Repeat(StrEnum):
     DUPLICATE = "duplicate"          # this delivery was processed before: nothing written
     IN_PROGRESS = "in_progress"      # another worker holds its lease: nothing written
     NOT_COUNTABLE = "not_countable"  # the incident is resolved, or a repeat needs the full decision
+
+
+class DueIncident(NamedTuple):
+    """An incident the sweep must look at: its id and the due time the index holds (epoch seconds)."""
+
+    incident_id: str
+    due_at: float
 
 
 class IncidentStore(Protocol):
@@ -91,8 +99,8 @@ class IncidentStore(Protocol):
 
     def list(self) -> list[Incident]: ...
 
-    def due(self, now: datetime) -> builtins.list[Incident]:
-        """Incidents whose ``next_action_at`` has come (escalation steps, retries, leases)."""
+    def due(self, now: datetime) -> builtins.list[DueIncident]:
+        """Incidents whose ``next_action_at`` has come (escalation steps, retries, leases), by due time."""
 
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
         """A small shared document (the playbook action log of one target) and its version (0: none)."""
@@ -123,7 +131,7 @@ def with_full_timeline(store: IncidentStore, incident: Incident) -> Incident:
     return incident.model_copy(update={"timeline": entries, "timeline_omitted": 0, "timeline_stored": len(entries)})
 
 
-def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:
+def open_store(url: str, *, dynamodb_client: Any = None, due_shards: int | None = None) -> IncidentStore:
     """Build the store named by ``RESPONDER_STORE``: ``sqlite:///path`` or ``dynamodb://table``."""
     from chalicelib.errors import StoreError
 
@@ -137,5 +145,7 @@ def open_store(url: str, *, dynamodb_client: Any = None) -> IncidentStore:
         table = url.removeprefix("dynamodb://")
         if not table:
             raise StoreError("RESPONDER_STORE: dynamodb:// needs a table name")
+        if due_shards:
+            return DynamoStore(table, client=dynamodb_client, due_shards=due_shards)
         return DynamoStore(table, client=dynamodb_client)
     raise StoreError("RESPONDER_STORE: expected sqlite:///path or dynamodb://table")

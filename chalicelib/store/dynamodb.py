@@ -7,7 +7,7 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 - incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, docz (the bounded
   incident as zlib-compressed JSON: a write is billed by the item's size, and JSON compresses about
   4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while
-  something is scheduled ``due_pk``/``due_at`` (the sparse ``due`` index); written on every
+  something is scheduled ``due_shard``/``due_at`` (the sparse ``due`` index); written on every
   change. ``repeats``/``repeat_seen``/``repeat_sev``: see ``record_repeat`` below.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
   transaction of the incident write that added it.
@@ -30,6 +30,12 @@ without it. Anything else (throttling, a concurrent transaction, a validation er
 nothing and is retried a few times, then raised as ``TransientError``. A pointer to a
 resolved or missing incident heals on read: ``get_open`` deletes it conditionally.
 
+The ``due`` index is keys-only (an incident write costs the index a few dozen bytes, not the
+whole record again) and sharded: ``due_shard`` is a stable hash of the incident id modulo
+``due_shards`` (``RESPONDER_DUE_SHARDS``), so index writes spread over that many partitions
+instead of one, and the sweep queries each shard for ``due_at <= now``. The shard count may
+grow but never shrink: a smaller count would no longer query the shards above it.
+
 botocore's ``ClientError`` stops here: throttling and 5xx become ``TransientError`` (the
 Lambda retries), a lost condition becomes ``ConflictError`` or a False/None answer, and
 anything else ``StoreError``.
@@ -45,10 +51,11 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError, TransientError, from_client_error
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.store import Claim, Repeat, bounds
+from chalicelib.store import Claim, DueIncident, Repeat, bounds
 from chalicelib.store.retry import TRANSIENT_ATTEMPTS, Pause, backoff, retried
 
-DUE_INDEX = "due"
+DUE_INDEX = "due-sharded"  # a new name: CloudFormation cannot change an index's keys in place
+DUE_SHARDS = 16  # index partitions for the due times; see the module docstring
 DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU time grows
 TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 
@@ -59,8 +66,9 @@ _CLAIMABLE = ("attribute_not_exists(pk) OR (#st = :leased AND lease_until < :now
 
 
 class DynamoStore:
-    def __init__(self, table: str, client: Any = None, pause: Pause = backoff) -> None:
+    def __init__(self, table: str, client: Any = None, pause: Pause = backoff, due_shards: int = DUE_SHARDS) -> None:
         self.table = table
+        self.due_shards = due_shards
         self._client = client
         self.pause = pause
 
@@ -307,9 +315,23 @@ class DynamoStore:
                                     ExpressionAttributeValues={":p": _s("INCIDENT#")})
         return sorted(incidents, key=lambda i: (i.opened_at, i.id))
 
-    def due(self, now: datetime) -> builtins.list[Incident]:
-        return self._incidents("query", IndexName=DUE_INDEX, KeyConditionExpression="due_pk = :due AND due_at <= :now",
-                               ExpressionAttributeValues={":due": _s("DUE"), ":now": _n(int(now.timestamp()))})
+    def due(self, now: datetime) -> builtins.list[DueIncident]:
+        """Every shard's due keys, oldest first: one Query per shard (a 1 MB page holds ~15,000
+        keys), one after the other; the README's "Sweep at scale" has the arithmetic."""
+        found: builtins.list[DueIncident] = []
+        for shard in range(self.due_shards):
+            start = None
+            while True:
+                page = self._call("query", TableName=self.table, IndexName=DUE_INDEX,
+                                  KeyConditionExpression="due_shard = :shard AND due_at <= :now",
+                                  ExpressionAttributeValues={":shard": _n(shard), ":now": _n(int(now.timestamp()))},
+                                  **({"ExclusiveStartKey": start} if start else {}))
+                found += [DueIncident(item["pk"]["S"].removeprefix("INCIDENT#"), float(item["due_at"]["N"]))
+                          for item in page.get("Items", [])]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        return sorted(found, key=lambda due: (due.due_at, due.incident_id))
 
     def _incidents(self, op: str, **kwargs: Any) -> builtins.list[Incident]:
         """Every incident a scan or query returns, following LastEvaluatedKey across pages."""
@@ -341,8 +363,7 @@ class DynamoStore:
                                                  ConsistentRead=True).get("Item")
         return item
 
-    @staticmethod
-    def _incident_item(incident: Incident) -> dict[str, Any]:
+    def _incident_item(self, incident: Incident) -> dict[str, Any]:
         item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
                 "opened_at": _s(incident.opened_at.isoformat()),
@@ -353,7 +374,8 @@ class DynamoStore:
             item["repeat_sev"] = _n(floor)
         if incident.next_action_at is not None:
             # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
-            item |= {"due_pk": _s("DUE"), "due_at": _n(int(incident.next_action_at.timestamp()))}
+            item |= {"due_shard": _n(due_shard(incident.id, self.due_shards)),
+                     "due_at": _n(int(incident.next_action_at.timestamp()))}
         return item
 
 
@@ -386,6 +408,11 @@ def _incident(item: dict[str, Any]) -> Incident:
         return incident
     return bounds.with_repeats(incident, int(item["version"]["N"]), int(item["repeats"]["N"]),
                                item.get("repeat_seen", {}).get("S"))
+
+
+def due_shard(incident_id: str, shards: int) -> int:
+    """The ``due`` index partition of an incident: stable across processes (unlike ``hash``)."""
+    return zlib.crc32(incident_id.encode("utf-8")) % shards
 
 
 def _entry_pk(incident_id: str, seq: int) -> str:

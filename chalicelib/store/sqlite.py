@@ -29,7 +29,7 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.store import Claim, Repeat, bounds
+from chalicelib.store import Claim, DueIncident, Repeat, bounds
 
 PURGE_EVERY = 1_000
 
@@ -55,8 +55,6 @@ _ADDED_COLUMNS = {"repeats": "INTEGER NOT NULL DEFAULT 0", "repeat_seen": "TEXT"
 # What every read of incidents takes: the doc and the counters record_repeat keeps beside it.
 _INCIDENT_BY_ID = "SELECT doc, version, repeats, repeat_seen FROM incidents WHERE id = ?"
 _INCIDENTS = "SELECT doc, version, repeats, repeat_seen FROM incidents ORDER BY opened_at, id"
-_INCIDENTS_DUE = ("SELECT doc, version, repeats, repeat_seen FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
-                  "ORDER BY due_at")
 
 
 class SqliteStore:
@@ -259,9 +257,10 @@ class SqliteStore:
         rows = self._read(_INCIDENTS)
         return [_incident(*row) for row in rows]
 
-    def due(self, now: datetime) -> builtins.list[Incident]:
-        rows = self._read(_INCIDENTS_DUE, (now.timestamp(),))
-        return [_incident(*row) for row in rows]
+    def due(self, now: datetime) -> builtins.list[DueIncident]:
+        rows = self._read("SELECT id, due_at FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
+                          "ORDER BY due_at, id", (now.timestamp(),))
+        return [DueIncident(incident_id, due_at) for incident_id, due_at in rows]
 
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
         rows = self._read("SELECT body, version FROM docs WHERE key = ?", (key,))
