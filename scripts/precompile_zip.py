@@ -1,27 +1,42 @@
-"""Add precompiled bytecode to a Chalice deployment zip (run by scripts/package).
+"""Add precompiled bytecode to a Chalice deployment zip, and drop work-tree litter (run by scripts/package).
 
-Chalice ships no .pyc and stamps every zip entry 1980-01-01, so Lambda would compile every
-module on every cold start (timestamp-checked .pyc files never match those mtimes). Bytecode
+Chalice ships no .pyc of its own and stamps every zip entry 1980-01-01, so Lambda would compile
+every module on every cold start (timestamp-checked .pyc files never match those mtimes). Bytecode
 compiled with ``--invalidation-mode unchecked-hash`` is used without looking at mtimes.
 Compile with the Lambda runtime's Python minor version (3.11 here): bytecode is per version.
+
+Chalice copies ``chalicelib/`` as it finds it in the work tree, so its ``__pycache__`` folders
+(timestamp .pyc of any Python version, orphans of moved modules) and editor or merge leftovers
+ride along. They are dropped before compiling: every .pyc in the result is one this script
+compiled from a source beside it.
 """
 
 from __future__ import annotations
 
 import compileall
+import fnmatch
 import py_compile
 import shutil
 import sys
 import tempfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+# Never deployed: bytecode from the work tree, and what editors, merges and macOS leave behind.
+LITTER_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".git"}
+LITTER_FILES = ("*.pyc", "*.pyo", "*~", "*.swp", "*.swo", "*.orig", "*.rej", ".DS_Store", "*.bak")
+
+
+def is_litter(name: str) -> bool:
+    path = PurePosixPath(name)
+    return bool(LITTER_DIRS & set(path.parts[:-1])) or any(fnmatch.fnmatch(path.name, p) for p in LITTER_FILES)
 
 
 def precompile(source: Path, target: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with zipfile.ZipFile(source) as archive:
-            archive.extractall(root)
+            archive.extractall(root, members=[m for m in archive.namelist() if not is_litter(m)])
         compileall.compile_dir(root, quiet=1, workers=0, legacy=False,
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         count = 0
