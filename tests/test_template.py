@@ -85,12 +85,13 @@ def test_only_functions_outside_the_api_are_told_its_url(packaged: dict[str, Any
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_function_runs_on_arm64(packaged: dict[str, Any], stage: str) -> None:
-    """Graviton: 20% cheaper per GB-second than x86_64; the zip carries aarch64 wheels to match."""
+def test_every_function_runs_on_arm64_with_the_chosen_memory(packaged: dict[str, Any], stage: str) -> None:
+    """Graviton: 20% cheaper per GB-second than x86_64; the zip carries aarch64 wheels to match.
+    1,024 MB: bench/memory.py's pick (README, Deployed settings)."""
     resources = packaged[stage]["cfn"]["Resources"]
-    functions = {name: r["Properties"].get("Architectures") for name, r in resources.items()
-                 if r["Type"] == "AWS::Lambda::Function"}
-    assert len(functions) >= 8 and set(map(str, functions.values())) == {"['arm64']"}, functions
+    functions = {name: (r["Properties"].get("Architectures"), r["Properties"].get("MemorySize"))
+                 for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert len(functions) >= 8 and set(map(str, functions.values())) == {"(['arm64'], 1024)"}, functions
     with zipfile.ZipFile(packaged[stage]["zip"]) as archive:
         native = [n for n in archive.namelist() if n.endswith(".so")]
     assert native and all("aarch64" in n for n in native), native
