@@ -29,9 +29,9 @@ import platform
 import resource
 import shutil
 import statistics
-import sysconfig
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import zipfile

@@ -94,7 +94,8 @@ def main() -> None:
                    "cold_starts_per_million_events": args.cold_starts_per_million,
                    "usd_per_gb_second_arm64": GB_SECOND_USD, "usd_per_million_requests": REQUEST_USD * 1e6},
         "sizes": rows, "chosen_mb": pick["memory_mb"],
-        "rule": f"cheapest size whose cold first event is <= {COLD_FIRST_EVENT_LIMIT_MS:.0f} ms, else the largest"}, indent=2))
+        "rule": f"cheapest size whose cold first event is <= {COLD_FIRST_EVENT_LIMIT_MS:.0f} ms, else the largest",
+    }, indent=2))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def test_sns_handler_lines_carry_the_lambda_context(deps: Deps, client: Client) 
     assert len(handled) == 2
     for line in handled:
         assert POWERTOOLS_FIELDS <= set(line)
-        assert line["function_name"] == "on_alarm_sns" and line["function_memory_size"] == 512
+        assert line["function_name"] == "on_alarm_sns" and line["function_memory_size"] == 1024  # .chalice/config.json
         assert line["service"] == "alarm-responder" and line["level"] == "INFO"
         assert line["location"].startswith("on_event:") and isinstance(line["cold_start"], bool)
         assert line["outcome"]["kind"] == "alarm"
