@@ -9,6 +9,9 @@ Chalice copies ``chalicelib/`` as it finds it in the work tree, so its ``__pycac
 (timestamp .pyc of any Python version, orphans of moved modules) and editor or merge leftovers
 ride along. They are dropped before compiling: every .pyc in the result is one this script
 compiled from a source beside it.
+
+The shipped config is added pre-validated (``chalicelib.config.COMPILED``): the first event
+then skips YAML parsing and building the config classes' validators.
 """
 
 from __future__ import annotations
@@ -32,11 +35,25 @@ def is_litter(name: str) -> bool:
     return bool(LITTER_DIRS & set(path.parts[:-1])) or any(fnmatch.fnmatch(path.name, p) for p in LITTER_FILES)
 
 
+def compile_config(config_dir: Path) -> None:
+    """Validate the zip's config files with this project's code (the zip's own native modules are
+    built for Lambda's architecture and may not load here) and write them beside the files."""
+    project = str(Path(__file__).resolve().parent.parent)
+    if project not in sys.path:
+        sys.path.insert(0, project)
+    from chalicelib import config
+
+    config.compile_to(config_dir, config_dir / config.COMPILED)
+
+
 def precompile(source: Path, target: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with zipfile.ZipFile(source) as archive:
             archive.extractall(root, members=[m for m in archive.namelist() if not is_litter(m)])
+        config_dir = root / "chalicelib" / "config"
+        if (config_dir / "severity.yaml").exists():
+            compile_config(config_dir)
         compileall.compile_dir(root, quiet=1, workers=0, legacy=False,
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         count = 0

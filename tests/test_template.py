@@ -111,6 +111,7 @@ def test_shipped_zip_holds_only_the_app_its_dependencies_and_fresh_bytecode(
     assert not {"tests", "bench", "scripts", ".venv", ".chalice", ".git", "out"} & tops
     assert [n for n in names if precompile_zip.is_litter(n) and not n.endswith(".cpython-311.pyc")] == []
     assert "chalicelib/__pycache__/wiring.cpython-311.pyc" in pycs
+    assert "chalicelib/config/compiled-config.pickle" in names  # the config, pre-validated
     for name, header in pycs.items():
         folder, _, file = name.rpartition("__pycache__/")
         assert file.endswith(".cpython-311.pyc") and f"{folder}{file.split('.')[0]}.py" in names, name
