@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.errors import PlaybookError
-
-_RETRYABLE = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-              "InternalError", "InternalFailure", "ServiceUnavailable", "ServerException"}
+from chalicelib.errors import PlaybookError, ResponderError, from_client_error
 
 
 class Aws:
@@ -39,8 +36,9 @@ class Aws:
         try:
             result: dict[str, Any] = getattr(self.client(service), operation)(**(params or {}))
             return result
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Error")
-            raise PlaybookError(f"{service}.{operation}: {code}", retryable=code in _RETRYABLE) from None
-        except BotoCoreError as exc:
-            raise PlaybookError(f"{service}.{operation}: {type(exc).__name__}", retryable=True) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise from_client_error(exc, service, operation, into=_playbook_error) from None
+
+
+def _playbook_error(message: str, retryable: bool) -> ResponderError:
+    return PlaybookError(message, retryable=retryable)

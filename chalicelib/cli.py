@@ -37,6 +37,7 @@ from chalicelib.sources import safejson
 
 EXIT_FAILED = 1  # argparse itself exits 2 on a usage error
 EXIT_UNCHANGED = 3  # asked for a state that already held (a token revoked before)
+LEASE_POLL_SECONDS = 0.05  # replay re-tries a delivery another process holds this often
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,15 +230,11 @@ def _retrying(run: Callable[[], Any], deps: Any) -> Any:
     import time
 
     from chalicelib.errors import DeliveryInProgress
+    from chalicelib.store.retry import retried
 
-    deadline = time.monotonic() + deps.settings.delivery_lease_seconds + 5
-    while True:
-        try:
-            return run()
-        except DeliveryInProgress:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    attempts = int((deps.settings.delivery_lease_seconds + 5) / LEASE_POLL_SECONDS) + 1  # the lease, and then some
+    return retried(run, what="delivery", attempts=attempts, pause=lambda _: time.sleep(LEASE_POLL_SECONDS),
+                   retry_on=(DeliveryInProgress,))
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
@@ -420,6 +417,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
                   for p in plan.pages],
         "escalation": list(plan.escalation),
         "playbook_steps": list(plan.playbook_steps),
+        "playbook_reads": list(plan.playbook_reads),
     }
     if signal.unknown_reason:
         out["unknown_reason"] = signal.unknown_reason

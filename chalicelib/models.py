@@ -280,10 +280,19 @@ class EscalationState(Frozen):
     pagerduty: tuple[PagerDutyAlerts, ...] = ()
 
 
+class DutyKind(StrEnum):
+    """What a duty is: the one list playbook steps, ``decisions/comms`` and the API accept."""
+
+    POSTMORTEM = "postmortem"
+    CUSTOMER_NOTIFICATION = "customer_notification"
+    DESIGN_PARTNER_NOTIFICATION = "design_partner_notification"
+    BREACH_NOTIFICATION = "breach_notification"
+
+
 class Duty(Frozen):
     """Something a human owes by a deadline: a customer notice, a post-mortem, a breach notice."""
 
-    kind: str
+    kind: DutyKind
     due_at: datetime
     reason: str
     done_at: datetime | None = None

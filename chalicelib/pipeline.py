@@ -30,7 +30,8 @@
    do lands on the timeline, and a failure never stops the escalation.
 
 ``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state, and asks
-the playbook for its plan, and sends and changes nothing.
+the playbook for its plan, and sends, reads and changes nothing: values the playbook would
+read from AWS show as ``<label, read at run time>``, and ``playbook_reads`` lists those reads.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
 from chalicelib.playbooks.audit import AuditLog, JsonlAuditLog
 from chalicelib.playbooks.executor import Executor
+from chalicelib.playbooks.runtime import reads_of, shown
 from chalicelib.sources import payloads
 from chalicelib.store import Claim, IncidentStore
 
@@ -191,6 +193,7 @@ class Plan(Frozen):
     pages: tuple[PageRecord, ...]
     escalation: tuple[dict[str, Any], ...] = ()
     playbook_steps: tuple[dict[str, Any], ...] = ()
+    playbook_reads: tuple[str, ...] = ()  # what the plan would read at run time (nothing is read now)
 
 
 def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: Incident | None = None,
@@ -210,15 +213,17 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: In
             if due <= now:
                 pages += escalation.step_pages(incident, index, config, now)
     planned: list[dict[str, Any]] = []
+    reads: list[str] = []
     if reason is Reason.OPENED and c.playbook and executor is not None:
         try:
             _, plan = executor.plan(new_incident("inc-simulated", signal, c, now, config), signal, now)
             dry = config.playbooks.dry_run_for(c.playbook, executor.stage)
-            planned = [s.model_dump(mode="json") | {"dry_run": dry} for s in plan]
+            planned, reads = [shown(s, dry) for s in plan], reads_of(plan)
         except Exception as exc:  # noqa: BLE001 - a simulation reports the failure, like the executor would
             planned = [{"type": "error", "text": f"the playbook could not plan: {exc}"}]
     return Plan(signal=signal, severity=c.severity.value, owner=c.owner,
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
-                reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned))
+                reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned),
+                playbook_reads=tuple(reads))
 

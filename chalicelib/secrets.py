@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import ConfigError, StoreError, TransientError
+from chalicelib.errors import ConfigError, StoreError, from_client_error
 
 
 class SecretsManagerSecret:
@@ -41,13 +41,9 @@ class SecretsManagerSecret:
             self._client = boto3.client("secretsmanager")
         try:
             value = self._client.get_secret_value(SecretId=self.secret_id).get("SecretString")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            if code in ("ThrottlingException", "InternalServiceError"):
-                raise TransientError(f"secret {self.secret_id}: {code}") from None
-            raise StoreError(f"secret {self.secret_id}: {code}") from None
-        except BotoCoreError as exc:
-            raise TransientError(f"secret {self.secret_id}: {type(exc).__name__}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise from_client_error(exc, "secretsmanager", "get_secret_value",
+                                    context=f"secret {self.secret_id}") from None
         if not value:
             raise StoreError(f"secret {self.secret_id} has no SecretString")
         return str(value)

@@ -15,7 +15,7 @@ from chalicelib.playbooks import MODULES, REGISTRY
 from tests.conftest import ROOT
 
 PLAYBOOK_DIR = ROOT / "chalicelib" / "playbooks"
-FRAMEWORK = {"__init__", "registry", "steps", "context", "executor", "audit"}
+FRAMEWORK = {"__init__", "registry", "steps", "context", "executor", "audit", "runtime"}
 
 
 def test_every_module_registers_exactly_one_playbook_named_after_it() -> None:

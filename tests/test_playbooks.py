@@ -457,3 +457,19 @@ def test_simulate_shows_the_plan_and_runs_nothing(h: Harness) -> None:
     assert kinds == [("note", None), ("api_call", "update_service"), ("watch", None)]
     assert all(s["dry_run"] is False for s in plan.playbook_steps)
     assert current_revision(h) == "checkout-api:3" and deps.store.list() == [] and h.audit.records() == []
+
+
+def test_a_run_audits_the_reads_its_plan_made(h: Harness) -> None:
+    ecs_with_three_revisions(h)
+    deps = h.deps("prod")
+    open_incident(deps, failed_deployment())
+    [reads] = [r["reads"] for r in h.audit.records() if r["kind"] == "reads"]
+    assert reads[0] == "ecs.describe_services" and set(reads) <= {"ecs.describe_services", "ecs.list_task_definitions"}
+
+
+def test_a_failed_read_is_audited_with_the_failure(h: Harness) -> None:
+    deps = h.deps("prod")  # no ECS cluster: DescribeServices fails
+    open_incident(deps, failed_deployment())
+    kinds = [(r["kind"], r.get("reads") or r.get("result")) for r in h.audit.records()]
+    assert kinds[0] == ("reads", ["ecs.describe_services"]) and kinds[1][0] == "plan"
+    assert kinds[1][1].startswith("failed: ecs.describe_services: ")

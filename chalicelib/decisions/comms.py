@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from chalicelib.config import ResponderConfig
 from chalicelib.decisions.oncall import holders, next_business_moment
-from chalicelib.models import Duty, Incident, PageKind, PageRecord, SignalKind, TimelineEntry
+from chalicelib.models import Duty, DutyKind, Incident, PageKind, PageRecord, SignalKind, TimelineEntry
 from chalicelib.notify.paging import render
 
 SERVICE_KINDS = frozenset({SignalKind.ALARM, SignalKind.ECS_DEPLOYMENT, SignalKind.SENTRY_ISSUE,
@@ -40,21 +40,22 @@ def opening_duties(incident: Incident, config: ResponderConfig) -> list[Duty]:
     minutes = config.routing.communications.customer_notice_minutes.get(incident.severity)
     if minutes is None or incident.kind not in SERVICE_KINDS:
         return []
-    return [Duty(kind="customer_notification", due_at=incident.opened_at + timedelta(minutes=minutes),
+    return [Duty(kind=DutyKind.CUSTOMER_NOTIFICATION, due_at=incident.opened_at + timedelta(minutes=minutes),
                  reason=f"customer-impacting SEV{incident.severity.value}: notify customers per their SLA")]
 
 
 def closing_duties(incident: Incident, config: ResponderConfig, now: datetime) -> list[Duty]:
     comms = config.routing.communications
-    if incident.severity not in comms.postmortem_severities or any(d.kind == "postmortem" for d in incident.duties):
+    if (incident.severity not in comms.postmortem_severities
+            or any(d.kind is DutyKind.POSTMORTEM for d in incident.duties)):
         return []
-    return [Duty(kind="postmortem", due_at=now + timedelta(hours=comms.postmortem_due_hours),
+    return [Duty(kind=DutyKind.POSTMORTEM, due_at=now + timedelta(hours=comms.postmortem_due_hours),
                  reason=f"blameless post-mortem within {comms.postmortem_due_hours} h of resolution (runbook §9)")]
 
 
 def breach_duty(config: ResponderConfig, now: datetime) -> Duty:
     days = config.routing.communications.breach_notice_days
-    return Duty(kind="breach_notification", due_at=now + timedelta(days=days),
+    return Duty(kind=DutyKind.BREACH_NOTIFICATION, due_at=now + timedelta(days=days),
                 reason=f"PHI exposure suspected: customers are notified within {days} days (BAA)")
 
 
@@ -71,7 +72,8 @@ def reminder_at(incident: Incident, config: ResponderConfig) -> datetime | None:
     """When the overdue post-mortem is to be reminded (business hours for the daytime role)."""
     routing = config.routing
     role = routing.roles.get(routing.communications.reminder_role)
-    due = [d.due_at for d in incident.duties if d.kind == "postmortem" and d.done_at is None and d.reminded_at is None]
+    due = [d.due_at for d in incident.duties
+           if d.kind is DutyKind.POSTMORTEM and d.done_at is None and d.reminded_at is None]
     if not due or role is None:
         return None
     when = min(due)
@@ -94,7 +96,7 @@ def reminders_due(incident: Incident, config: ResponderConfig, now: datetime) ->
     pages = [PageRecord(id=f"reminder:postmortem:{person}:{channel}", step="reminder", role=role_name,
                         person=person, channel=channel, kind=PageKind.REMINDER, at=now, text=text)
              for person in people for channel in routing.people[person].channels]
-    duties = tuple(d.model_copy(update={"reminded_at": now}) if d.kind == "postmortem" and d.done_at is None
+    duties = tuple(d.model_copy(update={"reminded_at": now}) if d.kind is DutyKind.POSTMORTEM and d.done_at is None
                    else d for d in incident.duties)
     return incident.with_pages(*pages).noted(
         TimelineEntry(at=now, what=f"post-mortem draft overdue: reminded {', '.join(people)}"), duties=duties)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from chalicelib.errors import ChannelError
+from chalicelib.errors import ChannelError, from_client_error
 from chalicelib.models import PageKind, Severity
 from chalicelib.notify import escape
 from chalicelib.notify.paging import PageRequest
@@ -144,12 +144,12 @@ class SnsChannel:
         try:
             self._client().publish(TopicArn=self._topic_arn(), Message=escape.plain(page.text),
                                    Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            retryable = code in ("Throttling", "InternalError")
-            raise ChannelError(f"SNS publish failed: {code}", retryable=retryable) from None
-        except BotoCoreError as exc:
-            raise ChannelError(f"SNS publish failed: {type(exc).__name__}", retryable=True) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise from_client_error(exc, "sns", "publish", context="SNS publish failed", into=_channel_error) from None
+
+
+def _channel_error(message: str, retryable: bool) -> ChannelError:
+    return ChannelError(message, retryable=retryable)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -25,8 +25,6 @@ An acknowledgement of any of our alerts acknowledges the incident.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +32,7 @@ from chalicelib.decisions import pd_alerts
 from chalicelib.decisions.incidents import is_stale, noted_stale
 from chalicelib.errors import ConflictError, SignatureError
 from chalicelib.models import Incident
+from chalicelib.signatures import verify_hmac
 from chalicelib.sources.common import digest
 from chalicelib.sources.sentry import signed_time
 from chalicelib.store import Claim
@@ -43,13 +42,10 @@ from chalicelib.wiring import Deps
 def verify_signature(raw_body: bytes, headers: Mapping[str, str], secret: str) -> None:
     lowered = {k.lower(): v for k, v in headers.items()}
     header = lowered.get("x-pagerduty-signature", "")
-    given = [entry.strip()[3:] for entry in header.split(",") if entry.strip().startswith("v1=")]
+    given = [entry for entry in header.split(",") if entry.strip().startswith("v1=")]
     if not given:
         raise SignatureError("X-PagerDuty-Signature", "missing")
-    expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
-    # bytes, not str: compare_digest refuses non-ASCII strings, and a header can hold anything
-    if not any(hmac.compare_digest(expected.encode(), candidate.lower().encode("utf-8", "replace"))
-               for candidate in given):
+    if not verify_hmac(secret, raw_body, given, prefix="v1="):
         raise SignatureError("X-PagerDuty-Signature", "no v1 signature matches the body")
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from chalicelib.config.severity import Strict
-from chalicelib.models import Severity
+from chalicelib.models import DutyKind, Severity
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step
@@ -35,24 +35,30 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     Never: changes provider credentials, model settings, or anything but the route flag.
     """
     options: Options = ctx.opts(Options)
-    current = ctx.read("ssm", "get_parameter", {"Name": options.route_parameter})["Parameter"]["Value"]
-    alarms = ctx.read("cloudwatch", "describe_alarms", {"AlarmNames": [options.fallback_alarm]})
-    fallback_down = any(a.get("StateValue") == "ALARM" for a in alarms.get("MetricAlarms", []))
-    if ctx.signal is not None and ctx.signal.alarm_name == options.fallback_alarm:
-        fallback_down = True  # the fallback's own alarm opened this incident
-    target = options.queue_value if fallback_down else options.fallback_value
-    steps: list[Step] = [Note(text=f"ai route is {current!r}; fallback alarm {options.fallback_alarm} is "
-                                   + ("in ALARM" if fallback_down else "not in ALARM"))]
-    if current != target:
-        steps.append(ApiCall(service="ssm", operation="put_parameter",
-                             params={"Name": options.route_parameter, "Value": target, "Type": "String",
-                                     "Overwrite": True},
-                             target=f"ssm:{options.route_parameter}",
-                             why=f"route AI calls to {target!r}"))
-    if fallback_down:
-        steps.append(RaiseSeverity(severity=Severity.SEV1,
-                                   reason="Anthropic and the Bedrock fallback are both failing: calls are queued"))
-    steps.append(AddDuty(kind="design_partner_notification",
-                         due_at=ctx.now + timedelta(hours=options.partner_notice_hours),
-                         reason="design partners are told of AI degradation per BAA terms"))
-    return steps
+    opened_by_fallback = ctx.signal is not None and ctx.signal.alarm_name == options.fallback_alarm
+    current = ctx.reading("the current ai route", "ssm", "get_parameter", {"Name": options.route_parameter},
+                          then=lambda answer: answer["Parameter"]["Value"])
+    fallback_down = ctx.reading(
+        f"the fallback alarm {options.fallback_alarm} is in ALARM", "cloudwatch", "describe_alarms",
+        {"AlarmNames": [options.fallback_alarm]},
+        # the fallback's own alarm opening this incident says it is failing, whatever the read says
+        then=lambda alarms: opened_by_fallback or any(a.get("StateValue") == "ALARM"
+                                                      for a in alarms.get("MetricAlarms", [])))
+    target = ctx.later(f"{options.fallback_value!r}, or {options.queue_value!r} if the fallback is failing too",
+                       lambda down: options.queue_value if down else options.fallback_value, fallback_down)
+    return [
+        Note(text=ctx.later("the ai route and the fallback alarm's state",
+                            lambda route, down: f"ai route is {route!r}; fallback alarm {options.fallback_alarm} is "
+                                                + ("in ALARM" if down else "not in ALARM"), current, fallback_down)),
+        ApiCall(service="ssm", operation="put_parameter",
+                params={"Name": options.route_parameter, "Value": target, "Type": "String", "Overwrite": True},
+                target=f"ssm:{options.route_parameter}",
+                why=ctx.later("the route", lambda route: f"route AI calls to {route!r}", target),
+                only_if=ctx.later("the route is not already that", lambda route, to: route != to, current, target)),
+        RaiseSeverity(severity=Severity.SEV1,
+                      reason="Anthropic and the Bedrock fallback are both failing: calls are queued",
+                      only_if=fallback_down),
+        AddDuty(kind=DutyKind.DESIGN_PARTNER_NOTIFICATION,
+                due_at=ctx.now + timedelta(hours=options.partner_notice_hours),
+                reason="design partners are told of AI degradation per BAA terms"),
+    ]

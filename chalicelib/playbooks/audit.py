@@ -1,4 +1,4 @@
-"""The append-only audit trail of every playbook step and its result.
+"""The append-only audit trail of every playbook step and its result, and the reads a run made.
 
 Locally a JSON-lines file; in AWS one object per record in an S3 bucket with Object Lock
 in COMPLIANCE mode (declared in the merge template), so no one, root included, can edit
@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from chalicelib.errors import StoreError
+from chalicelib.errors import StoreError, from_client_error
 
 
 class AuditLog(Protocol):
@@ -54,9 +54,9 @@ class S3AuditLog:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, ContentType="application/json",
                                     Body=json.dumps(record, default=str, sort_keys=True).encode())
-        except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
-            raise StoreError(f"audit put to s3://{self.bucket}/{self.prefix}: {code}") from None
+        except (ClientError, BotoCoreError) as exc:  # lost audit records are never "transient": they fail the run
+            raise from_client_error(exc, "s3", "put_object", context=f"audit put to s3://{self.bucket}/{self.prefix}",
+                                    into=lambda message, _: StoreError(message)) from None
 
 
 def open_audit(url: str, s3_client: Any = None) -> AuditLog:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from chalicelib.config.severity import Strict
+from chalicelib.models import DutyKind
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, Step
@@ -29,16 +30,19 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     Never: changes user pools, WorkOS settings, sessions or tokens.
     """
     options: Options = ctx.opts(Options)
-    current = ctx.read("ssm", "get_parameter", {"Name": options.flag_parameter})["Parameter"]["Value"]
-    steps: list[Step] = []
-    if current == options.enabled_value:
-        steps.append(Note(text=f"admin_auth fallback is already {current!r}"))
-    else:
-        steps.append(ApiCall(service="ssm", operation="put_parameter",
-                             params={"Name": options.flag_parameter, "Value": options.enabled_value,
-                                     "Type": "String", "Overwrite": True},
-                             target=f"ssm:{options.flag_parameter}", why="enable the admin_auth fallback path"))
-    steps.append(AddDuty(kind="customer_notification",
-                         due_at=ctx.now + timedelta(minutes=options.customer_notice_minutes),
-                         reason="customers are told of the auth outage per their SLA"))
-    return steps
+    current = ctx.reading("the admin_auth fallback flag", "ssm", "get_parameter", {"Name": options.flag_parameter},
+                          then=lambda answer: answer["Parameter"]["Value"])
+    return [
+        Note(text=ctx.later("the flag's value", lambda flag: f"admin_auth fallback is already {flag!r}", current),
+             only_if=ctx.later("the fallback is already enabled", lambda flag: flag == options.enabled_value,
+                               current)),
+        ApiCall(service="ssm", operation="put_parameter",
+                params={"Name": options.flag_parameter, "Value": options.enabled_value,
+                        "Type": "String", "Overwrite": True},
+                target=f"ssm:{options.flag_parameter}", why="enable the admin_auth fallback path",
+                only_if=ctx.later("the fallback is not enabled yet", lambda flag: flag != options.enabled_value,
+                                  current)),
+        AddDuty(kind=DutyKind.CUSTOMER_NOTIFICATION,
+                due_at=ctx.now + timedelta(minutes=options.customer_notice_minutes),
+                reason="customers are told of the auth outage per their SLA"),
+    ]

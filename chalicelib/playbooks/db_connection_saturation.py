@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -10,6 +11,7 @@ from chalicelib.config.severity import Strict
 from chalicelib.errors import PlaybookError
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
+from chalicelib.playbooks.runtime import RuntimeValue
 from chalicelib.playbooks.steps import Note, Step
 
 
@@ -37,46 +39,58 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     """
     options: Options = ctx.opts(Options)
     instance = dict(ctx.signal.dimensions).get("DBInstanceIdentifier") if ctx.signal else None
-    described = ctx.read("ecs", "describe_services", {"cluster": options.cluster, "services": options.services})
-    tasks = sum(int(s.get("runningCount", 0)) for s in described.get("services", []))
-    pool = _int_parameter(ctx, options.pool_size_parameter)
-    maximum = options.max_connections or _int_parameter(ctx, options.max_connections_parameter)
-    current = _current_connections(ctx, instance) if instance else None
-    demand = tasks * pool
-    lines = [
-        f"ECS running tasks ({', '.join(options.services)}): {tasks}; pool size per task: {pool}; "
-        f"worst-case demand: {tasks} × {pool} = {demand} connections",
-        f"max_connections: {maximum}; alarm level ({int(options.headroom * 100)}%): {int(maximum * options.headroom)}",
+    tasks = ctx.reading(f"running ECS tasks of {', '.join(options.services)}", "ecs", "describe_services",
+                        {"cluster": options.cluster, "services": options.services},
+                        then=lambda answer: sum(int(s.get("runningCount", 0)) for s in answer.get("services", [])))
+    pool = _int_parameter(ctx, "pool size per task", options.pool_size_parameter)
+    maximum = options.max_connections or _int_parameter(ctx, "max_connections", options.max_connections_parameter)
+    level = ctx.later("the alarm level", lambda most: int(most * options.headroom), maximum)
+
+    def recommendation(running: int, per_task: int, alarm_level: int) -> str:
+        demand = running * per_task
+        if demand > alarm_level:
+            return (f"recommendation: pool tuning: the pools can ask for {demand} > {alarm_level}; lower the pool "
+                    f"to ≤ {max(alarm_level // max(running, 1), 1)} per task, or scale the RDS instance class up")
+        return ("recommendation: scale up the RDS instance (or add a read replica): the pools fit, "
+                "so connections come from elsewhere or leak; check idle-in-transaction sessions")
+
+    steps: list[Step] = [
+        Note(text=ctx.later("the worst-case demand", lambda running, per_task: (
+            f"ECS running tasks ({', '.join(options.services)}): {running}; pool size per task: {per_task}; "
+            f"worst-case demand: {running} × {per_task} = {running * per_task} connections"), tasks, pool)),
+        Note(text=ctx.later("max_connections", lambda most, alarm_level: (
+            f"max_connections: {most}; alarm level ({int(options.headroom * 100)}%): {alarm_level}"),
+            maximum, level)),
     ]
-    if current is not None:
-        lines.append(f"current connections on {instance}: {current:.0f} ({current / maximum:.0%} of max)")
-    if demand > maximum * options.headroom:
-        per_task = max(int(maximum * options.headroom) // max(tasks, 1), 1)
-        lines.append(f"recommendation: pool tuning: the pools can ask for {demand} > "
-                     f"{int(maximum * options.headroom)}; lower the pool to ≤ {per_task} per task, "
-                     "or scale the RDS instance class up")
-    else:
-        lines.append("recommendation: scale up the RDS instance (or add a read replica): the pools fit, "
-                     "so connections come from elsewhere or leak; check idle-in-transaction sessions")
+    if instance:
+        current = _current_connections(ctx, instance)
+        steps.append(Note(
+            text=ctx.later(f"current connections on {instance}", lambda now_open, most: (
+                f"current connections on {instance}: {now_open:.0f} ({now_open / most:.0%} of max)"), current, maximum),
+            only_if=ctx.later("CloudWatch has a recent datapoint", lambda now_open: now_open is not None, current)))
+    steps.append(Note(text=ctx.later("the recommendation", recommendation, tasks, pool, level)))
     if instance:
         region = ctx.signal.region if ctx.signal and ctx.signal.region else "us-east-1"
-        lines.append(f"slow-query log: https://{region}.console.aws.amazon.com/rds/home?region={region}"
-                     f"#database:id={instance};tab=logs-and-events")
-    return [Note(text=line) for line in lines]
+        steps.append(Note(text=f"slow-query log: https://{region}.console.aws.amazon.com/rds/home?region={region}"
+                               f"#database:id={instance};tab=logs-and-events"))
+    return steps
 
 
-def _int_parameter(ctx: PlaybookContext, name: str) -> int:
-    value = ctx.read("ssm", "get_parameter", {"Name": name})["Parameter"]["Value"]
-    try:
-        return int(value)
-    except ValueError:
-        raise PlaybookError(f"SSM parameter {name} is not a whole number") from None
+def _int_parameter(ctx: PlaybookContext, label: str, name: str) -> RuntimeValue:
+    def whole(answer: dict[str, Any]) -> int:
+        try:
+            return int(answer["Parameter"]["Value"])
+        except ValueError:
+            raise PlaybookError(f"SSM parameter {name} is not a whole number") from None
+    return ctx.reading(label, "ssm", "get_parameter", {"Name": name}, then=whole)
 
 
-def _current_connections(ctx: PlaybookContext, instance: str) -> float | None:
-    stats = ctx.read("cloudwatch", "get_metric_statistics", {
+def _current_connections(ctx: PlaybookContext, instance: str) -> RuntimeValue:
+    def latest(stats: dict[str, Any]) -> float | None:
+        points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
+        return float(points[-1]["Maximum"]) if points else None
+    return ctx.reading(f"current connections on {instance}", "cloudwatch", "get_metric_statistics", {
         "Namespace": "AWS/RDS", "MetricName": "DatabaseConnections",
         "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance}],
-        "StartTime": ctx.now - timedelta(minutes=10), "EndTime": ctx.now, "Period": 60, "Statistics": ["Maximum"]})
-    points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
-    return float(points[-1]["Maximum"]) if points else None
+        "StartTime": ctx.now - timedelta(minutes=10), "EndTime": ctx.now, "Period": 60, "Statistics": ["Maximum"]},
+        then=latest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -12,6 +13,7 @@ from chalicelib.errors import PlaybookError
 from chalicelib.models import SignalKind
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
+from chalicelib.playbooks.runtime import compute
 from chalicelib.playbooks.steps import ApiCall, Note, Step, Watch
 
 _SERVICE_ARN = re.compile(r"^arn:aws[\w-]*:ecs:[\w-]+:\d+:service/(?:(?P<cluster>[^/]+)/)?(?P<service>[^/]+)$")
@@ -45,29 +47,50 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     cluster, service = service_of(ctx)
     if service is None:
         return [Note(text="deploy-rollback: no ECS service in this incident; nothing to roll back")]
-    found = ctx.read("ecs", "describe_services", {"cluster": cluster, "services": [service]}).get("services") or []
-    if not found:
-        raise PlaybookError(f"ECS service {cluster}/{service} not found")
-    described = found[0]
-    failing = _short(described["taskDefinition"])
-    deployments = described.get("deployments") or []
-    if ctx.incident.kind is SignalKind.ALARM and not _deployed_since(
-            deployments, ctx.now - timedelta(minutes=options.deployed_within_minutes)):
-        return [Note(text=f"deploy-rollback: {cluster}/{service} was not deployed in the last "
-                          f"{options.deployed_within_minutes} minutes; not rolling back")]
-    good = last_known_good(ctx, deployments, failing)
-    if good is None:
-        return [Note(text=f"deploy-rollback: no ACTIVE revision older than {failing}; roll back by hand")]
+    described = ctx.reading(f"{cluster}/{service}'s deployments", "ecs", "describe_services",
+                            {"cluster": cluster, "services": [service]},
+                            then=lambda answer: _the_service(answer, cluster, service))
+    failing = ctx.later("the failing revision", lambda found: _short(found["taskDefinition"]), described)
+    recent: Any = True
+    if ctx.incident.kind is SignalKind.ALARM:
+        since = ctx.now - timedelta(minutes=options.deployed_within_minutes)
+        recent = ctx.later(f"a deployment in the last {options.deployed_within_minutes} minutes",
+                           lambda found: _deployed_since(found.get("deployments") or [], since), described)
+    good = ctx.later("last known-good revision",
+                     lambda found, bad: last_known_good(ctx, found.get("deployments") or [], bad), described, failing,
+                     reads=("ecs:ListTaskDefinitions familyPrefix=<the failing revision's family> status=ACTIVE "
+                            "(unless an older deployment is still ACTIVE)",))
+
+    def verdict() -> str:  # reads only what the answer needs: no revision list for an old deployment
+        if not compute(recent):
+            return (f"deploy-rollback: {cluster}/{service} was not deployed in the last "
+                    f"{options.deployed_within_minutes} minutes; not rolling back")
+        if compute(good) is None:
+            return f"deploy-rollback: no ACTIVE revision older than {compute(failing)}; roll back by hand"
+        return (f"deploy-rollback: {cluster}/{service} runs failing revision {compute(failing)}; "
+                f"last known-good is {compute(good)}")
+
+    rollback = ctx.later("an older ACTIVE revision" + (" and a recent deployment" if recent is not True else ""),
+                         lambda: bool(compute(recent)) and compute(good) is not None, reads=good.reads)
     return [
-        Note(text=f"deploy-rollback: {cluster}/{service} runs failing revision {failing}; "
-                  f"last known-good is {good}"),
+        Note(text=ctx.later("the failing and the last known-good revision", verdict, reads=good.reads)),
         ApiCall(service="ecs", operation="update_service",
                 params={"cluster": cluster, "service": service, "taskDefinition": good},
-                target=f"ecs-service:{cluster}/{service}", why=f"roll back {failing} → {good}"),
+                target=f"ecs-service:{cluster}/{service}",
+                why=ctx.later("failing → known-good", lambda bad, ok: f"roll back {bad} → {ok}", failing, good),
+                only_if=rollback),
         Watch(until=ctx.now + timedelta(minutes=options.watch_minutes), cluster=cluster, service=service,
               alarm_names=tuple(options.alarm_names.get(service, [])),
-              health_url=options.health_urls.get(service)),
+              health_url=options.health_urls.get(service), only_if=rollback),
     ]
+
+
+def _the_service(answer: dict[str, Any], cluster: str, service: str) -> dict[str, Any]:
+    found = answer.get("services") or []
+    if not found:
+        raise PlaybookError(f"ECS service {cluster}/{service} not found")
+    described: dict[str, Any] = found[0]
+    return described
 
 
 def service_of(ctx: PlaybookContext) -> tuple[str, str | None]:

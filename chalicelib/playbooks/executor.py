@@ -1,6 +1,10 @@
 """Runs playbook plans inside the safety envelope, and verifies what they did.
 
-A playbook only plans (``playbooks/*``); this module decides what of the plan may run:
+A playbook only plans (``playbooks/*``), and its plan reads nothing: values it needs from
+AWS are placeholders (``runtime.py``), which ``simulate`` prints as they are. ``run`` first
+resolves them (the reads, in plan order; a failing read fails the plan), then hands each
+concrete step to the runner registered for its type (``@runs``). This module decides what of
+the plan may run:
 
 - **Dry run**: the stage default everywhere but prod, or per playbook in
   ``playbooks.yaml``. Reads happen (the plan needs them), mutating calls do not.
@@ -36,6 +40,7 @@ from chalicelib.notify.channels import Transport
 from chalicelib.playbooks import REGISTRY, Playbook
 from chalicelib.playbooks.audit import AuditLog
 from chalicelib.playbooks.context import PlaybookContext
+from chalicelib.playbooks.runtime import resolve
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step, Watch
 from chalicelib.store import IncidentStore
 from chalicelib.store.retry import retried
@@ -86,12 +91,18 @@ class Executor:
     # --- planning (also what `simulate` shows) ------------------------------------------
 
     def plan(self, incident: Incident, signal: Signal | None, now: datetime) -> tuple[Playbook, list[Step]]:
+        """The playbook's plan, with values it reads at run time as placeholders: it reads nothing."""
+        playbook, steps, _ = self._plan(incident, signal, now)
+        return playbook, steps
+
+    def _plan(self, incident: Incident, signal: Signal | None,
+              now: datetime) -> tuple[Playbook, list[Step], PlaybookContext]:
         playbook = REGISTRY.get(incident.playbook or "")
         if playbook is None:
             raise PlaybookError(f"no playbook {incident.playbook!r}")
         ctx = PlaybookContext(incident=incident, signal=signal, aws=self.aws, http=self.http, now=now,
                               options=self.config.playbooks.options_for(playbook.id))
-        return playbook, playbook.plan(ctx)
+        return playbook, playbook.plan(ctx), ctx
 
     # --- running --------------------------------------------------------------------------
 
@@ -100,63 +111,36 @@ class Executor:
         if incident is None or not incident.playbook:
             return Execution(playbook="", dry_run=True)
         dry_run = self.config.playbooks.dry_run_for(incident.playbook, self.stage)
+        ctx: PlaybookContext | None = None
         try:
-            playbook, steps = self.plan(incident, signal, now)
+            playbook, planned, ctx = self._plan(incident, signal, now)
+            steps = resolve(planned)  # the reads happen here, in plan order
         except Exception as exc:  # noqa: BLE001 - a failing playbook must never lose the incident
             reason = str(exc) if isinstance(exc, PlaybookError) else f"{type(exc).__name__} in the playbook"
             self._record(incident_id, incident.playbook, now, dry_run,
                          [TimelineEntry(at=now, what=f"playbook {incident.playbook} failed: {reason}; "
                                                      "escalating as usual")],
-                         [{"kind": "plan", "result": f"failed: {reason}"}], outcome=f"failed: {reason}")
+                         [*_reads_record(ctx), {"kind": "plan", "result": f"failed: {reason}"}],
+                         outcome=f"failed: {reason}")
             return Execution(playbook=incident.playbook, dry_run=dry_run, error=reason)
+        for record in _reads_record(ctx):
+            self._audit(incident_id, playbook.id, now, dry_run, record)
         return self._execute(incident, playbook, steps, dry_run, now)
 
     def _execute(self, incident: Incident, playbook: Playbook, steps: list[Step], dry_run: bool,
                  now: datetime) -> Execution:
-        settings = self.config.playbooks.settings_for(playbook.id)
-        watched = any(isinstance(s, Watch) for s in steps)
-        results: list[StepResult] = []
-        entries: list[TimelineEntry] = []
-        duties: list[Duty] = []
-        watch: WatchState | None = None
-        raise_to: RaiseSeverity | None = None
-        taken, escalate = incident.actions_taken, False
-        mode = "dry run" if dry_run else "live"
-        entries.append(TimelineEntry(at=now, what=f"playbook {playbook.id} ({mode}): {len(steps)} steps planned"))
-        for step in steps:
-            if isinstance(step, ApiCall):
-                result, acted, failed = self._api_call(step, playbook, incident, taken, dry_run, watched, settings, now)
-                taken += acted
-                escalate = escalate or failed
-                entries.append(TimelineEntry(at=now, what=f"{step.iam_action} {_brief(step.params)}: {result}"))
-            elif isinstance(step, Note):
-                result = "noted"
-                entries.append(TimelineEntry(at=now, what=step.text))
-            elif isinstance(step, AddDuty):
-                result = f"due {step.due_at.isoformat()}"
-                duties.append(Duty(kind=step.kind, due_at=step.due_at, reason=step.reason))
-                entries.append(TimelineEntry(at=now, what=f"{step.kind} due by {step.due_at.isoformat()}: "
-                                                          f"{step.reason}"))
-            elif isinstance(step, RaiseSeverity):
-                raise_to, result = step, f"raise to SEV{step.severity.value}"
-            else:
-                if dry_run or taken == incident.actions_taken:
-                    result = "not watching: nothing was changed"
-                else:
-                    watch = WatchState(playbook=playbook.id, scope=_scope(playbook, steps), started_at=now,
-                                       until=step.until, next_check_at=now + WATCH_INTERVAL, cluster=step.cluster,
-                                       service=step.service, alarm_names=step.alarm_names,
-                                       health_url=step.health_url)
-                    result = f"watching {step.cluster}/{step.service} until {step.until.isoformat()}"
-                entries.append(TimelineEntry(at=now, what=result))
-            results.append(StepResult(step=step.model_dump(mode="json"), result=result))
-
-        outcome = f"{mode}: {len(steps)} steps" + (", escalated" if escalate else "")
+        run = _Run(self, incident, playbook, steps, dry_run, now, self.config.playbooks.settings_for(playbook.id))
+        run.entries.append(TimelineEntry(at=now, what=f"playbook {playbook.id} ({run.mode}): "
+                                                      f"{len(steps)} steps planned"))
+        results = [StepResult(step=step.model_dump(mode="json"), result=RUNNERS[type(step)](run, step))
+                   for step in steps]
+        outcome = f"{run.mode}: {len(steps)} steps" + (", escalated" if run.escalate else "")
+        raise_to = run.raise_to
 
         def apply(current: Incident) -> Incident:
             updated = current.model_copy(update={
-                "timeline": (*current.timeline, *entries), "duties": (*current.duties, *duties),
-                "actions_taken": taken, "watch": watch or current.watch, "playbook_outcome": outcome})
+                "timeline": (*current.timeline, *run.entries), "duties": (*current.duties, *run.duties),
+                "actions_taken": run.taken, "watch": run.watch or current.watch, "playbook_outcome": outcome})
             if raise_to is not None and raise_to.severity < updated.severity and updated.is_open:
                 updated = raise_severity(updated, raise_to.severity, raise_to.reason, now, self.config)
             return updated
@@ -164,12 +148,11 @@ class Executor:
         self.incidents.update(incident.id, apply)
         for item in results:
             self._audit(incident.id, playbook.id, now, dry_run, {"kind": "step", **item.model_dump()})
-        if escalate:
+        if run.escalate:
             self.escalate_now(incident.id, now, f"playbook {playbook.id} could not act; a human decides")
-        return Execution(playbook=playbook.id, dry_run=dry_run, results=tuple(results), escalate=escalate)
+        return Execution(playbook=playbook.id, dry_run=dry_run, results=tuple(results), escalate=run.escalate)
 
-    def _api_call(self, step: ApiCall, playbook: Playbook, incident: Incident, taken: int, dry_run: bool,
-                  watched: bool, settings: Any, now: datetime) -> tuple[str, int, bool]:
+    def _api_call(self, step: ApiCall, run: _Run) -> tuple[str, int, bool]:
         """(result, mutating actions executed, escalate?) for one API call."""
         if not step.mutating:
             try:
@@ -177,18 +160,19 @@ class Executor:
                 return "read", 0, False
             except PlaybookError as exc:
                 return f"failed: {exc}", 0, False
-        if dry_run:
+        if run.dry_run:
             return f"{Envelope.DRY_RUN}: not called", 0, False
-        if taken >= self.config.playbooks.max_mutating_actions_per_incident:
+        if run.taken >= self.config.playbooks.max_mutating_actions_per_incident:
             return f"{Envelope.LIMIT_REACHED}: not called", 0, True
-        scope = f"actions:{playbook.id}:{step.target or step.iam_action}"
-        decision = self._reserve(scope, incident.id, now, settings.rate_limit, "pending" if watched else "done")
+        scope = f"actions:{run.playbook.id}:{step.target or step.iam_action}"
+        decision = self._reserve(scope, run.incident.id, run.now, run.settings.rate_limit,
+                                 "pending" if run.watched else "done")
         if decision is not Envelope.ALLOWED:
             return f"{decision}: not called", 0, True
         try:
             self.aws.call(step.service, step.operation, step.params)
         except PlaybookError as exc:
-            self.set_outcome(scope, incident.id, "failed")
+            self.set_outcome(scope, run.incident.id, "failed")
             return f"failed: {exc}", 1, True
         return "done", 1, False
 
@@ -206,7 +190,7 @@ class Executor:
             entry = {"at": now.isoformat(), "incident": incident_id, "outcome": outcome}
             self.store.put_doc(scope, {"actions": [*kept, entry]}, version)
             return Envelope.ALLOWED
-        return retried(attempt, what=scope, attempts=10)
+        return retried(attempt, what=scope)
 
     def set_outcome(self, scope: str, incident_id: str, outcome: str) -> None:
         def attempt() -> None:
@@ -215,7 +199,7 @@ class Executor:
                    else e for e in (doc or {}).get("actions", [])]
             self.store.put_doc(scope, {"actions": log}, version)
         with contextlib.suppress(ConflictError):  # the log keeps "pending"; the timeline has the outcome
-            retried(attempt, what=scope, attempts=10)
+            retried(attempt, what=scope)
 
     # --- verifying (the sweep) --------------------------------------------------------------
 
@@ -283,6 +267,82 @@ class Executor:
                record: dict[str, Any]) -> None:
         self.audit.append({"at": now.isoformat(), "incident": incident_id, "playbook": playbook_id,
                            "stage": self.stage, "dry_run": dry_run, "actor": "responder", **record})
+
+
+class _Run:
+    """One execution's state: what the runners add to the incident, and what they decided."""
+
+    def __init__(self, executor: Executor, incident: Incident, playbook: Playbook, steps: list[Step],
+                 dry_run: bool, now: datetime, settings: Any) -> None:
+        self.executor, self.incident, self.playbook, self.steps = executor, incident, playbook, steps
+        self.dry_run, self.now, self.settings = dry_run, now, settings
+        self.mode = "dry run" if dry_run else "live"
+        self.watched = any(isinstance(s, Watch) for s in steps)
+        self.entries: list[TimelineEntry] = []
+        self.duties: list[Duty] = []
+        self.watch: WatchState | None = None
+        self.raise_to: RaiseSeverity | None = None
+        self.taken, self.escalate = incident.actions_taken, False
+
+
+Runner = Callable[[_Run, Any], str]
+RUNNERS: dict[type, Runner] = {}  # step type → what carrying it out means; a test checks every type has one
+
+
+def runs(step_type: type) -> Callable[[Runner], Runner]:
+    def register(runner: Runner) -> Runner:
+        if step_type in RUNNERS:
+            raise ValueError(f"{step_type.__name__} has two runners")
+        RUNNERS[step_type] = runner
+        return runner
+    return register
+
+
+@runs(ApiCall)
+def _run_api_call(run: _Run, step: ApiCall) -> str:
+    result, acted, failed = run.executor._api_call(step, run)
+    run.taken += acted
+    run.escalate = run.escalate or failed
+    run.entries.append(TimelineEntry(at=run.now, what=f"{step.iam_action} {_brief(step.params)}: {result}"))
+    return result
+
+
+@runs(Note)
+def _run_note(run: _Run, step: Note) -> str:
+    run.entries.append(TimelineEntry(at=run.now, what=str(step.text)))
+    return "noted"
+
+
+@runs(AddDuty)
+def _run_add_duty(run: _Run, step: AddDuty) -> str:
+    run.duties.append(Duty(kind=step.kind, due_at=step.due_at, reason=step.reason))
+    run.entries.append(TimelineEntry(at=run.now, what=f"{step.kind} due by {step.due_at.isoformat()}: "
+                                                      f"{step.reason}"))
+    return f"due {step.due_at.isoformat()}"
+
+
+@runs(RaiseSeverity)
+def _run_raise_severity(run: _Run, step: RaiseSeverity) -> str:
+    run.raise_to = step
+    return f"raise to SEV{step.severity.value}"
+
+
+@runs(Watch)
+def _run_watch(run: _Run, step: Watch) -> str:
+    if run.dry_run or run.taken == run.incident.actions_taken:
+        result = "not watching: nothing was changed"
+    else:
+        run.watch = WatchState(playbook=run.playbook.id, scope=_scope(run.playbook, run.steps), started_at=run.now,
+                               until=step.until, next_check_at=run.now + WATCH_INTERVAL, cluster=step.cluster,
+                               service=step.service, alarm_names=step.alarm_names, health_url=step.health_url)
+        result = f"watching {step.cluster}/{step.service} until {step.until.isoformat()}"
+    run.entries.append(TimelineEntry(at=run.now, what=result))
+    return result
+
+
+def _reads_record(ctx: PlaybookContext | None) -> list[dict[str, Any]]:
+    """The AWS reads a run made to resolve its plan, for the audit trail (names only, no answers)."""
+    return [{"kind": "reads", "reads": list(ctx.reads)}] if ctx is not None and ctx.reads else []
 
 
 def _scope(playbook: Playbook, steps: list[Step]) -> str:

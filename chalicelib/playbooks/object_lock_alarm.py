@@ -44,17 +44,22 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     principal = facts.get("principal", "")
     username = principal.rsplit("/", 1)[-1] if principal else ""
     if username:
-        try:
-            found = ctx.read("cloudtrail", "lookup_events", {
-                "LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": username}],
-                "StartTime": ctx.now - timedelta(minutes=options.lookback_minutes), "EndTime": ctx.now,
-                "MaxResults": 50}).get("Events", [])
-        except PlaybookError as exc:  # the facts above already answer the question; this only adds context
-            steps.append(Note(text=f"could not read {username}'s other CloudTrail calls: {exc}"))
-            return steps
-        names: dict[str, int] = {}
-        for event in found:
-            names[str(event.get("EventName"))] = names.get(str(event.get("EventName")), 0) + 1
-        summary = ", ".join(f"{name} ×{count}" for name, count in sorted(names.items())) or "none"
-        steps.append(Note(text=f"{username}'s CloudTrail calls in the last {options.lookback_minutes} min: {summary}"))
+        steps.append(Note(text=ctx.later(f"{username}'s other CloudTrail calls", lambda: _other_calls(
+            ctx, username, options.lookback_minutes), reads=(
+                f"cloudtrail:LookupEvents Username={username} (last {options.lookback_minutes} min)",))))
     return steps
+
+
+def _other_calls(ctx: PlaybookContext, username: str, lookback_minutes: int) -> str:
+    try:
+        found = ctx.read("cloudtrail", "lookup_events", {
+            "LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": username}],
+            "StartTime": ctx.now - timedelta(minutes=lookback_minutes), "EndTime": ctx.now,
+            "MaxResults": 50}).get("Events", [])
+    except PlaybookError as exc:  # the facts above already answer the question; this only adds context
+        return f"could not read {username}'s other CloudTrail calls: {exc}"
+    names: dict[str, int] = {}
+    for event in found:
+        names[str(event.get("EventName"))] = names.get(str(event.get("EventName")), 0) + 1
+    summary = ", ".join(f"{name} ×{count}" for name, count in sorted(names.items())) or "none"
+    return f"{username}'s CloudTrail calls in the last {lookback_minutes} min: {summary}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -30,16 +31,19 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     Never: pages anyone by itself, or changes Sentry or CloudWatch settings.
     """
     options: Options = ctx.opts(Options)
-    stats = ctx.read("cloudwatch", "get_metric_statistics", {
-        "Namespace": options.heartbeat_namespace, "MetricName": options.heartbeat_metric,
-        "Dimensions": [{"Name": k, "Value": v} for k, v in options.heartbeat_dimensions.items()],
-        "StartTime": ctx.now - timedelta(minutes=options.lookback_minutes), "EndTime": ctx.now,
-        "Period": 60, "Statistics": ["SampleCount"]})
-    reporting = bool(stats.get("Datapoints"))
+
+    def reporting(stats: dict[str, Any]) -> str:
+        if stats.get("Datapoints"):
+            return (f"CloudWatch is reporting: {options.heartbeat_namespace} {options.heartbeat_metric} has "
+                    f"datapoints in the last {options.lookback_minutes} min")
+        return (f"CloudWatch shows no {options.heartbeat_metric} datapoints in the last {options.lookback_minutes} "
+                "min: check CloudWatch itself before trusting dashboards")
+
     return [
         Note(text="Sentry / observability down ≠ production down (runbook §5.6); no customer impact expected"),
-        Note(text=f"CloudWatch is reporting: {options.heartbeat_namespace} {options.heartbeat_metric} has "
-                  f"datapoints in the last {options.lookback_minutes} min" if reporting else
-             f"CloudWatch shows no {options.heartbeat_metric} datapoints in the last {options.lookback_minutes} min: "
-             "check CloudWatch itself before trusting dashboards"),
+        Note(text=ctx.reading("whether CloudWatch is reporting", "cloudwatch", "get_metric_statistics", {
+            "Namespace": options.heartbeat_namespace, "MetricName": options.heartbeat_metric,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in options.heartbeat_dimensions.items()],
+            "StartTime": ctx.now - timedelta(minutes=options.lookback_minutes), "EndTime": ctx.now,
+            "Period": 60, "Statistics": ["SampleCount"]}, then=reporting)),
     ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field
 
 from chalicelib.config.severity import Strict
 from chalicelib.decisions.words import any_phrase_in
 from chalicelib.errors import ChannelError
+from chalicelib.models import DutyKind
 from chalicelib.playbooks.context import PlaybookContext
 from chalicelib.playbooks.registry import playbook
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, Step
@@ -60,25 +62,30 @@ def plan(ctx: PlaybookContext) -> list[Step]:
     if authority is None:
         return [Note(text="source-authority-down: no configured authority matches this incident; check by hand"),
                 _postmortem(ctx)]
-    status = _probe(ctx, authority.status_url, options.probe_timeout_seconds)
-    steps: list[Step] = [Note(text=f"{name} status endpoint: {status}")]
-    if status != "up":
-        steps.append(ApiCall(
-            service="sqs", operation="send_message", target=f"reverify:{name}",
-            params={"QueueUrl": options.reverify_queue_url,
-                    "MessageBody": json.dumps({"action": "hold_and_retry", "authority": name,
-                                               "incident": ctx.incident.id, "reason": "vendor unavailable"})},
-            why=f"{name} is down on the vendor side: queue re-verification"))
-    else:
-        events = ctx.read("logs", "filter_log_events", {
+    status = ctx.later(f"{name}'s status", lambda: _probe(ctx, authority.status_url, options.probe_timeout_seconds),
+                       reads=(f"http:GET {authority.status_url}",))
+
+    def our_side(answer: dict[str, Any]) -> str:
+        events = answer.get("events", [])
+        return (f"{name} is up: our side. {len(events)} adapter errors in the last "
+                f"{options.error_lookback_minutes} min in {authority.log_group}"
+                + (f"; first: {_first_line(events[0].get('message', ''))}" if events else ""))
+
+    return [
+        Note(text=ctx.later(f"{name}'s status", lambda seen: f"{name} status endpoint: {seen}", status)),
+        ApiCall(service="sqs", operation="send_message", target=f"reverify:{name}",
+                params={"QueueUrl": options.reverify_queue_url,
+                        "MessageBody": json.dumps({"action": "hold_and_retry", "authority": name,
+                                                   "incident": ctx.incident.id, "reason": "vendor unavailable"})},
+                why=f"{name} is down on the vendor side: queue re-verification",
+                only_if=ctx.later(f"{name} is down", lambda seen: seen != "up", status)),
+        Note(text=ctx.reading(f"{name}'s adapter errors", "logs", "filter_log_events", {
             "logGroupName": authority.log_group, "filterPattern": "?ERROR ?Exception",
             "startTime": int((ctx.now - timedelta(minutes=options.error_lookback_minutes)).timestamp() * 1000),
-            "limit": 20}).get("events", [])
-        steps.append(Note(text=f"{name} is up: our side. {len(events)} adapter errors in the last "
-                               f"{options.error_lookback_minutes} min in {authority.log_group}"
-                               + (f"; first: {_first_line(events[0].get('message', ''))}" if events else "")))
-    steps.append(_postmortem(ctx))
-    return steps
+            "limit": 20}, then=our_side),
+             only_if=ctx.later(f"{name} is up", lambda seen: seen == "up", status)),
+        _postmortem(ctx),
+    ]
 
 
 def _which(ctx: PlaybookContext, options: Options) -> tuple[str, Authority | None]:
@@ -106,5 +113,5 @@ def _first_line(message: str) -> str:
 
 
 def _postmortem(ctx: PlaybookContext) -> AddDuty:
-    return AddDuty(kind="postmortem", due_at=ctx.now + timedelta(hours=24),
+    return AddDuty(kind=DutyKind.POSTMORTEM, due_at=ctx.now + timedelta(hours=24),
                    reason="runbook §5.1: post-mortem within 24 h")

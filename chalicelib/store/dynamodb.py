@@ -37,17 +37,13 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import ConflictError, StoreError, TransientError
+from chalicelib.errors import ConflictError, StoreError, TransientError, from_client_error
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
 from chalicelib.store import Claim, bounds
-from chalicelib.store.retry import Pause, backoff, retried
+from chalicelib.store.retry import TRANSIENT_ATTEMPTS, Pause, backoff, retried
 
 DUE_INDEX = "due"
-TRANSACTION_ATTEMPTS = 4  # a cancelled transaction wrote nothing; beyond this the Lambda retries
-_TRANSIENT = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "TransactionConflictException",
-}
+TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 
 
 class DynamoStore:
@@ -76,11 +72,9 @@ class DynamoStore:
             if code == "TransactionCanceledException":
                 reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
                 raise _TransactionCancelled(reasons) from exc
-            if code in _TRANSIENT:
-                raise TransientError(f"dynamodb {op} on {self.table}: {code}") from exc
-            raise StoreError(f"dynamodb {op} on {self.table}: {code}") from exc
+            raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
         except BotoCoreError as exc:
-            raise TransientError(f"dynamodb {op} on {self.table}: {type(exc).__name__}") from exc
+            raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
 
     # --- deliveries -------------------------------------------------------------------
 

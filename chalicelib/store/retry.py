@@ -1,8 +1,15 @@
-"""The one retry policy for optimistic writes: re-read, decide again, write, a bounded number of times.
+"""The one retry helper: re-read, decide again, write, a bounded number of times.
 
-Every loop that loses a conditional write (``ConflictError``) goes through ``retried``, and so
-does the DynamoDB store when a transaction is cancelled for a passing reason (throttling, a
-concurrent transaction). ``pause`` is injected so tests never sleep.
+Every loop that loses a conditional write (``ConflictError``) goes through ``retried`` with the
+one budget, ``CONFLICT_ATTEMPTS``: incidents, the playbook envelope's action log, API tokens.
+Conflicts clear in milliseconds, so 25 short jittered pauses cost little and outlast any
+realistic pile-up of workers on one record; past that the caller gets a ``ConflictError``
+saying what kept changing (the API answers 409, a Lambda retries).
+
+Two other waits use the same helper with their own budget, because what they wait for is not
+a lost race: a DynamoDB transaction cancelled for a passing reason (throttling) is tried
+``TRANSIENT_ATTEMPTS`` times, then left to the Lambda's own retries; the CLI's replay waits out
+another process's delivery lease. ``pause`` is injected so tests never sleep.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from chalicelib.errors import ConflictError
 T = TypeVar("T")
 Pause = Callable[[int], None]
 
-CONFLICT_ATTEMPTS = 25
+CONFLICT_ATTEMPTS = 25  # the budget for a lost conditional write (see above)
+TRANSIENT_ATTEMPTS = 4  # a throttled or cancelled AWS write; beyond this the Lambda retries
 
 
 def backoff(attempt: int) -> None:

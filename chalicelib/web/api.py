@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.decisions.incidents import MAX_NOTE_CHARS
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
-from chalicelib.models import Incident, IncidentStatus
+from chalicelib.models import DutyKind, Incident, IncidentStatus
 from chalicelib.sources import safejson
 from chalicelib.store import with_full_timeline
 from chalicelib.web.tokens import Principal, Role
@@ -27,7 +27,7 @@ from chalicelib.wiring import Deps
 MAX_BODY = 256 * 1024
 MAX_NOTE = MAX_NOTE_CHARS
 PAGE_LIMIT_MAX = 100
-DUTY_KINDS = frozenset({"postmortem", "customer_notification", "design_partner_notification", "breach_notification"})
+DUTY_KINDS = frozenset(kind.value for kind in DutyKind)  # what the route accepts: openapi.json lists the same
 
 
 @dataclass

@@ -83,7 +83,7 @@ class TokenService:
                 record["revoked_at"], record["revoked_by"] = self.clock().isoformat(), by
             self.store.put_doc(f"token:{token_id}", record, version)
             return token_id
-        return retried(attempt, what=f"token {token_id}", attempts=5)
+        return retried(attempt, what=f"token {token_id}")
 
     def describe(self, token_id: str) -> dict[str, Any] | None:
         record, _ = self.store.get_doc(f"token:{token_id}")
