@@ -155,6 +155,11 @@ def list_incidents() -> Response:
     return _api("list_incidents", dict(app.current_request.query_params or {}))
 
 
+@app.route("/incidents", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
+def page_on_purpose() -> Response:
+    return _api("page", _raw())
+
+
 @app.route("/incidents/{incident_id}", methods=["GET"], authorizer=token_authorizer)
 def get_incident(incident_id: str) -> Response:
     return _api("get_incident", incident_id)
@@ -193,6 +198,30 @@ def incident_phi_exposure(incident_id: str) -> Response:
            content_types=["application/json", "text/plain"])
 def incident_duty_done(incident_id: str, kind: str) -> Response:
     return _api("complete_duty", incident_id, kind)
+
+
+@app.route("/incidents/{incident_id}/escalate", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json", "text/plain"])
+def escalate_incident(incident_id: str) -> Response:
+    return _api("escalate", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/reassign", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json"])
+def reassign_incident(incident_id: str) -> Response:
+    return _api("reassign", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/snooze", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json"])
+def snooze_incident(incident_id: str) -> Response:
+    return _api("snooze", incident_id, _raw())
+
+
+@app.route("/incidents/{incident_id}/severity", methods=["POST"], authorizer=token_authorizer,
+           content_types=["application/json"])
+def incident_severity(incident_id: str) -> Response:
+    return _api("set_severity", incident_id, _raw())
 
 
 @app.route("/tokens", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])

@@ -13,6 +13,10 @@
     phi ID --by NAME                      mark "PHI exposure suspected" (Sev1, breach clock)
     report monthly --month YYYY-MM --out DIR   Markdown report with a PNG chart
     oncall [--at ISO] [--json]            who holds each role at that moment
+    page --severity N --title TEXT [--role ROLE | --person NAME] [--key KEY] --by NAME [--now ISO]
+                                          page a human on purpose (a ``manual`` incident)
+    escalate-now ID | reassign ID --to NAME | snooze ID --until ISO | severity ID --to N
+                                          act on an incident, each with --by NAME [--now ISO]
 
 The store comes from ``RESPONDER_STORE`` (default ``sqlite:///.responder/state.db``); a command
 that finds it new or empty says which store it read, on stderr. With ``--now`` incident ids
@@ -125,6 +129,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_oncall)
+
+    p = sub.add_parser("page", help="page a human on purpose: a manual incident through the pipeline")
+    p.add_argument("--severity", required=True, type=int)
+    p.add_argument("--title", required=True)
+    owner = p.add_mutually_exclusive_group()
+    owner.add_argument("--role", help="page whoever holds this role (default: the severity's chain)")
+    owner.add_argument("--person", help="page this person")
+    p.add_argument("--key", help="pages with the same key share the incident open for it")
+    p.add_argument("--by", required=True)
+    _add_now(p)
+    p.set_defaults(run=cmd_page)
+
+    for name, option, value_help, act in (
+            ("escalate-now", None, None, "escalate"),
+            ("reassign", "--to", "a role or a person of routing.yaml", "reassign"),
+            ("snooze", "--until", "an ISO time: escalation pauses until then", "snooze"),
+            ("severity", "--to", "the new severity, 1-4", "set_severity")):
+        p = sub.add_parser(name, help=f"{name} an incident")
+        p.add_argument("id")
+        if option:
+            p.add_argument(option, dest="value", required=True, help=value_help,
+                           type=_iso if option == "--until" else int if name == "severity" else str)
+        p.add_argument("--by", required=True)
+        _add_now(p)
+        p.set_defaults(run=functools.partial(cmd_operation, act=act))
 
     for name, fn in (("ack", cmd_ack), ("resolve", cmd_resolve)):
         p = sub.add_parser(name, help=f"{name} an incident")
@@ -273,6 +302,27 @@ def cmd_ack(args: argparse.Namespace) -> int:
 def cmd_resolve(args: argparse.Namespace) -> int:
     incident = _deps(args).pipeline.resolve(args.id, args.by)
     _print(_incident_json(incident))
+    return 0
+
+
+def cmd_page(args: argparse.Namespace) -> int:
+    from chalicelib.operations import Operations
+
+    deps = _deps(args)
+    reason, incident = Operations(deps.pipeline).page(severity=args.severity, title=args.title, role=args.role,
+                                                      person=args.person, key=args.key, by=args.by)
+    _print({"reason": reason, "incident": _incident_json(incident) if incident else None})
+    return 0
+
+
+def cmd_operation(args: argparse.Namespace, act: str) -> int:
+    """escalate-now, reassign, snooze, severity: ``Operations.<act>``; prints the reason and the incident."""
+    from chalicelib.operations import Operations
+
+    operations = Operations(_deps(args).pipeline)
+    run = getattr(operations, act)
+    reason, incident = run(args.id, args.by) if act == "escalate" else run(args.id, args.value, args.by)
+    _print({"reason": str(reason), "incident": _incident_json(incident)})
     return 0
 
 

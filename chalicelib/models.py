@@ -42,6 +42,7 @@ class SignalKind(StrEnum):
     SENTRY_INSTALLATION = "sentry_installation"
     PAGERDUTY = "pagerduty"
     CANARY = "canary"  # the responder's own heartbeat (canary.py)
+    MANUAL = "manual"  # a human paged on purpose (sources/manual.py)
     UNKNOWN = "unknown"
 
 
@@ -366,6 +367,10 @@ class Incident(Frozen):
     # when it last opened or resolved, by the clock of whoever did it (the sender's signed time for
     # a webhook, ours otherwise); an event its sender dates earlier is stale
     changed_at: datetime | None = None
+    # a human paused escalation until this time; it holds for the chain it was set on only
+    # (a restart: a severity change, a reassignment, ends it). See decisions/actions.py.
+    snoozed_until: datetime | None = None
+    snoozed_chain: str | None = None
     version: int = 0
 
     @property

@@ -47,7 +47,7 @@ from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
 from chalicelib.errors import DeliveryInProgress
-from chalicelib.models import Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
+from chalicelib.models import Classification, Frozen, Incident, PageRecord, PageStatus, Signal, SignalKind
 from chalicelib.notify.channels import Transport
 from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
@@ -97,9 +97,12 @@ class Pipeline:
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
 
-    def respond(self, signal: Signal, raw: Any = None) -> Outcome:
+    def respond(self, signal: Signal, raw: Any = None, classification: Classification | None = None,
+                opened: Callable[[Incident], Incident] | None = None) -> Outcome:
+        """``classification`` when the sender decided it (a person paging on purpose); ``opened``
+        changes a newly opened incident before anyone is paged (the owner they named)."""
         now = self.clock()
-        classification = classify(signal, self.config.severity)
+        classification = classification or classify(signal, self.config.severity)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
             "incident_key": signal.incident_key, "severity": classification.severity.value,
@@ -112,7 +115,7 @@ class Pipeline:
         if claim is Claim.IN_PROGRESS:
             raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
-            reason, incident = self.incidents.handle(signal, classification, now)
+            reason, incident = self.incidents.handle(signal, classification, now, opened)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):

@@ -44,6 +44,11 @@ ROUTES = [
     ("POST", "/incidents/{id}/notes", {"text": "looking at the bucket policy"}, "responder"),
     ("POST", "/incidents/{id}/ack", None, "responder"),
     ("POST", "/incidents/{id}/resolve", {"note": "retention was restored"}, "responder"),
+    ("POST", "/incidents", {"severity": 3, "title": "customer reports wrong totals"}, "responder"),
+    ("POST", "/incidents/{id}/escalate", None, "responder"),
+    ("POST", "/incidents/{id}/reassign", {"to": "christian"}, "responder"),
+    ("POST", "/incidents/{id}/snooze", {"until": "2025-03-14T16:00:00+00:00"}, "responder"),
+    ("POST", "/incidents/{id}/severity", {"severity": 2}, "responder"),
     ("POST", "/tokens", {"user": "new-hire", "role": "viewer"}, "admin"),
     ("DELETE", "/tokens/{token_id}", None, "admin"),
 ]
@@ -56,18 +61,20 @@ def test_role_matrix(client: Client, deps: Deps, tokens: dict[str, str], inciden
                      method: str, path: str, body: Any, needs: str) -> None:
     victim_id, _ = deps.tokens.create("someone", Role.VIEWER)
     url = path.format(id=incident_id, token_id=victim_id)
+    before = deps.store.get(incident_id).version
     response = call(client, method, url, None if caller == "none" else tokens[caller], body)
     if caller in ("none", "unknown", "revoked", "garbage"):
         assert response.status_code == 401
         assert deps.store.get(incident_id).status.value == "open"
         return
     allowed = Role[caller.upper()] >= Role[needs.upper()]
-    assert response.status_code == ((201 if method == "POST" and path.endswith(("/notes", "/tokens")) else 200)
-                                    if allowed else 403), response.json_body
+    created = method == "POST" and path.endswith(("/notes", "/tokens", "/incidents"))
+    assert response.status_code == ((201 if created else 200) if allowed else 403), response.json_body
     if not allowed:
         assert response.json_body["error"] == "forbidden" and "needs" in response.json_body["message"]
         incident = deps.store.get(incident_id)
         assert incident.status.value == "open" and not any("note:" in e.what for e in incident.timeline)
+        assert incident.version == before and len(deps.store.list()) == 1
 
 
 def test_mutations_record_who(client: Client, deps: Deps, tokens: dict[str, str], incident_id: str) -> None:

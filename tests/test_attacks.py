@@ -11,34 +11,20 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
-from moto import mock_aws
 
-import app as app_module
 from chalicelib import phi
 from chalicelib.handlers import on_event
 from chalicelib.models import MAX_ID, IncidentStatus
-from chalicelib.store.dynamodb import DynamoStore
-from chalicelib.store.sqlite import SqliteStore
-from tests.conftest import T0, create_table, installed, load_event, make_deps, new_id, sns_event
+from tests.conftest import T0, app_on, load_event, new_id, sns_event
 from tests.test_app import sentry_post
 from tests.test_pagerduty_sync import deps, pd, webhook  # noqa: F401  (fixtures: conftest's client serves these deps)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def env(request: Any, tmp_path: Any, clock: Any, console: Any) -> Iterator[tuple[Client, Any]]:
-    if request.param == "sqlite":
-        for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, console)):
-            with Client(app_module.app, stage_name="dev") as http:
-                yield http, built
-        return
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        for built in installed(make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, console)):
-            with Client(app_module.app, stage_name="dev") as http:
-                yield http, built
+    yield from app_on(request.param, tmp_path, clock, console)
 
 
 def issue_body(action: str, last_seen: str, **issue: Any) -> bytes:

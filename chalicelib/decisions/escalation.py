@@ -79,6 +79,7 @@ class RepeatReason(StrEnum):
     ACKNOWLEDGED = "ACKNOWLEDGED"      # someone answered: nobody is paged again
     RESOLVED = "RESOLVED"
     NO_CHAIN = "NO_CHAIN"
+    SNOOZED = "SNOOZED"                # a human paused escalation: the loop waits for the snooze to end
 
 
 class StepOutcome(StrEnum):
@@ -126,10 +127,24 @@ def step_due_at(state: EscalationState, index: int, config: ResponderConfig) -> 
     return state.started_at + timedelta(minutes=step.after_minutes)
 
 
+def snooze_end(incident: Incident) -> datetime | None:
+    """When the snooze on the current chain ends (None: no snooze on it). Nothing that calls for
+    action is queued or sent before then; whatever fell due meanwhile goes out at that time."""
+    state = incident.escalation
+    if incident.snoozed_until is None or state is None or state.chain != incident.snoozed_chain:
+        return None
+    return incident.snoozed_until
+
+
+def snoozed(incident: Incident, now: datetime) -> bool:
+    end = snooze_end(incident)
+    return end is not None and now < end
+
+
 def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> list[int]:
     """Indices of this loop's chain steps whose time has come, for an open, unacknowledged incident."""
     state = incident.escalation
-    if state is None or incident.status is not IncidentStatus.OPEN:
+    if state is None or incident.status is not IncidentStatus.OPEN or snoozed(incident, now):
         return []
     steps = chain_for(state.severity, config).steps
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
@@ -153,6 +168,8 @@ def repeat_decision(incident: Incident, config: ResponderConfig, now: datetime) 
         return RepeatReason.NO_MORE_LOOPS
     if loop_start(state, state.loop + 1, config) > now:
         return RepeatReason.NOT_YET
+    if snoozed(incident, now):
+        return RepeatReason.SNOOZED
     return RepeatReason.REPEAT
 
 
@@ -177,16 +194,21 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     assert incident.escalation is not None
     state = incident.escalation
     role_name = chain_for(state.severity, config).steps[index].role
-    role = config.routing.roles[role_name]
     first = index == 0 and state.loop == 0 and restart_of(state) == 0
-    kind = PageKind.TRIGGER if first else PageKind.ESCALATION
     step_id = f"{state.chain}/{index}" if state.loop == 0 else f"{state.chain}/L{state.loop}/{index}"
+    people = [p for p in holders(config.routing.roles[role_name], now, config.routing.zone) if p not in state.paged]
+    return people_pages(incident, step_id, role_name, people, PageKind.TRIGGER if first else PageKind.ESCALATION,
+                        config, now, ack_link)
+
+
+def people_pages(incident: Incident, step_id: str, role_name: str, people: list[str], kind: PageKind,
+                 config: ResponderConfig, now: datetime, ack_link: AckLinker | None = None) -> list[PageRecord]:
+    """One outbox entry per person in ``people`` and channel of theirs, for step ``step_id``
+    (a chain step, or a person a human named: ``decisions.actions``)."""
     pagerduty = pagerduty_channels(config)
     alerts = pagerduty_alerts(incident, pagerduty)
     pages = []
-    for person in holders(role, now, config.routing.zone):
-        if person in state.paged:
-            continue
+    for person in people:
         link = ack_link(incident, person, now) if ack_link else None
         text = render(incident, kind, ack_url=link.redacted if link else None)
         key = dedup_key(incident.id, person, next_key(alerts.get(person)))
@@ -195,6 +217,23 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
                              dedup_keys=(key,) if channel in pagerduty else ())
                   for channel in config.routing.people[person].channels]
     return pages
+
+
+def queued(incident: Incident, pages: list[PageRecord], people: list[str], config: ResponderConfig) -> Incident:
+    """``pages`` in the outbox, each PagerDuty trigger's alert counted, ``people`` paged in this loop."""
+    assert incident.escalation is not None
+    pagerduty = pagerduty_channels(config)
+    alerts = pagerduty_alerts(incident, pagerduty)
+    for page in pages:
+        if page.channel in pagerduty:
+            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
+            n = next_key(alerts.get(page.person))
+            alerts[page.person] = mine.model_copy(update={
+                "current": n, "confirmed": mine.confirmed and n == mine.current, "role": page.role})
+    incident = with_alerts(incident, alerts) if alerts else incident
+    assert incident.escalation is not None
+    paged = incident.escalation.model_copy(update={"paged": (*incident.escalation.paged, *people)})
+    return incident.with_pages(*pages).model_copy(update={"escalation": paged})
 
 
 def page_step(incident: Incident, index: int, config: ResponderConfig, now: datetime,
@@ -215,21 +254,10 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
             at=now, what=f"{label}: {role_name} is {', '.join(everyone)}, already paged in this loop: "
                          "skipped, on to the next person")), StepOutcome.ALREADY_PAGED
     pages = step_pages(incident, index, config, now, ack_link)
-    pagerduty = pagerduty_channels(config)
-    alerts = pagerduty_alerts(incident, pagerduty)
-    for page in pages:
-        if page.channel in pagerduty:
-            mine = alerts.get(page.person) or PagerDutyAlerts(person=page.person, role=page.role)
-            n = next_key(alerts.get(page.person))
-            alerts[page.person] = mine.model_copy(update={
-                "current": n, "confirmed": mine.confirmed and n == mine.current, "role": page.role})
     skipped = sorted(set(everyone) - set(fresh))
     what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
         f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
-    incident = with_alerts(incident, alerts) if alerts else incident
-    assert incident.escalation is not None
-    paged = incident.escalation.model_copy(update={"paged": (*incident.escalation.paged, *fresh)})
-    return incident.with_pages(*pages).noted(TimelineEntry(at=now, what=what), escalation=paged), StepOutcome.PAGED
+    return queued(incident, pages, fresh, config).noted(TimelineEntry(at=now, what=what)), StepOutcome.PAGED
 
 
 def page_steps(incident: Incident, first: int, last: int, config: ResponderConfig, now: datetime,
@@ -395,7 +423,7 @@ def cancel_unsent(incident: Incident, now: datetime, why: str) -> Incident:
 
 def claimable(page: PageRecord, incident: Incident, now: datetime) -> bool:
     """May a worker take this page for sending now?"""
-    if page.kind.calls_for_action and incident.status is not IncidentStatus.OPEN:
+    if page.kind.calls_for_action and (incident.status is not IncidentStatus.OPEN or snoozed(incident, now)):
         return False
     if page.status is PageStatus.PENDING:
         return True
@@ -448,26 +476,30 @@ def fallback_page(page: PageRecord, incident: Incident, config: ResponderConfig)
 def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | None:
     """The earliest time anything about this incident is due: a step, a retry, a fallback, a lease."""
     times: list[datetime] = []
+    held: list[datetime] = []  # what calls for action: it waits for a snooze to end
     state = incident.escalation
     if state is not None and incident.status is IncidentStatus.OPEN:
         steps = chain_for(state.severity, config).steps
         if state.next_step < len(steps):
-            times.append(step_due_at(state, state.next_step, config))
+            held.append(step_due_at(state, state.next_step, config))
         # asked as of the chain's start, "not yet" means: another loop is to come
         elif repeat_decision(incident, config, state.started_at) is RepeatReason.NOT_YET:
-            times.append(loop_start(state, state.loop + 1, config))
+            held.append(loop_start(state, state.loop + 1, config))
     for page in incident.pages:
         if page.kind.calls_for_action and incident.status is not IncidentStatus.OPEN:
             continue
+        due = held if page.kind.calls_for_action else times
         if page.status is PageStatus.PENDING:
-            times.append(page.at)
+            due.append(page.at)
         elif page.status is PageStatus.FAILED and page.next_attempt_at is not None:
-            times.append(page.next_attempt_at)
+            due.append(page.next_attempt_at)
             minutes = config.severity.matrix[incident.severity].response_minutes
             if minutes is not None and page.fallback_for is None and not _has_fallback(incident, page):
-                times.append(page.at + timedelta(minutes=minutes) / 2)
+                due.append(page.at + timedelta(minutes=minutes) / 2)
         elif page.status is PageStatus.SENDING and page.lease_until is not None:
-            times.append(page.lease_until)
+            due.append(page.lease_until)
+    end = snooze_end(incident)
+    times += [max(t, end) for t in held] if end is not None else held
     if incident.watch is not None:
         times.append(incident.watch.next_check_at)
     from chalicelib.decisions.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle

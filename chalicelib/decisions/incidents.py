@@ -210,15 +210,18 @@ class IncidentService:
         """Every write records when the sweep must next look at the incident."""
         return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
-    def handle(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident | None]:
+    def handle(self, signal: Signal, c: Classification, now: datetime,
+               opened: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
+        """``opened`` changes a new incident before it is stored (the owner a person named is paged
+        first): in the same write, so no sweep can page the chain's first step meanwhile."""
         def attempt() -> tuple[Reason, Incident | None]:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
             latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
             reason = decide(signal, c, current, latest)
             if reason is Reason.OPENED:
-                created = self.store.create(
-                    self._stamped(new_incident(self.new_id(signal, now), signal, c, now, self.config)))
+                fresh = new_incident(self.new_id(signal, now), signal, c, now, self.config)
+                created = self.store.create(self._stamped(opened(fresh) if opened else fresh))
                 if created is None:  # another worker opened it first: decide again against theirs
                     raise ConflictError(f"incident key {signal.incident_key} was opened meanwhile")
                 if signal.signed_at is not None:

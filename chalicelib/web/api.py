@@ -156,6 +156,77 @@ def complete_duty(deps: Deps, principal: Principal | None, incident_id: str, kin
     return _act(lambda: deps.pipeline.complete_duty(incident_id, kind, principal.user), incident_id)
 
 
+# --- on-call operations: page on purpose, escalate, reassign, snooze, severity (chalicelib.operations) ---
+
+
+def page(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
+    """A person pages on purpose: 201 with a new incident, 200 when its key's incident is open."""
+    from chalicelib.operations import Operations
+
+    def run(user: str, body: dict[str, Any]) -> ApiResponse:
+        reason, incident = Operations(deps.pipeline).page(
+            severity=body.get("severity"), title=body.get("title"), role=body.get("role"),
+            person=body.get("person"), key=body.get("key"), by=user)
+        return ApiResponse(201 if reason == "OPENED" else 200,
+                           {"reason": reason, "incident": incident_json(incident) if incident else None})
+    return _operation(principal, raw_body, None, {"severity", "title", "role", "person", "key"}, run)
+
+
+def escalate(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    return _incident_operation(deps, principal, raw_body, incident_id, set(),
+                               lambda ops, user, body: ops.escalate(incident_id, user), required=False)
+
+
+def reassign(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    return _incident_operation(deps, principal, raw_body, incident_id, {"to"},
+                               lambda ops, user, body: ops.reassign(incident_id, body.get("to"), user))
+
+
+def snooze(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    return _incident_operation(deps, principal, raw_body, incident_id, {"until"},
+                               lambda ops, user, body: ops.snooze(incident_id, body.get("until"), user))
+
+
+def set_severity(deps: Deps, principal: Principal | None, incident_id: str, raw_body: bytes) -> ApiResponse:
+    return _incident_operation(deps, principal, raw_body, incident_id, {"severity"},
+                               lambda ops, user, body: ops.set_severity(incident_id, body.get("severity"), user))
+
+
+def _incident_operation(deps: Deps, principal: Principal | None, raw_body: bytes, incident_id: str,
+                        fields: set[str], act: Callable[[Any, str, dict[str, Any]], tuple[str, Incident]],
+                        required: bool = True) -> ApiResponse:
+    """An action on one incident: ``{"reason", "incident"}``; 404, 409 (refused) as for the others."""
+    from chalicelib.operations import Operations
+
+    def run(user: str, body: dict[str, Any]) -> ApiResponse:
+        reason, incident = act(Operations(deps.pipeline), user, body)
+        return ApiResponse(200, {"reason": str(reason), "incident": incident_json(incident)})
+    return _operation(principal, raw_body, incident_id, fields, run, required)
+
+
+def _operation(principal: Principal | None, raw_body: bytes, incident_id: str | None, fields: set[str],
+               run: Callable[[str, dict[str, Any]], ApiResponse], required: bool = True) -> ApiResponse:
+    """Responder role, a JSON object with only ``fields``, then ``run(user, body)`` with errors mapped."""
+    from chalicelib.operations import Refused
+
+    if denied := require(principal, Role.RESPONDER) or _size(raw_body):
+        return denied
+    assert principal is not None
+    try:
+        body = _json_object(raw_body, required=required)
+        if unknown := sorted(set(body) - fields):
+            raise InvalidRequest(unknown[0], "unknown field")
+        return run(principal.user, body)
+    except InvalidRequest as exc:
+        return error(400, str(exc), exc.field)
+    except IncidentNotFound:
+        return error(404, f"no incident {incident_id}", "id")
+    except Refused as exc:
+        return error(409, str(exc), exc.field)
+    except ConflictError as exc:
+        return error(409, str(exc), "status")
+
+
 def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
     if denied := require(principal, Role.ADMIN) or _size(raw_body):
         return denied
