@@ -7,6 +7,15 @@
    and the standard library is importable: the zip Chalice makes (no .pyc) against the zip
    with unchecked-hash bytecode, for ``import app`` and for the first event's imports
    (``from chalicelib import handlers`` and a boto3 DynamoDB client).
+3. Side by side in one run, runs interleaved so machine load hits both alike: the floor against
+   the first event's imports from the shipped zip, wall and CPU time (the child's user + sys:
+   steadier than wall on a busy machine), and their ratio. Then where the first event's CPU
+   goes beyond the floor, step by step in one interpreter (median of the runs).
+
+The zip is built for arm64: its native extensions (pydantic-core, PyYAML's libyaml binding) are
+aarch64 builds. To run it here each one is replaced by this interpreter's build of the same
+file from the venv (same package versions: requirements.txt pins them); everything else, the
+bytecode included, is the zip's. The report lists the swapped files.
 
     bash scripts/package prod out && python bench/coldstart.py --zips out
 """
@@ -16,9 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import zipfile
@@ -33,13 +46,41 @@ FIRST_EVENT = ("import app; from chalicelib import handlers; import boto3; "
                "boto3.client('dynamodb', region_name='us-east-1')")
 
 
+# The first event's imports, one step at a time in one interpreter: CPU ms per step, as JSON.
+STEPS = """
+import json, sys, time
+steps = {}
+def step(name, action):
+    start = time.process_time()
+    action()
+    steps[name] = (time.process_time() - start) * 1000
+step("floor: boto3 + DynamoDB client", lambda: __import__("boto3").client("dynamodb", region_name="us-east-1"))
+step("import app (chalice, observability, gateway)", lambda: __import__("app"))
+step("pydantic", lambda: __import__("pydantic"))
+step("chalicelib.models (model classes built)", lambda: __import__("chalicelib.models"))
+step("chalicelib.config (config model classes built)", lambda: __import__("chalicelib.config"))
+step("chalicelib.sources", lambda: __import__("chalicelib.sources"))
+step("chalicelib.pipeline (decisions, notify, playbooks)", lambda: __import__("chalicelib.pipeline"))
+step("chalicelib.handlers (wiring, store, secrets, settings)", lambda: __import__("chalicelib.handlers"))
+from chalicelib import config
+step("config.load() (YAML, validation; at the first event)", config.load)
+print(json.dumps(steps))
+"""
+
+
+def run_once(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
+
+
 def wall_ms(argv: list[str], runs: int, cwd: Path, env: dict[str, str] | None = None) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
+    return round(statistics.median(run_once(argv, cwd, env)[0] for _ in range(runs)), 1)
 
 
 def importtime_ms(code: str, cwd: Path) -> float:
@@ -54,19 +95,70 @@ def importtime_ms(code: str, cwd: Path) -> float:
     return round(total / 1000, 1)
 
 
-def extract(zip_path: Path, into: Path) -> Path:
+def extract(zip_path: Path, into: Path, swapped: list[str] | None = None) -> Path:
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(into)
+    for name in swap_native_extensions(into):
+        if swapped is not None and name not in swapped:
+            swapped.append(name)
     stamp = 315532800  # 1980-01-01, what Lambda sees for a Chalice zip
     for path in into.rglob("*"):
         os.utime(path, (stamp, stamp))
     return into
 
 
+def swap_native_extensions(folder: Path) -> list[str]:
+    """Replace extension modules built for another machine (the zip's aarch64 ones) by this
+    interpreter's build of the same module from the venv; return the zip paths replaced."""
+    here = sysconfig.get_config_var("EXT_SUFFIX")  # ".cpython-311-x86_64-linux-gnu.so"
+    site = Path(sysconfig.get_paths()["purelib"])
+    swapped = []
+    for native in sorted(folder.rglob("*.so")):
+        if native.name.endswith(here) or f"-{platform.machine()}-" in native.name:
+            continue
+        stem = native.name.split(".")[0]
+        relative = native.parent.relative_to(folder)
+        [replacement] = list((site / relative).glob(f"{stem}{here}"))
+        shutil.copy2(replacement, native.parent / replacement.name)
+        native.unlink()
+        swapped.append(str(relative / native.name))
+    return swapped
+
+
+def zip_argv(folder: Path, code: str) -> list[str]:
+    return [sys.executable, "-S", "-E", "-B", "-c", f"import sys; sys.path.insert(0, {str(folder)!r}); {code}"]
+
+
+def zip_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), **LAMBDA_ENV}
+
+
 def zip_case(folder: Path, code: str, runs: int) -> float:
-    env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_ENV}
-    argv = [sys.executable, "-S", "-E", "-B", "-c", f"import sys; sys.path.insert(0, {str(folder)!r}); {code}"]
-    return wall_ms(argv, runs, folder, env)
+    return wall_ms(zip_argv(folder, code), runs, folder, zip_env())
+
+
+def side_by_side(folder: Path, runs: int) -> dict[str, float]:
+    """Floor and first event alternately, so the machine's load falls on both alike."""
+    floor, first = [], []
+    for _ in range(runs):
+        floor.append(run_once(zip_argv(folder, FLOOR), folder, zip_env()))
+        first.append(run_once(zip_argv(folder, FIRST_EVENT), folder, zip_env()))
+    med = {name: [round(statistics.median(x[i] for x in runs_), 1) for i in (0, 1)]
+           for name, runs_ in (("floor", floor), ("first", first))}
+    return {"floor_wall_ms": med["floor"][0], "first_event_wall_ms": med["first"][0],
+            "ratio_wall": round(med["first"][0] / med["floor"][0], 3),
+            "floor_cpu_ms": med["floor"][1], "first_event_cpu_ms": med["first"][1],
+            "ratio_cpu": round(med["first"][1] / med["floor"][1], 3)}
+
+
+def steps(folder: Path, runs: int) -> dict[str, float]:
+    """CPU ms of each step of the first event's imports (median over runs), in import order."""
+    results = []
+    for _ in range(runs):
+        out = subprocess.run(zip_argv(folder, STEPS), cwd=folder, env=zip_env(), check=True,
+                             capture_output=True, text=True).stdout
+        results.append(json.loads(out))
+    return {name: round(statistics.median(r[name] for r in results), 1) for name in results[0]}
 
 
 def main() -> None:
@@ -86,12 +178,16 @@ def main() -> None:
                       "importtime_floor_ms": importtime_ms(FLOOR, ROOT)}
     if args.zips:
         with tempfile.TemporaryDirectory() as tmp:
-            plain = extract(args.zips / "deployment-no-pyc.zip", Path(tmp) / "plain")
-            compiled = extract(args.zips / "deployment.zip", Path(tmp) / "compiled")
+            swapped: list[str] = []
+            plain = extract(args.zips / "deployment-no-pyc.zip", Path(tmp) / "plain", swapped)
+            compiled = extract(args.zips / "deployment.zip", Path(tmp) / "compiled", swapped)
+            report["native_extensions_swapped_for_this_machine"] = swapped
             for name, folder in (("zip_without_pyc", plain), ("zip_with_unchecked_hash_pyc", compiled)):
                 report[name] = {"import_app_ms": zip_case(folder, IMPORT_APP, args.runs),
                                 "first_event_imports_ms": zip_case(folder, FIRST_EVENT, args.runs),
                                 "boto3_client_floor_ms": zip_case(folder, FLOOR, args.runs)}
+            report["side_by_side"] = side_by_side(compiled, args.runs)
+            report["first_event_cpu_ms_by_step"] = steps(compiled, args.runs)
     print(json.dumps(report, indent=2))
 
 

@@ -40,11 +40,13 @@ class LambdaInvocation:
     """The Lambda context of the invocation being handled, for every log line it writes.
 
     ``bind`` runs at the start of each invocation (app.py's middleware); outside one (the
-    CLI, tests) only what the environment says is known."""
+    CLI, tests) only what the environment says is known. The fields fixed for an invocation
+    (service, context, X-Ray trace id) are JSON-encoded once, at ``bind``, not on every line."""
 
     def __init__(self) -> None:
         self.cold_start = True
         self.fields: dict[str, Any] = {}
+        self._encoded: str | None = None
 
     def bind(self, context: Any) -> None:
         self.fields = {
@@ -55,6 +57,7 @@ class LambdaInvocation:
             "function_request_id": str(getattr(context, "aws_request_id", "") or ""),
         }
         self.cold_start = False
+        self._encoded = _encode_fixed(self.fields)  # the runtime sets the trace id before the handler runs
 
     def current(self) -> dict[str, Any]:
         if self.fields:
@@ -64,6 +67,24 @@ class LambdaInvocation:
             return {}
         return {"cold_start": self.cold_start, "function_name": name,
                 "function_memory_size": _int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))}
+
+    def encoded(self) -> str:
+        """``"service": …, <context fields>, "xray_trace_id": …`` as JSON members, without braces."""
+        if self.fields and self._encoded is not None:
+            return self._encoded
+        return _encode_fixed(self.current())  # unbound: the environment may change, read it each time
+
+
+# One encoder, built once: json.dumps with any option builds a new one per call.
+_encode = json.JSONEncoder(default=str).encode
+
+
+def _encode_fixed(fields: dict[str, Any]) -> str:
+    fixed = {"service": os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), **fields}
+    trace_id = _xray_trace_id()
+    if trace_id:
+        fixed["xray_trace_id"] = trace_id
+    return _encode(fixed)[1:-1]
 
 
 invocation = LambdaInvocation()
@@ -87,7 +108,16 @@ def _xray_trace_id() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line in Powertools' field names; an exception as its type only."""
+    """One JSON object per line in Powertools' field names; an exception as its type only.
+
+    Every event handled writes one line, so this is on the hot path: the per-invocation fields
+    come pre-encoded (``LambdaInvocation.encoded``), the second of the timestamp is formatted
+    once per second, and the rest is one flat dict through one pre-built encoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -95,29 +125,30 @@ class JsonFormatter(logging.Formatter):
             "location": f"{record.funcName}:{record.lineno}",
             "message": record.getMessage(),
             "timestamp": self.formatTime(record),
-            "service": os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
-            **invocation.current(),
+            "logger": record.name,
         }
-        trace_id = _xray_trace_id()
-        if trace_id:
-            out["xray_trace_id"] = trace_id
-        out["logger"] = record.name
+        extra = record.__dict__
         for field in _FIELDS:
-            if hasattr(record, field):
-                out[field] = getattr(record, field)
+            if field in extra:
+                out[field] = extra[field]
         if record.exc_info and record.exc_info[0] is not None:
             out["exception_name"] = record.exc_info[0].__name__  # the type only: messages can quote input
-        return json.dumps(out, default=str)
+        return f"{{{invocation.encoded()}, {_encode(out)[1:]}"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         # Powertools' format: "2026-11-30 01:23:45,678+0000" (UTC).
-        moment = time.gmtime(record.created)
-        return f"{time.strftime('%Y-%m-%d %H:%M:%S', moment)},{int(record.msecs):03d}+0000"
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._second_text},{int(record.msecs):03d}+0000"
 
 
 def setup_logging(level: str | None = None, *extra: logging.Logger) -> None:
     """JSON lines for the responder's logger and ``extra`` ones (Chalice's app log, whose
     default handler would print a traceback, exception message included)."""
+    # Per-record lookups (thread, process, multiprocessing names) no line of ours writes.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for logger in (logging.getLogger("responder"), *extra):
         if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
             for old in list(logger.handlers):

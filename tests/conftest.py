@@ -262,17 +262,22 @@ def new_id() -> str:
 STAGES = ["dev", "prod"]
 
 
-def load_sam_transform() -> Any:
-    spec = importlib.util.spec_from_file_location("sam_transform", ROOT / "scripts" / "sam_transform.py")
+def load_script(name: str) -> Any:
+    """A script of scripts/ as a module (they are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def load_sam_transform() -> Any:
+    return load_script("sam_transform")
+
+
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """``chalice package`` + merge template per stage: {stage: {"sam": ..., "cfn": ...}}."""
+    """``chalice package`` + merge template per stage: {stage: {"sam": ..., "cfn": ..., "zip": path}}."""
     sam_transform = load_sam_transform()
     out: dict[str, dict[str, Any]] = {}
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
@@ -282,5 +287,5 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
                         "--merge-template", ".chalice/merge-template.json", str(folder)],
                        cwd=ROOT, env=env, check=True, capture_output=True)
         sam = json.loads((folder / "sam.json").read_text())
-        out[stage] = {"sam": sam, "cfn": sam_transform.transform_sam(sam, stage)}
+        out[stage] = {"sam": sam, "cfn": sam_transform.transform_sam(sam, stage), "zip": folder / "deployment.zip"}
     return out

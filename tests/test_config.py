@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from chalicelib import config
 from chalicelib.errors import ConfigError
 from chalicelib.models import Severity
 from chalicelib.settings import Settings
-from tests.conftest import copy_config
+from tests.conftest import ROOT, copy_config
 
 
 @pytest.fixture
@@ -184,3 +187,38 @@ def test_a_stem_too_short_to_stay_inside_its_word_family_is_refused(config_dir: 
     edit(config_dir / "severity.yaml", "      words: [auth, authn, authz,", "      words: [aut*, authn, authz,")
     with pytest.raises(ConfigError, match=r"rules\[\d+\]\.match\.words: .*stem 'aut\*' needs at least 4 letters"):
         config.load(config_dir)
+
+
+def _copy_config(folder: Path) -> Path:
+    folder.mkdir()
+    for name in config.FILES:
+        (folder / name).write_bytes((config.DEFAULT_DIR / name).read_bytes())
+    return folder
+
+
+def test_compiled_config_is_what_the_yaml_validates_to(tmp_path: Path) -> None:
+    folder = _copy_config(tmp_path / "config")
+    config.compile_to(folder, folder / config.COMPILED)
+    assert config.load(folder) == config.load(config.DEFAULT_DIR)
+
+
+def test_compiled_config_is_ignored_once_the_yaml_changes(tmp_path: Path) -> None:
+    folder = _copy_config(tmp_path / "config")
+    config.compile_to(folder, folder / config.COMPILED)
+    routing = folder / "routing.yaml"
+    routing.write_text(routing.read_text() + "\nbogus_key: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(folder)
+    assert "bogus_key" in str(caught.value)
+
+
+def test_a_cold_start_with_compiled_config_builds_no_config_validators(tmp_path: Path) -> None:
+    """What the deployed first event saves: no YAML, no config model class built."""
+    folder = _copy_config(tmp_path / "config")
+    config.compile_to(folder, folder / config.COMPILED)
+    code = ("import json, sys; from chalicelib import config; c = config.load(sys.argv[1]); "
+            "print(json.dumps([config.RoutingConfig.__pydantic_complete__, 'yaml' in sys.modules, "
+            "c.routing.roles == config.load().routing.roles]))")
+    result = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=ROOT, capture_output=True, text=True,
+                            check=True)
+    assert json.loads(result.stdout) == [False, False, True]

@@ -38,7 +38,7 @@ def test_sns_handler_lines_carry_the_lambda_context(deps: Deps, client: Client) 
     assert len(handled) == 2
     for line in handled:
         assert POWERTOOLS_FIELDS <= set(line)
-        assert line["function_name"] == "on_alarm_sns" and line["function_memory_size"] == 512
+        assert line["function_name"] == "on_alarm_sns" and line["function_memory_size"] == 1024  # .chalice/config.json
         assert line["service"] == "alarm-responder" and line["level"] == "INFO"
         assert line["location"].startswith("on_event:") and isinstance(line["cold_start"], bool)
         assert line["outcome"]["kind"] == "alarm"
@@ -138,3 +138,27 @@ def test_token_authorizer_invocations_bind_their_own_context(deps: Deps) -> None
     fields = observability.invocation.current()
     assert fields["function_name"] == "token_authorizer"
     assert fields["function_request_id"] == context.aws_request_id
+
+
+def test_each_invocation_lines_carry_its_own_trace_id_and_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-invocation fields are encoded once per invocation: a warm container's next
+    invocation (new request id, new X-Ray trace header) must not reuse the last one's."""
+    class Context:
+        function_name, memory_limit_in_mb = "on_alarm_sns", 512
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:on_alarm_sns"
+        aws_request_id = "first-request"
+
+    monkeypatch.setattr(observability, "invocation", observability.LambdaInvocation())
+    formatter = observability.JsonFormatter()
+    record = logging.LogRecord("responder", logging.INFO, __file__, 7, "event handled", None, None)
+    record.outcome = {"reason": "NEW_INCIDENT", "pages": 1}
+    lines = []
+    for request_id, trace in (("first-request", "1-aaaa"), ("second-request", "1-bbbb")):
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root={trace};Parent=53995c3f42cd8ad8;Sampled=1")
+        Context.aws_request_id = request_id
+        observability.bind_lambda_context(Context())
+        lines.append(json.loads(formatter.format(record)))
+    assert [(x["function_request_id"], x["xray_trace_id"], x["cold_start"]) for x in lines] == [
+        ("first-request", "1-aaaa", True), ("second-request", "1-bbbb", False)]
+    assert set(lines[0]) == POWERTOOLS_FIELDS | {"xray_trace_id", "logger", "outcome"}
+    assert lines[0]["outcome"] == {"reason": "NEW_INCIDENT", "pages": 1} and lines[0]["location"].endswith(":7")

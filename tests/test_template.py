@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from typing import Any
 
 import pytest
 
-from tests.conftest import STAGES, load_sam_transform
+from tests.conftest import STAGES, load_sam_transform, load_script
 
 API_FUNCTIONS = ("APIHandler", "TokenAuthorizer")  # the API refers to these: they may not refer to it
 
 
 sam_transform = load_sam_transform()
+precompile_zip = load_script("precompile_zip")
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -51,6 +53,62 @@ def test_only_functions_outside_the_api_are_told_its_url(packaged: dict[str, Any
         assert "RESPONDER_PUBLIC_URL" not in functions[name]["Properties"]["Environment"]["Variables"]
     outside = [name for name in functions if name not in API_FUNCTIONS]
     assert outside and all("RestAPI" in json.dumps(functions[n]["Properties"]["Environment"]) for n in outside)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_function_runs_on_arm64_with_the_chosen_memory(packaged: dict[str, Any], stage: str) -> None:
+    """Graviton: 20% cheaper per GB-second than x86_64; the zip carries aarch64 wheels to match.
+    1,024 MB: bench/memory.py's pick (README, Deployed settings)."""
+    resources = packaged[stage]["cfn"]["Resources"]
+    functions = {name: (r["Properties"].get("Architectures"), r["Properties"].get("MemorySize"))
+                 for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert len(functions) >= 8 and set(map(str, functions.values())) == {"(['arm64'], 1024)"}, functions
+    with zipfile.ZipFile(packaged[stage]["zip"]) as archive:
+        native = [n for n in archive.namelist() if n.endswith(".so")]
+    assert native and all("aarch64" in n for n in native), native
+
+
+def test_shipped_zip_holds_only_the_app_its_dependencies_and_fresh_bytecode(
+        packaged: dict[str, Any], tmp_path: Path) -> None:
+    """No tests, venv or tool caches; every .pyc one that precompile_zip compiled (unchecked-hash,
+    CPython 3.11) from a source beside it, none carried over from the work tree."""
+    shipped = tmp_path / "deployment.zip"
+    precompile_zip.precompile(packaged["prod"]["zip"], shipped)
+    with zipfile.ZipFile(shipped) as archive:
+        names = archive.namelist()
+        pycs = {n: archive.read(n)[:8] for n in names if n.endswith(".pyc")}
+    tops = {n.split("/")[0] for n in names}
+    assert {"app.py", "chalicelib", "chalice", "boto3", "pydantic"} <= tops
+    assert not {"tests", "bench", "scripts", ".venv", ".chalice", ".git", "out"} & tops
+    assert [n for n in names if precompile_zip.is_litter(n) and not n.endswith(".cpython-311.pyc")] == []
+    assert "chalicelib/__pycache__/wiring.cpython-311.pyc" in pycs
+    assert "chalicelib/config/compiled-config.pickle" in names  # the config, pre-validated
+    for name, header in pycs.items():
+        folder, _, file = name.rpartition("__pycache__/")
+        assert file.endswith(".cpython-311.pyc") and f"{folder}{file.split('.')[0]}.py" in names, name
+        assert header[:4] == importlib.util.MAGIC_NUMBER and header[4:8] == b"\x01\x00\x00\x00", name
+
+
+def test_precompile_drops_work_tree_bytecode_and_leftovers(tmp_path: Path) -> None:
+    """What Chalice copies from a used work tree: another Python's .pyc, the orphan of a moved
+    module, a merge leftover, an editor backup. Only the sources survive, with fresh bytecode."""
+    made = tmp_path / "chalice.zip"
+    with zipfile.ZipFile(made, "w") as archive:
+        archive.writestr("app.py", "import chalicelib.wiring\n")
+        archive.writestr("chalicelib/__init__.py", "")
+        archive.writestr("chalicelib/wiring.py", "X = 1\n")
+        archive.writestr("chalicelib/__pycache__/wiring.cpython-312.pyc", b"stale")
+        archive.writestr("chalicelib/__pycache__/classify.cpython-311.pyc", b"orphan of a moved module")
+        archive.writestr("chalicelib/wiring.py.orig", "X = 0\n")
+        archive.writestr("chalicelib/wiring.py~", "X = 0\n")
+        archive.writestr("chalicelib/config/.DS_Store", b"")
+    shipped = tmp_path / "deployment.zip"
+    assert precompile_zip.precompile(made, shipped) == 3
+    with zipfile.ZipFile(shipped) as archive:
+        assert sorted(archive.namelist()) == [
+            "__pycache__/app.cpython-311.pyc", "app.py", "chalicelib/__init__.py",
+            "chalicelib/__pycache__/__init__.cpython-311.pyc", "chalicelib/__pycache__/wiring.cpython-311.pyc",
+            "chalicelib/wiring.py"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

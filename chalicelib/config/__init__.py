@@ -10,11 +10,18 @@ completes inside its severity's response time) run in ``load``. A key written tw
 one mapping is an error too (YAML would keep the second silently). What is allowed but
 worth a look (one person holding two roles of one escalation chain) is logged and
 returned in ``ResponderConfig.warnings``.
+
+The deployment zip also carries the shipped files pre-validated (``COMPILED``, written by
+``scripts/precompile_zip.py`` through ``compile_to``): ``load`` uses it while the YAML beside it
+is byte for byte what was validated, so a cold start skips YAML parsing, validation and building
+the config classes' validators. Edited YAML (a digest mismatch) is validated as always.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +36,8 @@ __all__ = ["DEFAULT_DIR", "Match", "MatrixRow", "ResponderConfig", "RoutingConfi
            "load"]
 
 DEFAULT_DIR = Path(__file__).parent
+COMPILED = "compiled-config.pickle"
+FILES = ("severity.yaml", "routing.yaml", "playbooks.yaml")
 log = logging.getLogger("responder")
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -44,6 +53,39 @@ class ResponderConfig(Strict):
 def load(config_dir: Path | str | None = None) -> ResponderConfig:
     """Load and cross-check both files from ``config_dir`` (default: the shipped ones)."""
     folder = Path(config_dir) if config_dir else DEFAULT_DIR
+    compiled = _load_compiled(folder)
+    if compiled is not None:
+        for text in compiled.warnings:
+            log.warning("config warning: %s", text)
+        return compiled
+    return _load_yaml(folder)
+
+
+def compile_to(folder: Path, target: Path) -> None:
+    """Validate ``folder``'s files and write the result with their digest (scripts/precompile_zip.py)."""
+    target.write_bytes(pickle.dumps((sources_digest(folder), _load_yaml(folder)), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def sources_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in FILES:
+        path = folder / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return digest.hexdigest()
+
+
+def _load_compiled(folder: Path) -> ResponderConfig | None:
+    path = folder / COMPILED
+    if not path.exists():
+        return None
+    # Our own build artifact, shipped beside this code and written by the same code: as trusted as the code.
+    digest, config = pickle.loads(path.read_bytes())  # noqa: S301
+    if digest != sources_digest(folder) or not isinstance(config, ResponderConfig):
+        return None  # the YAML changed since it was compiled: validate what is there now
+    return config
+
+
+def _load_yaml(folder: Path) -> ResponderConfig:
     severity = _load_file(folder / "severity.yaml", SeverityConfig)
     routing = _load_file(folder / "routing.yaml", RoutingConfig)
     playbooks = _load_file(folder / "playbooks.yaml", PlaybooksConfig)
