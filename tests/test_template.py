@@ -3,9 +3,11 @@ no circular dependency and no cfn-lint error, answers errors in our shape and en
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
