@@ -155,6 +155,18 @@ def _parser() -> argparse.ArgumentParser:
         _add_now(p)
         p.set_defaults(run=functools.partial(cmd_operation, act=act))
 
+    p = sub.add_parser("heartbeat", help="report in for a job (a heartbeat of routing.yaml)")
+    p.add_argument("name")
+    p.add_argument("--by", default="cli")
+    _add_now(p)
+    p.set_defaults(run=cmd_heartbeat)
+
+    p = sub.add_parser("heartbeats", help="each heartbeat with its last beat and state")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--urls", action="store_true", help="also each one's signed URL (a credential: keep it secret)")
+    _add_now(p)
+    p.set_defaults(run=cmd_heartbeats)
+
     for name, fn in (("ack", cmd_ack), ("resolve", cmd_resolve)):
         p = sub.add_parser(name, help=f"{name} an incident")
         p.add_argument("id")
@@ -326,9 +338,38 @@ def cmd_operation(args: argparse.Namespace, act: str) -> int:
     return 0
 
 
-def cmd_escalate(args: argparse.Namespace) -> int:
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from chalicelib.heartbeats import Heartbeats
+
     deps = _deps(args)
-    report = deps.pipeline.sweep()
+    _print(Heartbeats(deps.pipeline).beat(args.name, args.by, deps.clock()))
+    return 0
+
+
+def cmd_heartbeats(args: argparse.Namespace) -> int:
+    from chalicelib.heartbeats import Heartbeats, signed_url
+
+    deps = _deps(args)
+    listing = Heartbeats(deps.pipeline).list(deps.clock())
+    if args.urls:
+        if deps.links is None:
+            raise InvalidRequest("--urls", "no link secret is configured")
+        listing = [item | {"url": signed_url(deps.links, item["name"])} for item in listing]
+    if args.json:
+        _print(listing)
+        return 0
+    for item in listing:
+        print(f"{item['name']:<22} {item['state']:<13} last beat {item['last_beat'] or '-':<32} "
+              f"every {item['every_minutes']} min + {item['grace_minutes']} grace, SEV{item['severity']}"
+              + (f"\n{'':<22} {item['url']}" if args.urls else ""))
+    return 0
+
+
+def cmd_escalate(args: argparse.Namespace) -> int:
+    from chalicelib import handlers
+
+    deps = _deps(args)
+    report = handlers.sweep(deps)
     if not report.get("incidents"):
         _say_if_empty(args, deps.store.list())
     _print(report, compact=True)

@@ -129,9 +129,12 @@ def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> W
 
 
 def sweep(deps: Deps | None = None) -> dict[str, Any]:
-    """The scheduled escalation sweep (every minute)."""
+    """The scheduled escalation sweep (every minute); then heartbeats: its own beat, missed ones paged."""
+    from chalicelib.heartbeats import Heartbeats
+
     deps = deps or get_deps()
     report = deps.pipeline.sweep()
+    report["heartbeats"] = Heartbeats(deps.pipeline).sweep(deps.clock())
     log.info("sweep done", extra={"outcome": report})
     return report
 

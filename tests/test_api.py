@@ -49,6 +49,8 @@ ROUTES = [
     ("POST", "/incidents/{id}/reassign", {"to": "christian"}, "responder"),
     ("POST", "/incidents/{id}/snooze", {"until": "2025-03-14T16:00:00+00:00"}, "responder"),
     ("POST", "/incidents/{id}/severity", {"severity": 2}, "responder"),
+    ("GET", "/heartbeats", None, "viewer"),
+    ("POST", "/heartbeats/nightly-backup", None, "responder"),  # no authorizer: the view checks the token
     ("POST", "/tokens", {"user": "new-hire", "role": "viewer"}, "admin"),
     ("DELETE", "/tokens/{token_id}", None, "admin"),
 ]

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.config.severity import Strict, severity_keys
+from chalicelib.config.severity import Strict, severity_keys, severity_value
 from chalicelib.models import Severity
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -199,6 +199,21 @@ def _default_chains() -> dict[Severity, EscalationChain]:
     }
 
 
+HEARTBEAT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"  # it goes in a URL path and an incident key
+SWEEP_HEARTBEAT = "escalation-sweep"  # the sweep's own: beaten by the sweep, watched by the canary
+
+
+class Heartbeat(Strict):
+    """A job that must report in (``POST /heartbeats/NAME``) at least every ``every_minutes``;
+    ``grace_minutes`` later without a beat it is missed: an incident of ``severity``, paged."""
+
+    every_minutes: int = Field(ge=1, le=60 * 24 * 31)
+    grace_minutes: int = Field(ge=0, le=60 * 24 * 7)
+    severity: Severity
+
+    _severity = field_validator("severity", mode="before")(severity_value)
+
+
 class Communications(Strict):
     """Runbook §9-10: who hears of Sev1/Sev2 incidents, and the deadlines people owe."""
 
@@ -225,6 +240,7 @@ class RoutingConfig(Strict):
     roles: dict[str, Role]
     escalation: dict[Severity, EscalationChain] = Field(default_factory=_default_chains)
     communications: Communications = Communications()
+    heartbeats: dict[Annotated[str, Field(pattern=HEARTBEAT_NAME)], Heartbeat] = Field(default_factory=dict)
 
     @field_validator("roles", mode="before")
     @classmethod
