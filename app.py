@@ -224,6 +224,21 @@ def incident_severity(incident_id: str) -> Response:
     return _api("set_severity", incident_id, _raw())
 
 
+@app.route("/oncall/overrides", methods=["GET"], authorizer=token_authorizer)
+def list_overrides() -> Response:
+    return _api("list_overrides")
+
+
+@app.route("/oncall/overrides", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
+def add_override() -> Response:
+    return _api("add_override", _raw())
+
+
+@app.route("/oncall/overrides/{override_id}", methods=["DELETE"], authorizer=token_authorizer)
+def remove_override(override_id: str) -> Response:
+    return _api("remove_override", override_id)
+
+
 @app.route("/heartbeats", methods=["GET"], authorizer=token_authorizer)
 def list_heartbeats() -> Response:
     return _api("list_heartbeats")

@@ -125,10 +125,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_playbooks)
 
-    p = sub.add_parser("oncall", help="who holds each role at a moment")
+    p = sub.add_parser("oncall", help="who holds each role at a moment, and the stored overrides")
     p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_oncall)
+    oncall_sub = p.add_subparsers(required=False, metavar="override | override-remove")
+    add = oncall_sub.add_parser("override", help="someone holds a role for a stretch (kept in the store)")
+    add.add_argument("--role", required=True)
+    add.add_argument("--person", required=True)
+    add.add_argument("--from", dest="start", required=True, help="ISO time with a UTC offset")
+    add.add_argument("--to", dest="end", required=True, help="ISO time with a UTC offset, after --from")
+    add.add_argument("--by", default="cli")
+    _add_now(add)
+    add.set_defaults(run=cmd_override_add)
+    remove = oncall_sub.add_parser("override-remove", help="remove a stored override by its id")
+    remove.add_argument("id")
+    remove.add_argument("--by", default="cli")
+    _add_now(remove)
+    remove.set_defaults(run=cmd_override_remove)
 
     p = sub.add_parser("page", help="page a human on purpose: a manual incident through the pipeline")
     p.add_argument("--severity", required=True, type=int)
@@ -460,13 +474,32 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_override_add(args: argparse.Namespace) -> int:
+    from chalicelib.overrides import OverrideService
+
+    deps = _deps(args)
+    added = OverrideService(deps.store, deps.config, deps.clock).add(role=args.role, person=args.person,
+                                                                     start=args.start, end=args.end, by=args.by)
+    _print(added.model_dump(mode="json"))
+    return 0
+
+
+def cmd_override_remove(args: argparse.Namespace) -> int:
+    from chalicelib.overrides import OverrideService
+
+    deps = _deps(args)
+    _print(OverrideService(deps.store, deps.config, deps.clock).remove(args.id, args.by).model_dump(mode="json"))
+    return 0
+
+
 def cmd_oncall(args: argparse.Namespace) -> int:
-    from chalicelib import config
+    from chalicelib import overrides
     from chalicelib.decisions.oncall import holders, in_business_hours, same_person_at
-    from chalicelib.settings import Settings
 
     at = _clock(args)()
-    loaded = config.load(Settings.from_env().config_dir)
+    deps = _deps(args)
+    stored = overrides.stored(deps.store)
+    loaded = overrides.with_stored(deps.config, stored)
     routing = loaded.routing
     roles = {name: holders(role, at, routing.zone) for name, role in routing.roles.items()}
     business = in_business_hours(routing.business_hours, at, routing.zone)
@@ -474,7 +507,8 @@ def cmd_oncall(args: argparse.Namespace) -> int:
                for first, second, person in same_person_at(routing, at)]
     if args.json:
         _print({"at": at.isoformat(), "timezone": routing.timezone, "business_hours": business, "roles": roles,
-                "same_person_now": doubled, "warnings": list(loaded.warnings)})
+                "same_person_now": doubled, "warnings": list(loaded.warnings),
+                "overrides": [o.model_dump(mode="json") for o in stored if o.removed_at is None]})
         return 0
     local = at.astimezone(routing.zone)
     print(f"on call at {local:%a %Y-%m-%d %H:%M} {routing.timezone}"
@@ -483,6 +517,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {', '.join(people) or '-'}")
     for text in doubled:
         print(f"  now: {text}")
+    for o in stored:
+        if o.removed_at is None:
+            print(f"  override {o.id}: {o.role} → {o.person} from {o.start.astimezone(routing.zone):%a %Y-%m-%d %H:%M}"
+                  f" to {o.end.astimezone(routing.zone):%a %Y-%m-%d %H:%M} (by {o.by})")
     for text in loaded.warnings:
         print(f"warning: {text}")
     return 0

@@ -134,7 +134,8 @@ def sweep(deps: Deps | None = None) -> dict[str, Any]:
 
     deps = deps or get_deps()
     report = deps.pipeline.sweep()
-    report["heartbeats"] = Heartbeats(deps.pipeline).sweep(deps.clock())
+    if unwell := Heartbeats(deps.pipeline).sweep(deps.clock()):
+        report["heartbeats"] = unwell
     log.info("sweep done", extra={"outcome": report})
     return report
 

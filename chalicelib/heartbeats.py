@@ -97,7 +97,7 @@ class Heartbeats:
         return [self.status(name, now) for name in sorted(self.configured)]
 
     def sweep(self, now: datetime) -> dict[str, str]:
-        """Beat the sweep's own heartbeat, then check the others: {name: state} of those not OK."""
+        """Beat the sweep's own heartbeat, then check the others: {name: state} of those late or missed."""
         if SWEEP_HEARTBEAT in self.configured:
             self.beat(SWEEP_HEARTBEAT, "escalation-sweep", now)
         found: dict[str, str] = {}
@@ -106,7 +106,7 @@ class Heartbeats:
                 continue
             last, since = self._watched(name, now)
             state = heartbeat_state(config, last, now, since)
-            if state is not Reason.OK:
+            if state not in (Reason.OK, Reason.NEVER_SEEN):
                 found[name] = state.value
             if state in PAGED and self.store.get_open(incident_key(name)) is None:
                 after = (last or since or now).isoformat()

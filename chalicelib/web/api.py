@@ -227,6 +227,42 @@ def _operation(principal: Principal | None, raw_body: bytes, incident_id: str | 
         return error(409, str(exc), "status")
 
 
+# --- on-call overrides (chalicelib.overrides) ----------------------------------------------------
+
+
+def add_override(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
+    """``{"role", "person", "from", "to"}``: 201 with the stored override (its ``id`` removes it)."""
+    from chalicelib.overrides import OverrideService
+
+    def run(user: str, body: dict[str, Any]) -> ApiResponse:
+        added = OverrideService(deps.store, deps.config, deps.clock).add(
+            role=body.get("role"), person=body.get("person"), start=body.get("from"), end=body.get("to"), by=user)
+        return ApiResponse(201, added.model_dump(mode="json"))
+    return _operation(principal, raw_body, None, {"role", "person", "from", "to"}, run)
+
+
+def list_overrides(deps: Deps, principal: Principal | None) -> ApiResponse:
+    from chalicelib.overrides import OverrideService
+
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    listed = OverrideService(deps.store, deps.config, deps.clock).listing()
+    return ApiResponse(200, {"overrides": [o.model_dump(mode="json") for o in listed]})
+
+
+def remove_override(deps: Deps, principal: Principal | None, override_id: str) -> ApiResponse:
+    from chalicelib.overrides import OverrideService, UnknownOverride
+
+    if denied := require(principal, Role.RESPONDER):
+        return denied
+    assert principal is not None
+    try:
+        removed = OverrideService(deps.store, deps.config, deps.clock).remove(override_id, principal.user)
+    except UnknownOverride as exc:
+        return error(404, str(exc), exc.field)
+    return ApiResponse(200, removed.model_dump(mode="json"))
+
+
 # --- heartbeats (chalicelib.heartbeats) ---------------------------------------------------------
 
 
