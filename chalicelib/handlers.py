@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib import sources
 from chalicelib.errors import DeliveryInProgress, InvalidRequest, SignatureError
-from chalicelib.sources import payloads, safejson, sentry
+from chalicelib.sources import payloads, safejson, sentry, sns
 from chalicelib.sources.unknown import unknown_signal
 from chalicelib.wiring import Deps, get_deps
 
@@ -32,9 +32,16 @@ KEEP_BODY_BYTES = 64 * 1024
 def on_event(event: dict[str, Any], source_hint: str, deps: Deps | None = None) -> dict[str, Any]:
     """SNS and EventBridge deliveries: every signal in the event through the pipeline."""
     deps = deps or get_deps()
+    glance = sns.repeat_glance(event) if source_hint == "sns" else None
+    if glance is not None:  # the hot path: a repeat of an alarm whose incident only counts repeats
+        repeated = deps.pipeline.repeat(glance.alarm, glance.delivery_id)
+        if repeated is not None:
+            log.info("event handled", extra={"outcome": repeated})
+            return {"outcomes": [repeated]}
     outcomes = []
     for signal in sources.to_signals(event, deps.clock(), source_hint):
-        summary = deps.pipeline.respond(signal, raw=event).summary()
+        hot = glance.alarm if glance is not None and glance.delivery_id == signal.delivery_id else None
+        summary = deps.pipeline.respond(signal, raw=event, alarm=hot).summary()
         # Structured and PHI-free: ids, reasons and classification only.
         log.info("event handled", extra={"outcome": summary})
         outcomes.append(summary)

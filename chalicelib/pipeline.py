@@ -29,6 +29,15 @@
    envelope (dry run, limits, rate limit and breaker, audit); whatever it does or fails to
    do lands on the timeline, and a failure never stops the escalation.
 
+**The hot path.** A storm is one alarm re-firing: once its incident only counts repeats
+(``bounds.repeat_floor``: open, past the timeline's repeat entries, no playbook to re-run), the
+full path remembers the alarm (``respond(..., alarm=...)``, keyed by ``sns.repeat_glance``) and
+``repeat`` handles its next deliveries with one store call, ``record_repeat``: the delivery
+completed and the repeat counted at once, nothing converted, classified, read or rewritten. The
+store re-checks what the memory assumed (a resolved or raised incident, a redelivery, a live
+lease) and anything it refuses goes the full path. Classifications are remembered per signal
+(less its per-delivery fields) and severity config.
+
 ``simulate`` runs steps 1, 3, 4 and 5 as pure functions against an empty state, and asks
 the playbook for its plan, and sends, reads and changes nothing: values the playbook would
 read from AWS show as ``<label, read at run time>``, and ``playbook_reads`` lists those reads.
@@ -36,9 +45,9 @@ read from AWS show as ``<label, read at run time>``, and ``playbook_reads`` list
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
@@ -55,9 +64,21 @@ from chalicelib.playbooks.audit import AuditLog, JsonlAuditLog
 from chalicelib.playbooks.executor import Executor
 from chalicelib.playbooks.runtime import reads_of, shown
 from chalicelib.sources import payloads
-from chalicelib.store import Claim, IncidentStore
+from chalicelib.store import Claim, IncidentStore, Repeat, bounds
 
 UNKNOWN_KEEP_DAYS = 90  # unrecognised input waits for a human (and a new converter) longer
+MEMORY_ENTRIES = 4_096  # remembered alarms and classifications per process: forgotten all at once beyond
+# What differs between deliveries of one alarm and never decides its classification.
+_PER_DELIVERY = frozenset({"delivery_id", "occurred_at", "signed_at", "transition", "state", "details", "links"})
+_CLASSIFIED_BY = tuple(name for name in Signal.model_fields if name not in _PER_DELIVERY)
+
+
+class Counted(NamedTuple):
+    """An alarm whose open incident only counts repeats, and the outcome summary of one."""
+
+    incident_id: str
+    severity: int
+    summary: dict[str, Any]
 
 
 class Outcome(Frozen):
@@ -97,14 +118,60 @@ class Pipeline:
         self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
+        self._counted: dict[Hashable, Counted] = {}
+        self._classified: dict[tuple[Any, ...], Classification] = {}
+        self._classified_by: object = None
+
+    def classify(self, signal: Signal) -> Classification:
+        """``classify``, remembered per signal (less its per-delivery fields) and severity config."""
+        if self._classified_by is not self.config.severity or len(self._classified) >= MEMORY_ENTRIES:
+            self._classified, self._classified_by = {}, self.config.severity
+        key = tuple(getattr(signal, name) for name in _CLASSIFIED_BY)
+        found = self._classified.get(key)
+        if found is None:
+            found = self._classified[key] = classify(signal, self.config.severity)
+        return found
+
+    def repeat(self, alarm: Hashable, delivery_id: str) -> dict[str, Any] | None:
+        """The hot path: the outcome summary of a repeat of ``alarm`` counted by one store call, or
+        None when the full path must run (an alarm not remembered, or the store refused to count)."""
+        counted = self._counted.get(alarm)
+        if counted is None:
+            return None
+        summary = counted.summary | {"delivery_id": delivery_id}
+        answer = self.store.record_repeat(delivery_id, counted.incident_id, counted.severity, summary,
+                                          self.clock(), self.keep_days)
+        if answer is Repeat.COUNTED:
+            return summary
+        if answer is Repeat.DUPLICATE:
+            return summary | {"reason": Reason.DUPLICATE.value, "incident_id": None}
+        if answer is Repeat.IN_PROGRESS:
+            raise DeliveryInProgress(f"delivery {delivery_id} is being processed by another worker")
+        del self._counted[alarm]
+        return None
+
+    def _remember(self, alarm: Hashable, outcome: Outcome, incident: Incident | None) -> None:
+        if (outcome.reason is Reason.ALREADY_OPEN and incident is not None and outcome.playbook_result is None
+                and bounds.repeat_floor(incident) is not None):
+            if len(self._counted) >= MEMORY_ENTRIES:
+                self._counted = {}
+            summary = outcome.summary()
+            del summary["delivery_id"]
+            self._counted[alarm] = Counted(incident.id, outcome.severity, summary)
+        else:
+            self._counted.pop(alarm, None)
+
+    def _forget(self, incident_id: str) -> None:
+        self._counted = {alarm: c for alarm, c in self._counted.items() if c.incident_id != incident_id}
 
     def respond(self, signal: Signal, raw: Any = None, classification: Classification | None = None,
-                opened: Callable[[Incident], Incident] | None = None) -> Outcome:
+                opened: Callable[[Incident], Incident] | None = None, alarm: Hashable | None = None) -> Outcome:
         """``classification`` when the sender decided it (a person paging on purpose); ``opened``
-        changes a newly opened incident before anyone is paged (the owner they named)."""
+        changes a newly opened incident before anyone is paged (the owner they named); ``alarm``
+        (``sns.repeat_glance``) is remembered when its incident only counts repeats, for ``repeat``."""
         now = self.clock()
         self.refresh_schedule()
-        classification = classification or classify(signal, self.config.severity)
+        classification = classification or self.classify(signal)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
             "incident_key": signal.incident_key, "severity": classification.severity.value,
@@ -117,11 +184,20 @@ class Pipeline:
         if claim is Claim.IN_PROGRESS:
             raise DeliveryInProgress(f"delivery {signal.delivery_id} is being processed by another worker")
         try:
-            reason, incident = self.incidents.handle(signal, classification, now, opened)
+            claimed: list[PageRecord] = []
+
+            def opening(fresh: Incident) -> Incident:  # created with its first pages claimed
+                prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
+                return prepared
+
+            reason, incident = self.incidents.handle(signal, classification, now, opening)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
-            if incident is not None and reason in (Reason.OPENED, Reason.SEVERITY_RAISED, Reason.RESOLVED):
-                records = tuple(self.escalator.advance(incident.id, now))  # page first: people before robots
+            # page first: people before robots
+            if incident is not None and reason is Reason.OPENED:
+                records = tuple(self.escalator.send_claimed(incident, claimed, now))
+            elif incident is not None and reason in (Reason.SEVERITY_RAISED, Reason.RESOLVED):
+                records = tuple(self.escalator.advance(incident.id, now, incident))
             # A playbook runs for a new incident, and again when a trigger repeats after it acted
             # (the envelope then decides: a second rollback within the hour trips the breaker).
             if incident is not None and incident.playbook and (
@@ -138,6 +214,10 @@ class Pipeline:
                 kept |= payloads.kept(raw)
                 keep_days = max(keep_days, UNKNOWN_KEEP_DAYS)
             self.store.complete_delivery(signal.delivery_id, kept, now, keep_days)
+            if alarm is not None:
+                self._remember(alarm, outcome, incident)
+            if reason is Reason.RESOLVED and incident is not None and self._counted:
+                self._forget(incident.id)  # its next trigger opens a new incident
             return outcome
         except BaseException:
             self.store.release_delivery(signal.delivery_id)
@@ -169,6 +249,7 @@ class Pipeline:
         now = self.clock()
         incident, changed = self.incidents.resolve(incident_id, by, now, source, note, pagerduty_key)
         if changed:
+            self._forget(incident_id)
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident
         return incident

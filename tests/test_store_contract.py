@@ -25,7 +25,7 @@ from chalicelib.models import (
     TimelineEntry,
     Transition,
 )
-from chalicelib.store import Claim, bounds, full_timeline, open_store
+from chalicelib.store import Claim, Repeat, bounds, full_timeline, open_store
 from chalicelib.store.dynamodb import DynamoStore
 from tests.conftest import CONFIG, T0
 
@@ -261,3 +261,62 @@ def test_a_record_from_before_the_bounded_layout_moves_its_timeline_out_on_first
     assert len(saved.timeline) == bounds.TIMELINE_HEAD + bounds.TIMELINE_TAIL
     assert [e.what for e in full_timeline(any_store, any_store.get("inc-1"))] == [
         *(f"old {n}" for n in range(300)), "new"]
+
+
+def countable(any_store: Any, **changes: Any) -> Incident:
+    """An open incident whose repeats only count: past the timeline's repeat entries."""
+    created = any_store.create(incident())
+    return any_store.save(created.model_copy(update={"count": bounds.MAX_REPEAT_ENTRIES, **changes}))
+
+
+def test_record_repeat_completes_the_delivery_and_counts_without_rewriting(any_store: Any) -> None:
+    stored = countable(any_store)
+    later = T0 + timedelta(minutes=5)
+    assert any_store.record_repeat("r-1", "inc-1", Severity.SEV2, {"reason": "ALREADY_OPEN"}, later, 14) \
+        is Repeat.COUNTED
+    assert any_store.record_repeat("r-2", "inc-1", Severity.SEV4, {"reason": "ALREADY_OPEN"}, later, 14) \
+        is Repeat.COUNTED  # a lesser severity is a repeat too
+    read = any_store.get("inc-1")
+    assert (read.count, read.last_seen, read.version) == (stored.count + 2, later, stored.version + 2)
+    assert any_store.get_open("alarm:a") == read and any_store.list() == [read]
+    assert any_store.get_delivery("r-1") == {"status": "done", "outcome": {"reason": "ALREADY_OPEN"}}
+    assert any_store.claim_delivery("r-1", later, 60) is Claim.DONE
+
+
+def test_record_repeat_answers_a_redelivery_and_a_lease_without_counting(any_store: Any) -> None:
+    countable(any_store)
+    assert any_store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.COUNTED
+    assert any_store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.DUPLICATE
+    assert any_store.claim_delivery("r-2", T0, 60) is Claim.CLAIMED
+    assert any_store.record_repeat("r-2", "inc-1", 2, {}, T0, 14) is Repeat.IN_PROGRESS
+    assert any_store.get("inc-1").count == bounds.MAX_REPEAT_ENTRIES + 1
+
+
+@pytest.mark.parametrize("changes", [
+    {"count": bounds.MAX_REPEAT_ENTRIES - 1},             # its repeats still go on the timeline
+    {"status": IncidentStatus.RESOLVED},                  # resolved: the full path decides
+    {"playbook": "restart", "actions_taken": 1},          # a repeat re-runs its playbook
+], ids=["timeline", "resolved", "playbook"])
+def test_record_repeat_leaves_what_needs_the_full_decision(any_store: Any, changes: dict[str, Any]) -> None:
+    before = countable(any_store, **changes)
+    assert any_store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.NOT_COUNTABLE
+    assert any_store.get("inc-1") == before
+    assert any_store.claim_delivery("r-1", T0, 60) is Claim.CLAIMED  # nothing written: the full path runs it
+
+
+def test_record_repeat_of_a_worse_severity_needs_the_full_decision(any_store: Any) -> None:
+    countable(any_store)
+    assert any_store.record_repeat("r-1", "inc-1", Severity.SEV1, {}, T0, 14) is Repeat.NOT_COUNTABLE
+    assert any_store.record_repeat("r-1", "inc-missing", Severity.SEV2, {}, T0, 14) is Repeat.NOT_COUNTABLE
+
+
+def test_a_full_write_folds_counted_repeats_and_one_read_before_them_conflicts(any_store: Any) -> None:
+    stored = countable(any_store)
+    assert any_store.record_repeat("r-1", "inc-1", 2, {}, T0 + timedelta(minutes=1), 14) is Repeat.COUNTED
+    with pytest.raises(ConflictError):  # read before the repeat: its write would lose it
+        any_store.save(stored.model_copy(update={"owner": "someone"}))
+    saved = any_store.save(any_store.get("inc-1").model_copy(update={"owner": "someone"}))
+    assert any_store.record_repeat("r-2", "inc-1", 2, {}, T0 + timedelta(minutes=2), 14) is Repeat.COUNTED
+    read = any_store.get("inc-1")
+    assert (read.count, read.owner, read.last_seen) == (stored.count + 2, "someone", T0 + timedelta(minutes=2))
+    assert saved.count == stored.count + 1

@@ -25,12 +25,12 @@ from chalicelib.models import (
     TimelineEntry,
     Transition,
 )
-from chalicelib.store import IncidentStore
+from chalicelib.store import IncidentStore, bounds
 from chalicelib.store.retry import Pause, backoff, retried
 
 # A noisy alarm re-fires for hours (or flaps through INSUFFICIENT_DATA): its timeline keeps the
 # first repeats and the first informational signals, and counts the rest.
-MAX_REPEAT_ENTRIES = 10
+MAX_REPEAT_ENTRIES = bounds.MAX_REPEAT_ENTRIES
 MAX_ANNOTATION_ENTRIES = 10
 # Notes people write: each at most this long, and at most this many per incident.
 MAX_NOTE_CHARS = 4_000
@@ -213,7 +213,8 @@ class IncidentService:
     def handle(self, signal: Signal, c: Classification, now: datetime,
                opened: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
         """``opened`` changes a new incident before it is stored (the owner a person named is paged
-        first): in the same write, so no sweep can page the chain's first step meanwhile."""
+        first; its first pages queued and claimed): in the same write, so no sweep can page the
+        chain's first step meanwhile, and its first pages go out without another write."""
         def attempt() -> tuple[Reason, Incident | None]:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
@@ -251,10 +252,16 @@ class IncidentService:
         except ConflictError:
             pass  # the incident is open either way; only a later replay's staleness check loses its anchor
 
-    def update(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
-        """Re-read, apply ``change`` and save, until no one else wrote in between."""
+    def update(self, incident_id: str, change: Callable[[Incident], Incident],
+               current: Incident | None = None) -> Incident:
+        """Re-read, apply ``change`` and save, until no one else wrote in between. A caller holding the
+        incident as it last wrote it passes it as ``current``: the first attempt skips the read (the
+        write is conditional on its version either way)."""
+        held = [current]
+
         def attempt() -> Incident:
-            current = self.store.get(incident_id)
+            current = held.pop() if held and held[0] is not None else self.store.get(incident_id)
+            held.clear()
             if current is None:
                 raise IncidentNotFound(incident_id)
             try:

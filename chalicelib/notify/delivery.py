@@ -107,15 +107,31 @@ class Escalator:
         _forget_oldest(self._failed)
         _forget_oldest(self._reported)
 
-    def advance(self, incident_id: str, now: datetime) -> list[PageRecord]:
-        self.escalate(incident_id, now)
-        self.incidents.update(incident_id, lambda incident: comms.reminders_due(incident, self.config, now))
-        return self.deliver(incident_id, now)
+    def advance(self, incident_id: str, now: datetime, current: Incident | None = None) -> list[PageRecord]:
+        """Queue what is due and send it; ``current``: the incident as the caller just wrote it."""
+        current = self.escalate(incident_id, now, current)
+        current = self.incidents.update(incident_id, lambda incident: comms.reminders_due(incident, self.config, now),
+                                        current)
+        return self.deliver(incident_id, now, current)
 
-    def escalate(self, incident_id: str, now: datetime) -> Incident:
+    def opened(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
+        """A new incident as ``advance`` would leave it just before sending: due steps queued and
+        claimed, so it is created with its first pages leased and they go out at once
+        (``send_claimed``). If this worker dies, their leases expire and the sweep sends them."""
+        incident = comms.reminders_due(escalation.escalate(incident, self.config, now, self.ack_link), self.config, now)
+        return self._claimed(incident, now)
+
+    def send_claimed(self, incident: Incident, claimed: list[PageRecord], now: datetime) -> list[PageRecord]:
+        """Send the pages ``opened`` claimed on ``incident`` (as stored), then whatever else is due."""
+        results = [self._send(page, incident) for page in claimed]
+        recorded, current = self._record(incident.id, results, now, incident)
+        return recorded + self.deliver(incident.id, now, current)
+
+    def escalate(self, incident_id: str, now: datetime, current: Incident | None = None) -> Incident:
         """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
         return self.incidents.update(incident_id,
-                                     lambda incident: escalation.escalate(incident, self.config, now, self.ack_link))
+                                     lambda incident: escalation.escalate(incident, self.config, now, self.ack_link),
+                                     current)
 
     def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
         """A human is needed now (a playbook could not act, a verification failed): page the next
@@ -135,41 +151,47 @@ class Escalator:
         self.incidents.update(incident_id, bump)
         return self.advance(incident_id, now)
 
-    def deliver(self, incident_id: str, now: datetime) -> list[PageRecord]:
+    def deliver(self, incident_id: str, now: datetime, current: Incident | None = None) -> list[PageRecord]:
         finished: list[PageRecord] = []
         for _ in range(_ROUNDS):
-            incident, claimed = self._claim(incident_id, now)
+            incident, claimed = self._claim(incident_id, now, current)
             if not claimed:
                 break
             results = [self._send(page, incident) for page in claimed]
-            finished += self._record(incident_id, results, now)
+            recorded, current = self._record(incident_id, results, now, incident)
+            finished += recorded
         return finished
 
-    def _claim(self, incident_id: str, now: datetime) -> tuple[Incident, list[PageRecord]]:
+    def _claim(self, incident_id: str, now: datetime, current: Incident | None = None
+               ) -> tuple[Incident, list[PageRecord]]:
         taken: list[PageRecord] = []
 
         def claim(incident: Incident) -> Incident:
-            taken.clear()
-            if incident.status is IncidentStatus.OPEN:
-                extra = escalation.fallbacks_due(incident, self.config, now)
-                if extra:
-                    incident = incident.with_pages(*extra).noted(TimelineEntry(
-                        at=now, what="half the response time passed undelivered: "
-                                     + ", ".join(f"{p.person} on {p.channel}" for p in extra)))
-            else:
-                incident = escalation.cancel_unsent(incident, now, f"incident {incident.status.value}")
-            taken.extend(p.model_copy(update={"status": PageStatus.SENDING, "attempts": p.attempts + 1,
-                                              "lease_until": now + escalation.SEND_LEASE})
-                         for p in incident.pages if escalation.claimable(p, incident, now))
-            if not taken:
-                return incident
-            # a PagerDuty trigger's alert may be open from now on, whatever its reply
-            incident, pages = pd_alerts.claimed(incident, list(taken), self.pagerduty)
+            claimed, pages = self._claimed(incident, now)
             taken[:] = pages
-            return incident.with_pages(*taken)
+            return claimed
 
-        incident = self.incidents.update(incident_id, claim)
+        incident = self.incidents.update(incident_id, claim, current)
         return incident, list(taken)
+
+    def _claimed(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
+        """``incident`` with its claimable pages leased for sending (and fallbacks now due queued)."""
+        if incident.status is IncidentStatus.OPEN:
+            extra = escalation.fallbacks_due(incident, self.config, now)
+            if extra:
+                incident = incident.with_pages(*extra).noted(TimelineEntry(
+                    at=now, what="half the response time passed undelivered: "
+                                 + ", ".join(f"{p.person} on {p.channel}" for p in extra)))
+        else:
+            incident = escalation.cancel_unsent(incident, now, f"incident {incident.status.value}")
+        taken = [p.model_copy(update={"status": PageStatus.SENDING, "attempts": p.attempts + 1,
+                                      "lease_until": now + escalation.SEND_LEASE})
+                 for p in incident.pages if escalation.claimable(p, incident, now)]
+        if not taken:
+            return incident, []
+        # a PagerDuty trigger's alert may be open from now on, whatever its reply
+        incident, pages = pd_alerts.claimed(incident, taken, self.pagerduty)
+        return incident.with_pages(*pages), pages
 
     def _send(self, page: PageRecord, incident: Incident) -> tuple[PageRecord, ChannelError | None]:
         try:
@@ -181,7 +203,7 @@ class Escalator:
         return page, None
 
     def _record(self, incident_id: str, results: list[tuple[PageRecord, ChannelError | None]],
-                now: datetime) -> list[PageRecord]:
+                now: datetime, current: Incident | None = None) -> tuple[list[PageRecord], Incident]:
         recorded: list[PageRecord] = []
 
         def record(incident: Incident) -> Incident:
@@ -195,8 +217,7 @@ class Escalator:
                 recorded.append(done)
             return incident
 
-        self.incidents.update(incident_id, record)
-        return recorded
+        return recorded, self.incidents.update(incident_id, record, current)
 
     def _apply_result(self, incident: Incident, page: PageRecord, error: ChannelError | None,
                       now: datetime) -> tuple[Incident, PageRecord]:

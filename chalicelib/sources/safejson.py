@@ -46,6 +46,8 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` for untrusted input; raises ``JsonRejected`` or ``json.JSONDecodeError``."""
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8")
-    if depth(text) > max_depth:
+    # Nesting is at most the number of opening brackets: counting them is ~50 times cheaper than
+    # ``depth``, which runs only when they could nest too deep.
+    if text.count("{") + text.count("[") > max_depth and depth(text) > max_depth:
         raise JsonRejected(f"JSON nested deeper than {max_depth} levels")
     return json.loads(text, parse_constant=_refuse_constant)

@@ -5,16 +5,20 @@ message. A raw ``Publish`` can put any text there, and that text becomes an
 ``unknown`` signal (its delivery id is still the SNS ``MessageId``, so a redelivery of
 garbage is deduplicated like anything else). Never parse the alarm name out of
 ``Subject``: SNS truncates it to 100 characters.
+
+``repeat_glance`` is the hot path's narrow read: for a Lambda envelope of one CloudWatch
+notification in ALARM, only the delivery id and what identifies the alarm and its
+configuration, so a repeat of an alarm the pipeline has seen skips conversion entirely.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field, ValidationError
 
-from chalicelib.models import Signal
+from chalicelib.models import Signal, bounded_id
 from chalicelib.sources import cloudwatch_alarm, safejson
 from chalicelib.sources.common import Wire, parse_time
 from chalicelib.sources.unknown import unknown_signal
@@ -26,6 +30,35 @@ class SnsNotification(Wire):
     type: str = Field("Notification", alias="Type")
     topic_arn: str | None = Field(None, alias="TopicArn")
     timestamp: str | None = Field(None, alias="Timestamp")
+
+
+class Glance(NamedTuple):
+    delivery_id: str
+    alarm: tuple[str, ...]  # the alarm and its configuration: equal tuples convert and classify alike
+
+
+# What a signal converted from an alarm message is made of, except the state change itself (time,
+# reason, previous state): CloudWatch bumps AlarmConfigurationUpdatedTimestamp on any edit.
+_ALARM_IDENTITY = ("AlarmArn", "AlarmName", "AlarmDescription", "AWSAccountId",
+                   "AlarmConfigurationUpdatedTimestamp", "Trigger", "AlarmRule")
+
+
+def repeat_glance(payload: Any) -> Glance | None:
+    """A Lambda envelope of exactly one CloudWatch alarm notification in ALARM, read narrowly (the
+    Message is still parsed with ``safejson``); None for anything else, which takes the full path."""
+    try:
+        (record,) = payload["Records"]
+        sns = record["Sns"]
+        message_id, text = sns["MessageId"], sns["Message"]
+        if sns.get("Type") != "Notification" or not isinstance(message_id, str) or not isinstance(text, str):
+            return None
+        message = safejson.loads(text)
+        if not isinstance(message, dict) or message.get("NewStateValue") != "ALARM":
+            return None
+        alarm = tuple(repr(message.get(name)) for name in _ALARM_IDENTITY)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Glance(bounded_id(f"sns:{message_id}"), alarm)
 
 
 def is_lambda_envelope(payload: Any) -> bool:

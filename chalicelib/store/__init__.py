@@ -11,6 +11,9 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      Request-ID). The answer is ``Claim.CLAIMED``, ``Claim.DONE`` (processed
                      before: a duplicate) or ``Claim.IN_PROGRESS`` (another worker holds an
                      unexpired lease: retry later; if that worker died, its lease expires).
+``record_repeat``    the hot path: claim-and-complete a delivery and count it as a repeat of an
+                     open incident, at once (one SQLite transaction, one DynamoDB transaction),
+                     without reading or rewriting the incident; ``Repeat`` says what happened.
 ``create``           open an incident only if no open incident holds its key; the key's
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
@@ -44,6 +47,13 @@ class Claim(StrEnum):
     IN_PROGRESS = "in_progress"
 
 
+class Repeat(StrEnum):
+    COUNTED = "counted"              # delivery recorded as done and counted on the incident
+    DUPLICATE = "duplicate"          # this delivery was processed before: nothing written
+    IN_PROGRESS = "in_progress"      # another worker holds its lease: nothing written
+    NOT_COUNTABLE = "not_countable"  # the incident is resolved, or a repeat needs the full decision
+
+
 class IncidentStore(Protocol):
     def claim_delivery(self, delivery_id: str, now: datetime, lease_seconds: int) -> Claim:
         """Lease ``delivery_id`` unless it is done or leased by someone else."""
@@ -56,6 +66,12 @@ class IncidentStore(Protocol):
         """Drop an unfinished lease so a retry can process the delivery."""
 
     def get_delivery(self, delivery_id: str) -> dict[str, Any] | None: ...
+
+    def record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: dict[str, Any],
+                      now: datetime, keep_days: int) -> Repeat:
+        """Complete ``delivery_id`` with ``outcome`` and count one repeat (``last_seen`` = ``now``) on
+        ``incident_id``, in one atomic write, if the delivery is new and the incident counts repeats
+        of ``severity`` (``bounds.repeat_floor``); else write nothing and say why."""
 
     def create(self, incident: Incident) -> Incident | None:
         """Store a new open incident; None if its key already has an open incident."""

@@ -17,11 +17,15 @@ nothing is lost:
   the events. Fallback pairs of a page in flight stay together. ``pages_rolled_up`` counts
   the rest; each was recorded on the timeline when it was queued and when it was sent.
 - Counters (``count``, ``annotation_count``, ``note_count``) carry what itemising would repeat.
+  Past ``MAX_REPEAT_ENTRIES`` a repeated trigger only counts, and the stores count it without
+  reading or rewriting the record (``record_repeat``); ``repeat_floor`` says when that is allowed.
 """
 
 from __future__ import annotations
 
-from chalicelib.models import Incident, PageRecord, PageStatus, TimelineEntry, clipped
+from datetime import datetime
+
+from chalicelib.models import Incident, PageRecord, PageStatus, Severity, TimelineEntry, clipped
 
 TIMELINE_HEAD = 5
 TIMELINE_TAIL = 25
@@ -30,6 +34,8 @@ PAGES_RECENT = 20
 # More new entries than this in one write means a caller appends without bound: refuse it
 # (a DynamoDB transaction holds at most 100 items).
 MAX_NEW_ENTRIES_PER_WRITE = 90
+# A noisy alarm re-fires for hours: its timeline keeps the first repeats and counts the rest.
+MAX_REPEAT_ENTRIES = 10
 
 _IN_FLIGHT = frozenset({PageStatus.PENDING, PageStatus.SENDING, PageStatus.FAILED})
 
@@ -77,3 +83,26 @@ def kept_pages(pages: tuple[PageRecord, ...]) -> tuple[PageRecord, ...]:
     partners = {pages[i].fallback_for for i in keep if pages[i].status in _IN_FLIGHT}
     keep.update(i for i in finished if pages[i].fallback_for in in_flight or pages[i].id in partners)
     return tuple(pages[i] for i in sorted(keep))
+
+
+def repeat_floor(incident: Incident) -> Severity | None:
+    """The severity a repeated trigger must be at or below (numerically at or above) to be counted
+    on ``incident`` without the full decision, or None when every repeat needs it: the incident is
+    resolved, its repeats still go on the timeline, or a repeat re-runs its playbook (the safety
+    envelope decides). A worse severity raises the incident, so it never counts here."""
+    if not incident.is_open or incident.count < MAX_REPEAT_ENTRIES:
+        return None
+    if incident.playbook and incident.actions_taken > 0:
+        return None
+    return incident.severity
+
+
+def with_repeats(incident: Incident, version: int, repeats: int, repeat_seen: str | None) -> Incident:
+    """The stored ``incident`` with the repeats ``record_repeat`` counted since its doc was written
+    (they bumped the record's ``version`` too, so a full write based on an older read conflicts)."""
+    if not repeats and incident.version == version:
+        return incident
+    update: dict[str, object] = {"version": version, "count": incident.count + repeats}
+    if repeat_seen:
+        update["last_seen"] = max(incident.last_seen, datetime.fromisoformat(repeat_seen))
+    return incident.model_copy(update=update)

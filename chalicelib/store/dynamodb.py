@@ -4,9 +4,11 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 
 - delivery ``DELIVERY#<id>``: status (leased, done), lease_until, expires_at, ``ttl``, outcome;
   written when a delivery is claimed and completed.
-- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, doc (the bounded
-  incident as JSON), and while something is scheduled ``due_pk``/``due_at`` (the sparse ``due``
-  index); written on every change.
+- incident ``INCIDENT#<id>``: key, status, version, opened_at, timeline_count, docz (the bounded
+  incident as zlib-compressed JSON: a write is billed by the item's size, and JSON compresses about
+  4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while
+  something is scheduled ``due_pk``/``due_at`` (the sparse ``due`` index); written on every
+  change. ``repeats``/``repeat_seen``/``repeat_sev``: see ``record_repeat`` below.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
   transaction of the incident write that added it.
 - open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by
@@ -14,8 +16,11 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 - document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
 
 The full timeline is read (BatchGetItem over the known sequence range) only by the API's
-detail and the post-mortem; the event path never reads it. A counted repeat
-(no timeline entry) is one conditional PutItem, a write that adds entries one transaction.
+detail and the post-mortem; the event path never reads it. A repeat past the timeline's repeat
+entries is ``record_repeat``: one transaction of the delivery's conditional Put (done at once) and
+an UpdateItem of the incident's ``repeats``/``repeat_seen``/``version`` guarded by ``repeat_sev``
+(see ``bounds.repeat_floor``); every read adds those in, and the next full write (a Put) folds them
+into the doc. Other changes without entries are one conditional PutItem, with entries one transaction.
 
 Transactions read ``CancellationReasons`` item by item: only a failed condition on the item
 the write guards (the open key on create, the incident's version on save) is a conflict
@@ -34,16 +39,23 @@ from __future__ import annotations
 
 import builtins
 import json
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError, TransientError, from_client_error
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.store import Claim, bounds
+from chalicelib.store import Claim, Repeat, bounds
 from chalicelib.store.retry import TRANSIENT_ATTEMPTS, Pause, backoff, retried
 
 DUE_INDEX = "due"
+DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU time grows
 TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
+
+
+# new id, or an abandoned lease (the Lambda that held it died), or an expired record
+_CLAIMABLE = ("attribute_not_exists(pk) OR (#st = :leased AND lease_until < :now)"
+              " OR (#st = :done AND expires_at < :now)")
 
 
 class DynamoStore:
@@ -70,8 +82,9 @@ class DynamoStore:
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed(exc.response.get("Item")) from exc
             if code == "TransactionCanceledException":
-                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
-                raise _TransactionCancelled(reasons) from exc
+                cancelled = exc.response.get("CancellationReasons", [])
+                raise _TransactionCancelled([r.get("Code", "None") for r in cancelled],
+                                            [r.get("Item") for r in cancelled]) from exc
             raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
         except BotoCoreError as exc:
             raise from_client_error(exc, "dynamodb", op, context=f"dynamodb {op} on {self.table}") from exc
@@ -85,9 +98,7 @@ class DynamoStore:
                 "put_item", TableName=self.table,
                 Item={"pk": _s(f"DELIVERY#{delivery_id}"), "status": _s("leased"),
                       "lease_until": _n(ts + lease_seconds), "ttl": _n(ts + 86400)},
-                # new id, or an abandoned lease (the Lambda that held it died), or an expired record
-                ConditionExpression="attribute_not_exists(pk) OR (#st = :leased AND lease_until < :now)"
-                                    " OR (#st = :done AND expires_at < :now)",
+                ConditionExpression=_CLAIMABLE,
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues={":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -119,6 +130,44 @@ class DynamoStore:
             return None
         outcome = item.get("outcome", {}).get("S")
         return {"status": item["status"]["S"], "outcome": json.loads(outcome) if outcome else None}
+
+    def record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: dict[str, Any],
+                      now: datetime, keep_days: int) -> Repeat:
+        ts = int(now.timestamp())
+        expires = int((now + timedelta(days=keep_days)).timestamp())
+        items: builtins.list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": {
+                "pk": _s(f"DELIVERY#{delivery_id}"), "status": _s("done"), "expires_at": _n(expires),
+                "ttl": _n(expires), "outcome": _s(json.dumps(outcome, default=str))},
+                "ConditionExpression": _CLAIMABLE, "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": {":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+            {"Update": {"TableName": self.table, "Key": {"pk": _s(f"INCIDENT#{incident_id}")},
+                        "UpdateExpression": "SET repeats = if_not_exists(repeats, :zero) + :one, "
+                                            "repeat_seen = :seen, version = version + :one",
+                        "ConditionExpression": "repeat_sev <= :sev",
+                        "ExpressionAttributeValues": {":zero": _n(0), ":one": _n(1), ":sev": _n(severity),
+                                                      ":seen": _s(now.isoformat())}}},
+        ]
+
+        def attempt() -> Repeat:
+            try:
+                self._call("transact_write_items", TransactItems=items)
+            except _TransactionCancelled as cancelled:
+                reasons = cancelled.reasons + ["None"] * (2 - len(cancelled.reasons))
+                if reasons[0] == "ConditionalCheckFailed":
+                    held = ((cancelled.items or [None])[0] or {}).get("status", {}).get("S")
+                    return Repeat.IN_PROGRESS if held == "leased" else Repeat.DUPLICATE
+                if reasons[1] == "ConditionalCheckFailed":
+                    return Repeat.NOT_COUNTABLE
+                raise _Interrupted(f"dynamodb repeat of {incident_id} cancelled: {','.join(reasons)}") from None
+            return Repeat.COUNTED
+
+        try:
+            return retried(attempt, what=f"repeat of {incident_id}", attempts=TRANSACTION_ATTEMPTS,
+                           pause=self.pause, retry_on=(_Interrupted,))
+        except _Interrupted as exc:
+            raise TransientError(str(exc)) from exc
 
     # --- incidents --------------------------------------------------------------------
 
@@ -234,7 +283,7 @@ class DynamoStore:
 
     def get(self, incident_id: str) -> Incident | None:
         item = self._get(f"INCIDENT#{incident_id}")
-        return Incident.model_validate_json(item["doc"]["S"]) if item else None
+        return _incident(item) if item else None
 
     def get_open(self, key: str) -> Incident | None:
         pointer = self._get(f"OPENKEY#{key}")
@@ -268,7 +317,7 @@ class DynamoStore:
         start = None
         while True:
             page = self._call(op, TableName=self.table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
-            incidents += [Incident.model_validate_json(i["doc"]["S"]) for i in page.get("Items", [])]
+            incidents += [_incident(i) for i in page.get("Items", [])]
             start = page.get("LastEvaluatedKey")
             if not start:
                 return incidents
@@ -297,7 +346,11 @@ class DynamoStore:
         item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
                 "opened_at": _s(incident.opened_at.isoformat()),
-                "timeline_count": _n(incident.timeline_count), "doc": _s(incident.model_dump_json())}
+                "timeline_count": _n(incident.timeline_count),
+                "docz": {"B": zlib.compress(incident.model_dump_json().encode(), DOC_COMPRESSION)}}
+        floor = bounds.repeat_floor(incident)
+        if floor is not None:
+            item["repeat_sev"] = _n(floor)
         if incident.next_action_at is not None:
             # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
             item |= {"due_pk": _s("DUE"), "due_at": _n(int(incident.next_action_at.timestamp()))}
@@ -319,9 +372,20 @@ class _Interrupted(TransientError):
 
 
 class _TransactionCancelled(Exception):
-    def __init__(self, reasons: list[str]) -> None:
+    def __init__(self, reasons: list[str], items: list[dict[str, Any] | None] | None = None) -> None:
         super().__init__(",".join(reasons))
         self.reasons = reasons
+        self.items = items or []
+
+
+def _incident(item: dict[str, Any]) -> Incident:
+    """An incident item as the incident, with the repeats counted since its doc was written."""
+    doc = zlib.decompress(item["docz"]["B"]) if "docz" in item else item["doc"]["S"]
+    incident = Incident.model_validate_json(doc)
+    if "repeats" not in item:
+        return incident
+    return bounds.with_repeats(incident, int(item["version"]["N"]), int(item["repeats"]["N"]),
+                               item.get("repeat_seen", {}).get("S"))
 
 
 def _entry_pk(incident_id: str, seq: int) -> str:

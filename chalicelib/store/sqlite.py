@@ -8,6 +8,11 @@ Threads of one process share one connection behind a lock. WAL mode lets readers
 The ``incidents`` row holds the bounded record (``chalicelib.store.bounds``); every
 timeline entry is also a row of ``timeline`` (incident, sequence number), inserted in the
 same transaction as the incident write that added it.
+
+A repeat past the timeline's repeat entries (``record_repeat``) touches three columns of the
+incident row (``repeats``, ``repeat_seen``, ``version``), never its ``doc``: every read adds
+them in, and the next full write folds them into the doc. Expired delivery records are purged
+every ``PURGE_EVERY`` completed deliveries, so the file stays the size of the dedupe window.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 
 from chalicelib.errors import ConflictError, StoreError
 from chalicelib.models import Incident, IncidentStatus, TimelineEntry
-from chalicelib.store import Claim, bounds
+from chalicelib.store import Claim, Repeat, bounds
+
+PURGE_EVERY = 1_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -32,7 +39,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, key TEXT NOT NULL, status TEXT NOT NULL, opened_at TEXT NOT NULL,
-    version INTEGER NOT NULL, doc TEXT NOT NULL, due_at REAL
+    version INTEGER NOT NULL, doc TEXT NOT NULL, due_at REAL,
+    repeats INTEGER NOT NULL DEFAULT 0, repeat_seen TEXT, repeat_sev INTEGER
 );
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at);
 CREATE INDEX IF NOT EXISTS incidents_due ON incidents (due_at) WHERE due_at IS NOT NULL;
@@ -42,6 +50,13 @@ CREATE TABLE IF NOT EXISTS timeline (
 );
 CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 """
+# Columns added since the first layout: a file written before them gets them on open.
+_ADDED_COLUMNS = {"repeats": "INTEGER NOT NULL DEFAULT 0", "repeat_seen": "TEXT", "repeat_sev": "INTEGER"}
+# What every read of incidents takes: the doc and the counters record_repeat keeps beside it.
+_INCIDENT_BY_ID = "SELECT doc, version, repeats, repeat_seen FROM incidents WHERE id = ?"
+_INCIDENTS = "SELECT doc, version, repeats, repeat_seen FROM incidents ORDER BY opened_at, id"
+_INCIDENTS_DUE = ("SELECT doc, version, repeats, repeat_seen FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? "
+                  "ORDER BY due_at")
 
 
 class SqliteStore:
@@ -56,9 +71,14 @@ class SqliteStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(incidents)")}
+            for name, decl in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE incidents ADD COLUMN {name} {decl}")
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path!r} cannot be opened: {exc}") from exc
         self._lock = threading.RLock()
+        self._completed = 0
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -104,6 +124,54 @@ class SqliteStore:
         with self._lock:  # a single statement commits atomically on its own
             self._conn.execute("INSERT OR REPLACE INTO deliveries (id, status, expires_at, outcome) "
                                "VALUES (?, 'done', ?, ?)", (delivery_id, expires, json.dumps(outcome, default=str)))
+            self._count_completed(now)
+
+    def record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: dict[str, Any],
+                      now: datetime, keep_days: int) -> Repeat:
+        ts = now.timestamp()
+        expires = ts + keep_days * 86400
+        try:
+            return self._record_repeat(delivery_id, incident_id, severity, json.dumps(outcome, default=str),
+                                       now, ts, expires)
+        except _NotCountable:  # rolled back: the delivery stays unclaimed for the full path
+            return Repeat.NOT_COUNTABLE
+
+    def _record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: str, now: datetime,
+                       ts: float, expires: float) -> Repeat:
+        with self._write() as db:
+            # the claim's rule (new, abandoned lease, or forgotten record), completed at once
+            claimed = db.execute(
+                "INSERT INTO deliveries (id, status, expires_at, outcome) VALUES (?, 'done', ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET status = 'done', lease_until = NULL, "
+                "expires_at = excluded.expires_at, outcome = excluded.outcome "
+                "WHERE (deliveries.status = 'leased' AND deliveries.lease_until <= ?) "
+                "OR (deliveries.status = 'done' AND deliveries.expires_at <= ?)",
+                (delivery_id, expires, outcome, ts, ts)).rowcount
+            if claimed != 1:
+                row = db.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+                return Repeat.IN_PROGRESS if row and row[0] == "leased" else Repeat.DUPLICATE
+            counted = db.execute(
+                "UPDATE incidents SET repeats = repeats + 1, version = version + 1, "
+                "repeat_seen = max(coalesce(repeat_seen, ''), ?) "
+                "WHERE id = ? AND repeat_sev IS NOT NULL AND repeat_sev <= ?",
+                (now.isoformat(), incident_id, severity)).rowcount
+            if counted != 1:
+                raise _NotCountable()
+            self._count_completed(now)
+        return Repeat.COUNTED
+
+    def _count_completed(self, now: datetime) -> None:
+        self._completed += 1
+        if self._completed % PURGE_EVERY == 0:
+            self.purge_deliveries(now)
+
+    def purge_deliveries(self, now: datetime) -> int:
+        """Delete the delivery records past their dedupe window (and leases long abandoned)."""
+        ts = now.timestamp()
+        with self._lock:
+            return self._conn.execute(
+                "DELETE FROM deliveries WHERE (status = 'done' AND expires_at <= ?) "
+                "OR (status = 'leased' AND lease_until <= ?)", (ts, ts - 86400)).rowcount
 
     def release_delivery(self, delivery_id: str) -> None:
         with self._write() as db:
@@ -127,10 +195,10 @@ class SqliteStore:
                 return None
             db.execute("INSERT OR REPLACE INTO open_keys (key, incident_id) VALUES (?, ?)",
                        (incident.key, incident.id))
-            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc, due_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO incidents (id, key, status, opened_at, version, doc, due_at, repeat_sev) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (stored.id, stored.key, stored.status.value, stored.opened_at.isoformat(), 1,
-                        stored.model_dump_json(), _due(stored)))
+                        stored.model_dump_json(), _due(stored), bounds.repeat_floor(stored)))
             _insert_entries(db, incident.id, entries)
         return stored
 
@@ -139,21 +207,19 @@ class SqliteStore:
         stored = bounds.bounded(incident).model_copy(update={"version": incident.version + 1})
         if stored.status is IncidentStatus.RESOLVED:
             stored = stored.model_copy(update={"key_released": True})
+        # The doc holds the repeats counted since ``incident`` was read (its version says so): they fold in.
+        update = ("UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ?, repeats = 0, repeat_seen = NULL, "
+                  "repeat_sev = ? WHERE id = ? AND version = ?")
+        args = (stored.status.value, stored.version, stored.model_dump_json(), _due(stored),
+                bounds.repeat_floor(stored), incident.id, incident.version)
         if not entries and stored.status is not IncidentStatus.RESOLVED:
-            with self._lock:  # a counted repeat: one conditional UPDATE, atomic by itself
-                updated = self._conn.execute(
-                    "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",
-                    (stored.status.value, stored.version, stored.model_dump_json(), _due(stored), incident.id,
-                     incident.version)).rowcount
+            with self._lock:  # a change without entries: one conditional UPDATE, atomic by itself
+                updated = self._conn.execute(update, args).rowcount
             if updated != 1:
                 raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
             return stored
         with self._write() as db:
-            updated = db.execute(
-                "UPDATE incidents SET status = ?, version = ?, doc = ?, due_at = ? WHERE id = ? AND version = ?",
-                (stored.status.value, stored.version, stored.model_dump_json(), _due(stored), incident.id,
-                 incident.version),
-            ).rowcount
+            updated = db.execute(update, args).rowcount
             if updated != 1:
                 raise ConflictError(f"incident {incident.id} changed since version {incident.version}")
             _insert_entries(db, incident.id, entries)
@@ -173,16 +239,16 @@ class SqliteStore:
         return [TimelineEntry.model_validate_json(entry) for (entry,) in rows]
 
     def get(self, incident_id: str) -> Incident | None:
-        rows = self._read("SELECT doc FROM incidents WHERE id = ?", (incident_id,))
-        return Incident.model_validate_json(rows[0][0]) if rows else None
+        rows = self._read(_INCIDENT_BY_ID, (incident_id,))
+        return _incident(*rows[0]) if rows else None
 
     def get_open(self, key: str) -> Incident | None:
-        rows = self._read("SELECT k.incident_id, i.doc FROM open_keys k LEFT JOIN incidents i ON i.id = k.incident_id "
-                          "WHERE k.key = ?", (key,))
+        rows = self._read("SELECT k.incident_id, i.doc, i.version, i.repeats, i.repeat_seen "
+                          "FROM open_keys k LEFT JOIN incidents i ON i.id = k.incident_id WHERE k.key = ?", (key,))
         if not rows:
             return None
-        incident_id, doc = rows[0]
-        incident = Incident.model_validate_json(doc) if doc is not None else None
+        incident_id, doc, *counters = rows[0]
+        incident = _incident(doc, *counters) if doc is not None else None
         if incident is not None and incident.is_open:
             return incident
         with self._write() as db:  # a stale pointer (resolved or missing incident) heals on read
@@ -190,13 +256,12 @@ class SqliteStore:
         return None
 
     def list(self) -> list[Incident]:
-        rows = self._read("SELECT doc FROM incidents ORDER BY opened_at, id")
-        return [Incident.model_validate_json(doc) for (doc,) in rows]
+        rows = self._read(_INCIDENTS)
+        return [_incident(*row) for row in rows]
 
     def due(self, now: datetime) -> builtins.list[Incident]:
-        rows = self._read("SELECT doc FROM incidents WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at",
-                          (now.timestamp(),))
-        return [Incident.model_validate_json(doc) for (doc,) in rows]
+        rows = self._read(_INCIDENTS_DUE, (now.timestamp(),))
+        return [_incident(*row) for row in rows]
 
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
         rows = self._read("SELECT body, version FROM docs WHERE key = ?", (key,))
@@ -213,6 +278,14 @@ class SqliteStore:
                                   (body, key, expected_version)).rowcount
             if done != 1:
                 raise ConflictError(f"document {key} changed since version {expected_version}")
+
+
+class _NotCountable(Exception):
+    """The incident does not count this repeat: the delivery's claim is rolled back with it."""
+
+
+def _incident(doc: str, version: int, repeats: int, repeat_seen: str | None) -> Incident:
+    return bounds.with_repeats(Incident.model_validate_json(doc), version, repeats, repeat_seen)
 
 
 def _insert_entries(db: sqlite3.Connection, incident_id: str, entries: list[tuple[int, TimelineEntry]]) -> None:

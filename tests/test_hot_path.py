@@ -1,0 +1,180 @@
+"""Issue 17 goal 1: a repeat of an alarm whose incident only counts repeats takes the hot path
+(narrow SNS read, remembered alarm, one ``record_repeat``) and keeps every promise the full path
+keeps: one incident, one page, redeliveries deduplicated, nothing lost, the same outcome."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.decisions.classify import classify
+from chalicelib.handlers import on_event
+from chalicelib.models import IncidentStatus
+from chalicelib.sources import sns, to_signals
+from chalicelib.store import bounds
+from chalicelib.store.sqlite import PURGE_EVERY, SqliteStore
+from chalicelib.wiring import Deps
+from tests.conftest import (
+    CONFIG,
+    T0,
+    FakeClock,
+    RecordingChannel,
+    inbound_event_files,
+    installed,
+    load_event,
+    make_deps,
+    sns_event,
+)
+
+ALARM = "sns-cloudwatch-alarm-metric.json"
+STORM = bounds.MAX_REPEAT_ENTRIES + 1  # deliveries until the incident only counts repeats
+
+
+@pytest.fixture
+def hot(any_store: Any, clock: FakeClock, console: RecordingChannel) -> Iterator[Deps]:
+    yield from installed(make_deps(any_store, clock, console))
+
+
+class CountingStore:
+    """The store, noting which of its event-path methods ran."""
+
+    def __init__(self, store: Any) -> None:
+        self._store, self.used = store, []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name in ("record_repeat", "get_open", "claim_delivery", "save"):
+            self.used.append(name)
+        return attr
+
+
+def trigger(n: int, **changes: Any) -> dict[str, Any]:
+    return sns_event(ALARM, message_id=f"m-{n}", **changes)
+
+
+def handled(deps: Deps, event: dict[str, Any]) -> dict[str, Any]:
+    [outcome] = on_event(event, "sns", deps)["outcomes"]
+    return outcome
+
+
+def opened_and_counting(deps: Deps) -> str:
+    """Open the alarm's incident and repeat it until (and once past) it only counts: its id."""
+    outcomes = [handled(deps, trigger(n)) for n in range(STORM + 1)]
+    assert outcomes[-1]["reason"] == "ALREADY_OPEN"
+    return str(outcomes[0]["incident_id"])
+
+
+def test_a_storm_is_counted_on_the_hot_path_with_the_full_paths_outcome(hot: Deps, console: RecordingChannel) -> None:
+    outcomes = [handled(hot, trigger(n)) for n in range(STORM)]
+    assert outcomes[0]["reason"] == "OPENED" and {o["reason"] for o in outcomes[1:]} == {"ALREADY_OPEN"}
+    entries = hot.store.get(outcomes[0]["incident_id"]).timeline_count
+    spy = CountingStore(hot.store)
+    hot.pipeline.store = spy
+    repeats = [handled(hot, trigger(n)) for n in range(STORM, STORM + 5)]
+    assert spy.used == ["record_repeat"] * 5  # no claim, no read, no rewrite
+    full = {k: v for k, v in outcomes[-1].items() if k != "delivery_id"}
+    assert all({k: v for k, v in r.items() if k != "delivery_id"} == full for r in repeats)
+    incident = hot.store.get(outcomes[0]["incident_id"])
+    assert incident.count == STORM + 5 and incident.timeline_count == entries  # counted, not itemised
+    assert len(console.sent) == 1  # one page, however long the storm
+    assert hot.store.get_delivery(repeats[0]["delivery_id"]) == {"status": "done", "outcome": repeats[0]}
+
+
+def test_a_redelivered_repeat_is_a_duplicate_and_counted_once(hot: Deps) -> None:
+    opened_and_counting(hot)
+    again = handled(hot, trigger(STORM))
+    assert again["reason"] == "DUPLICATE" and again["incident_id"] is None
+    assert hot.store.get_open(again["incident_key"]).count == STORM + 1
+
+
+def test_after_a_resolve_the_next_trigger_opens_a_new_incident_and_pages(hot: Deps, console: RecordingChannel,
+                                                                         clock: FakeClock) -> None:
+    first = opened_and_counting(hot)
+    clock.advance(minutes=5)
+    assert handled(hot, sns_event("sns-cloudwatch-alarm-ok.json", message_id="ok-1"))["reason"] == "RESOLVED"
+    reopened = handled(hot, trigger(1000))
+    assert reopened["reason"] == "OPENED" and reopened["incident_id"] != first
+    assert [p.incident_id for p in console.sent if p.kind.value == "trigger"] == [first, reopened["incident_id"]]
+
+
+def test_a_memory_another_worker_made_stale_falls_back_to_the_full_path(hot: Deps, clock: FakeClock) -> None:
+    first = opened_and_counting(hot)
+    # another Lambda resolves it: this process still remembers the alarm as counting repeats
+    other = make_deps(hot.store, clock, RecordingChannel())
+    other.pipeline.resolve(first, "alice")
+    reopened = handled(hot, trigger(2000))
+    assert reopened["reason"] == "OPENED" and reopened["incident_id"] != first
+    assert hot.store.get(first).status is IncidentStatus.RESOLVED
+
+
+def test_an_alarm_edited_to_a_worse_severity_raises_the_incident(hot: Deps, console: RecordingChannel) -> None:
+    opened_and_counting(hot)
+    raised = handled(hot, trigger(3000, AlarmDescription="severity: SEV1",
+                                  AlarmConfigurationUpdatedTimestamp="2025-03-14T10:00:00.000+0000"))
+    assert raised["reason"] == "SEVERITY_RAISED" and raised["severity"] == 1
+    assert len(console.sent) > 1  # the Sev1 chain pages
+
+
+def test_the_glance_reads_only_one_cloudwatch_alarm_in_alarm() -> None:
+    glance = sns.repeat_glance(trigger(1))
+    assert glance is not None and glance.delivery_id == "sns:m-1"
+    assert sns.repeat_glance(trigger(2)).alarm == glance.alarm  # same alarm, another delivery
+    assert sns.repeat_glance(trigger(1, AlarmDescription="severity: SEV1")).alarm != glance.alarm
+    two = trigger(1)
+    two["Records"] *= 2
+    nan = trigger(1)
+    nan["Records"][0]["Sns"]["Message"] = nan["Records"][0]["Sns"]["Message"][:-1] + ', "x": NaN}'
+    deep = trigger(1)
+    deep["Records"][0]["Sns"]["Message"] = "[" * 100_000
+    for event in (two, nan, deep, load_event("sns-cloudwatch-alarm-ok.json"),
+                  load_event("sns-http-notification-cloudwatch-alarm.json"), {"Records": "x"}, [], "text"):
+        assert sns.repeat_glance(event) is None
+
+
+@pytest.mark.parametrize("name", [n for n in inbound_event_files() if n.startswith("sns-")])
+def test_the_glance_names_the_delivery_the_full_conversion_does(name: str) -> None:
+    event = load_event(name)
+    glance = sns.repeat_glance(event)
+    if glance is not None:
+        [signal] = to_signals(event, T0, "sns")
+        assert glance.delivery_id == signal.delivery_id
+
+
+def test_remembered_classifications_match_and_follow_the_config(hot: Deps) -> None:
+    signals = [s for name in inbound_event_files() for s in to_signals(load_event(name), T0, "sns")]
+    for signal in signals + signals:
+        assert hot.pipeline.classify(signal) == classify(signal, CONFIG.severity)
+    stricter = CONFIG.severity.model_copy(update={"rules": ()})
+    hot.pipeline.config = CONFIG.model_copy(update={"severity": stricter})
+    for signal in signals:
+        assert hot.pipeline.classify(signal) == classify(signal, stricter)
+
+
+def test_the_sqlite_file_keeps_only_the_dedupe_window(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "purge.db")
+    for n in range(PURGE_EVERY):
+        store.claim_delivery(f"old-{n}", T0, 60)
+        store.complete_delivery(f"old-{n}", {"reason": "OPENED"}, T0, keep_days=14)
+    later = T0 + timedelta(days=15)
+    for n in range(PURGE_EVERY):
+        store.claim_delivery(f"new-{n}", later, 60)
+        store.complete_delivery(f"new-{n}", {"reason": "OPENED"}, later, keep_days=14)
+    rows = store._read("SELECT id FROM deliveries")
+    assert len(rows) == PURGE_EVERY and all(r[0].startswith("new-") for r in rows)
+    assert store.claim_delivery("new-1", later, 60).value == "done"  # the window itself is kept
+
+
+def test_purge_drops_only_expired_records_and_long_abandoned_leases(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "purge.db")
+    store.claim_delivery("abandoned", T0, 60)
+    store.claim_delivery("live", T0 + timedelta(days=2), 60)
+    store.complete_delivery("kept", {}, T0, keep_days=14)
+    assert store.purge_deliveries(T0 + timedelta(days=2)) == 1
+    assert store.get_delivery("abandoned") is None and store.get_delivery("live") is not None
+    assert store.get_delivery("kept") is not None
+    assert json.dumps(store.get_delivery("kept")) == '{"status": "done", "outcome": {}}'
