@@ -233,6 +233,38 @@ def incident_severity(incident_id: str) -> Response:
     return _api("set_severity", incident_id, _raw())
 
 
+@app.route("/oncall/overrides", methods=["GET"], authorizer=token_authorizer)
+def list_overrides() -> Response:
+    return _api("list_overrides")
+
+
+@app.route("/oncall/overrides", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
+def add_override() -> Response:
+    return _api("add_override", _raw())
+
+
+@app.route("/oncall/overrides/{override_id}", methods=["DELETE"], authorizer=token_authorizer)
+def remove_override(override_id: str) -> Response:
+    return _api("remove_override", override_id)
+
+
+@app.route("/heartbeats", methods=["GET"], authorizer=token_authorizer)
+def list_heartbeats() -> Response:
+    return _api("list_heartbeats")
+
+
+# No authorizer: a cron job's curl holds a bearer token or only its signed URL; the view checks either.
+@app.route("/heartbeats/{name}", methods=["POST"],
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded",
+                          "application/octet-stream"])
+def heartbeat(name: str) -> Response:
+    from chalicelib.web import api
+    request = app.current_request
+    result = _guarded().guarded(lambda: api.heartbeat(_handlers().get_deps(), name, dict(request.headers),
+                                                      dict(request.query_params or {}), request.raw_body or b""))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
 @app.route("/tokens", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
 def create_token() -> Response:
     return _api("create_token", _raw())

@@ -5,6 +5,11 @@ record through the store, sends a page on the canary channel and emits ``CanaryC
 (CloudWatch EMF, through Powertools Metrics). An alarm in the merge template fires on an
 out-of-band SNS topic when canaries stop completing, so a responder that cannot page is
 noticed by something other than itself. Canary signals never become incidents.
+
+The canary also watches the escalation sweep's heartbeat (``heartbeats.py``): the sweep checks
+every other heartbeat, but a dead sweep checks nothing, so a missed ``escalation-sweep`` beat
+fails the canary, which stops ``CanaryCompleted``, which fires the out-of-band alarm. What
+watches the canary is that alarm: CloudWatch, outside this code, treating no data as breaching.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ def run_canary(deps: Deps, now: datetime, metrics: Any = None) -> dict[str, Any]
     record = deps.store.get_delivery(delivery)
     if not record or record["status"] != "done":
         raise RuntimeError("canary delivery did not round-trip through the store")
+    from chalicelib.decisions.heartbeats import PAGED
+    from chalicelib.heartbeats import Heartbeats
+
+    sweep_state = Heartbeats(deps.pipeline).own_state(now)
+    if sweep_state in PAGED:
+        raise RuntimeError(f"the escalation sweep's heartbeat is {sweep_state}: escalations are not running")
     channel = deps.config.routing.communications.canary_channel
     incident = Incident(id="canary", key="canary", kind=SignalKind.CANARY, title="responder canary",
                         severity=Severity.SEV4, owner="backlog", playbook=None, rule=classification.rule,

@@ -125,10 +125,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_playbooks)
 
-    p = sub.add_parser("oncall", help="who holds each role at a moment")
+    p = sub.add_parser("oncall", help="who holds each role at a moment, and the stored overrides")
     p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_oncall)
+    oncall_sub = p.add_subparsers(required=False, metavar="override | override-remove")
+    add = oncall_sub.add_parser("override", help="someone holds a role for a stretch (kept in the store)")
+    add.add_argument("--role", required=True)
+    add.add_argument("--person", required=True)
+    add.add_argument("--from", dest="start", required=True, help="ISO time with a UTC offset")
+    add.add_argument("--to", dest="end", required=True, help="ISO time with a UTC offset, after --from")
+    add.add_argument("--by", default="cli")
+    _add_now(add)
+    add.set_defaults(run=cmd_override_add)
+    remove = oncall_sub.add_parser("override-remove", help="remove a stored override by its id")
+    remove.add_argument("id")
+    remove.add_argument("--by", default="cli")
+    _add_now(remove)
+    remove.set_defaults(run=cmd_override_remove)
 
     p = sub.add_parser("page", help="page a human on purpose: a manual incident through the pipeline")
     p.add_argument("--severity", required=True, type=int)
@@ -154,6 +168,18 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--by", required=True)
         _add_now(p)
         p.set_defaults(run=functools.partial(cmd_operation, act=act))
+
+    p = sub.add_parser("heartbeat", help="report in for a job (a heartbeat of routing.yaml)")
+    p.add_argument("name")
+    p.add_argument("--by", default="cli")
+    _add_now(p)
+    p.set_defaults(run=cmd_heartbeat)
+
+    p = sub.add_parser("heartbeats", help="each heartbeat with its last beat and state")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--urls", action="store_true", help="also each one's signed URL (a credential: keep it secret)")
+    _add_now(p)
+    p.set_defaults(run=cmd_heartbeats)
 
     for name, fn in (("ack", cmd_ack), ("resolve", cmd_resolve)):
         p = sub.add_parser(name, help=f"{name} an incident")
@@ -326,9 +352,38 @@ def cmd_operation(args: argparse.Namespace, act: str) -> int:
     return 0
 
 
-def cmd_escalate(args: argparse.Namespace) -> int:
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    from chalicelib.heartbeats import Heartbeats
+
     deps = _deps(args)
-    report = deps.pipeline.sweep()
+    _print(Heartbeats(deps.pipeline).beat(args.name, args.by, deps.clock()))
+    return 0
+
+
+def cmd_heartbeats(args: argparse.Namespace) -> int:
+    from chalicelib.heartbeats import Heartbeats, signed_url
+
+    deps = _deps(args)
+    listing = Heartbeats(deps.pipeline).list(deps.clock())
+    if args.urls:
+        if deps.links is None:
+            raise InvalidRequest("--urls", "no link secret is configured")
+        listing = [item | {"url": signed_url(deps.links, item["name"])} for item in listing]
+    if args.json:
+        _print(listing)
+        return 0
+    for item in listing:
+        print(f"{item['name']:<22} {item['state']:<13} last beat {item['last_beat'] or '-':<32} "
+              f"every {item['every_minutes']} min + {item['grace_minutes']} grace, SEV{item['severity']}"
+              + (f"\n{'':<22} {item['url']}" if args.urls else ""))
+    return 0
+
+
+def cmd_escalate(args: argparse.Namespace) -> int:
+    from chalicelib import handlers
+
+    deps = _deps(args)
+    report = handlers.sweep(deps)
     if not report.get("incidents"):
         _say_if_empty(args, deps.store.list())
     _print(report, compact=True)
@@ -419,13 +474,32 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_override_add(args: argparse.Namespace) -> int:
+    from chalicelib.overrides import OverrideService
+
+    deps = _deps(args)
+    added = OverrideService(deps.store, deps.config, deps.clock).add(role=args.role, person=args.person,
+                                                                     start=args.start, end=args.end, by=args.by)
+    _print(added.model_dump(mode="json"))
+    return 0
+
+
+def cmd_override_remove(args: argparse.Namespace) -> int:
+    from chalicelib.overrides import OverrideService
+
+    deps = _deps(args)
+    _print(OverrideService(deps.store, deps.config, deps.clock).remove(args.id, args.by).model_dump(mode="json"))
+    return 0
+
+
 def cmd_oncall(args: argparse.Namespace) -> int:
-    from chalicelib import config
+    from chalicelib import overrides
     from chalicelib.decisions.oncall import holders, in_business_hours, same_person_at
-    from chalicelib.settings import Settings
 
     at = _clock(args)()
-    loaded = config.load(Settings.from_env().config_dir)
+    deps = _deps(args)
+    stored = overrides.stored(deps.store)
+    loaded = overrides.with_stored(deps.config, stored)
     routing = loaded.routing
     roles = {name: holders(role, at, routing.zone) for name, role in routing.roles.items()}
     business = in_business_hours(routing.business_hours, at, routing.zone)
@@ -433,7 +507,8 @@ def cmd_oncall(args: argparse.Namespace) -> int:
                for first, second, person in same_person_at(routing, at)]
     if args.json:
         _print({"at": at.isoformat(), "timezone": routing.timezone, "business_hours": business, "roles": roles,
-                "same_person_now": doubled, "warnings": list(loaded.warnings)})
+                "same_person_now": doubled, "warnings": list(loaded.warnings),
+                "overrides": [o.model_dump(mode="json") for o in stored if o.removed_at is None]})
         return 0
     local = at.astimezone(routing.zone)
     print(f"on call at {local:%a %Y-%m-%d %H:%M} {routing.timezone}"
@@ -442,6 +517,10 @@ def cmd_oncall(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {', '.join(people) or '-'}")
     for text in doubled:
         print(f"  now: {text}")
+    for o in stored:
+        if o.removed_at is None:
+            print(f"  override {o.id}: {o.role} → {o.person} from {o.start.astimezone(routing.zone):%a %Y-%m-%d %H:%M}"
+                  f" to {o.end.astimezone(routing.zone):%a %Y-%m-%d %H:%M} (by {o.by})")
     for text in loaded.warnings:
         print(f"warning: {text}")
     return 0

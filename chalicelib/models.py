@@ -49,6 +49,7 @@ class SignalKind(StrEnum):
     PAGERDUTY = "pagerduty"
     CANARY = "canary"  # the responder's own heartbeat (canary.py)
     MANUAL = "manual"  # a human paged on purpose (sources/manual.py)
+    HEARTBEAT = "heartbeat"  # a job stopped reporting in (heartbeats.py)
     UNKNOWN = "unknown"
 
 

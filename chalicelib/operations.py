@@ -32,6 +32,7 @@ class Refused(ConflictError):
 
 class Operations:
     def __init__(self, pipeline: Pipeline) -> None:
+        pipeline.refresh_schedule()  # a reassignment to a role pages whoever holds it now, overrides included
         self.pipeline, self.config = pipeline, pipeline.config
 
     def page(self, *, severity: object, title: object, by: str, role: object = None, person: object = None,

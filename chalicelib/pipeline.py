@@ -120,6 +120,7 @@ class Pipeline:
                  http: Transport | None = None, audit: AuditLog | None = None, stage: str = "local",
                  ack_link: AckLinker | None = None) -> None:
         self.store, self.config, self.pager, self.clock = store, config, pager, clock
+        self.base_config = config  # routing.yaml as loaded; refresh_schedule adds the stored overrides
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
         self.incidents = IncidentService(store, config, new_id)
         self.escalator = Escalator(store, self.incidents, pager, config, ack_link)
@@ -178,6 +179,7 @@ class Pipeline:
         changes a newly opened incident before anyone is paged (the owner they named); ``alarm``
         (``sns.repeat_glance``) is remembered when its incident only counts repeats, for ``repeat``."""
         now = self.clock()
+        self.refresh_schedule()
         classification = classification or self.classify(signal)
         base = {
             "delivery_id": signal.delivery_id, "kind": signal.kind, "transition": signal.transition.value,
@@ -248,6 +250,15 @@ class Pipeline:
             entry, annotation_count=i.annotation_count + 1, last_seen=now))
         return Reason.ANNOTATED, joined
 
+    def refresh_schedule(self) -> None:
+        """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
+        afresh (one small document) by every entry point that may page, so a change made on one
+        Lambda holds on every other from its next event or sweep."""
+        from chalicelib import overrides
+
+        config = overrides.with_stored(self.base_config, overrides.stored(self.store))
+        self.config = self.incidents.config = self.escalator.config = self.executor.config = config
+
     def acknowledge(self, incident_id: str, by: str, source: str = "responder",
                     pagerduty_key: str | None = None) -> Incident:
         """Acknowledge (idempotent; 409 on a resolved incident); whoever was paged is told, on each
@@ -286,6 +297,7 @@ class Pipeline:
 
     def sweep(self) -> dict[str, Any]:
         """The scheduled sweep: escalation steps, page retries and fallbacks, watched actions."""
+        self.refresh_schedule()
         return self.escalator.sweep(self.clock(), also=self.executor.verify, clock=self.clock)
 
 

@@ -161,7 +161,8 @@ def test_viewer_finds_no_usable_link_anywhere_and_acks_nothing(client: Client, d
     seen = []
     readable = sorted(path for path, methods in app_module.app.routes.items() if "GET" in methods
                       and not path.startswith("/ack/"))
-    assert readable == ["/health", "/incidents", "/incidents/{incident_id}", "/incidents/{incident_id}/postmortem"]
+    assert readable == ["/health", "/heartbeats", "/incidents", "/incidents/{incident_id}",
+                        "/incidents/{incident_id}/postmortem", "/oncall/overrides"]
     for path in (p.replace("{incident_id}", incident_id) for p in readable):
         response = client.http.get(path, headers=auth)
         assert response.status_code == 200, path

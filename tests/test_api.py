@@ -49,6 +49,11 @@ ROUTES = [
     ("POST", "/incidents/{id}/reassign", {"to": "christian"}, "responder"),
     ("POST", "/incidents/{id}/snooze", {"until": "2025-03-14T16:00:00+00:00"}, "responder"),
     ("POST", "/incidents/{id}/severity", {"severity": 2}, "responder"),
+    ("GET", "/oncall/overrides", None, "viewer"),
+    ("POST", "/oncall/overrides", {"role": "founder-backup", "person": "giles", "from": "2025-03-14T16:00:00+00:00",
+                                   "to": "2025-03-14T18:00:00+00:00"}, "responder"),
+    ("GET", "/heartbeats", None, "viewer"),
+    ("POST", "/heartbeats/nightly-backup", None, "responder"),  # no authorizer: the view checks the token
     ("POST", "/tokens", {"user": "new-hire", "role": "viewer"}, "admin"),
     ("DELETE", "/tokens/{token_id}", None, "admin"),
 ]
@@ -68,7 +73,7 @@ def test_role_matrix(client: Client, deps: Deps, tokens: dict[str, str], inciden
         assert deps.store.get(incident_id).status.value == "open"
         return
     allowed = Role[caller.upper()] >= Role[needs.upper()]
-    created = method == "POST" and path.endswith(("/notes", "/tokens", "/incidents"))
+    created = method == "POST" and path.endswith(("/notes", "/tokens", "/incidents", "/overrides"))
     assert response.status_code == ((201 if created else 200) if allowed else 403), response.json_body
     if not allowed:
         assert response.json_body["error"] == "forbidden" and "needs" in response.json_body["message"]

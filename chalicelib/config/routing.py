@@ -19,13 +19,13 @@ Sev1/Sev2 escalation step whose role can be empty at some hour unless the step i
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from chalicelib.config.severity import Strict, severity_keys
+from chalicelib.config.severity import Strict, severity_keys, severity_value
 from chalicelib.models import Severity
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -100,6 +100,9 @@ class BusinessHours(Strict):
     days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
     start: time = time(9, 0)
     end: time = time(18, 0)
+    # Local dates with no business hours (a Sev3 then pages on the next business day); routing.yaml
+    # gives them as the top-level `holidays:` list.
+    holidays: frozenset[date] = frozenset()
 
     _times = field_validator("start", "end", mode="before")(_clock_time)
 
@@ -199,6 +202,21 @@ def _default_chains() -> dict[Severity, EscalationChain]:
     }
 
 
+HEARTBEAT_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"  # it goes in a URL path and an incident key
+SWEEP_HEARTBEAT = "escalation-sweep"  # the sweep's own: beaten by the sweep, watched by the canary
+
+
+class Heartbeat(Strict):
+    """A job that must report in (``POST /heartbeats/NAME``) at least every ``every_minutes``;
+    ``grace_minutes`` later without a beat it is missed: an incident of ``severity``, paged."""
+
+    every_minutes: int = Field(ge=1, le=60 * 24 * 31)
+    grace_minutes: int = Field(ge=0, le=60 * 24 * 7)
+    severity: Severity
+
+    _severity = field_validator("severity", mode="before")(severity_value)
+
+
 class Communications(Strict):
     """Runbook §9-10: who hears of Sev1/Sev2 incidents, and the deadlines people owe."""
 
@@ -225,6 +243,21 @@ class RoutingConfig(Strict):
     roles: dict[str, Role]
     escalation: dict[Severity, EscalationChain] = Field(default_factory=_default_chains)
     communications: Communications = Communications()
+    heartbeats: dict[Annotated[str, Field(pattern=HEARTBEAT_NAME)], Heartbeat] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _holidays_into_business_hours(cls, value: Any) -> Any:
+        # `holidays:` sits at the top of routing.yaml; the business-hours functions read it with the hours.
+        if not isinstance(value, dict) or "holidays" not in value:
+            return value
+        rest = {k: v for k, v in value.items() if k != "holidays"}
+        hours = rest.get("business_hours", {})
+        if isinstance(hours, BusinessHours):
+            hours = hours.model_dump()
+        if not isinstance(hours, dict) or "holidays" in hours:
+            raise ValueError("holidays: give them once, as the top-level holidays list")
+        return {**rest, "business_hours": {**hours, "holidays": value["holidays"] or []}}
 
     @field_validator("roles", mode="before")
     @classmethod

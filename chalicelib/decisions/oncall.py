@@ -37,17 +37,25 @@ def holders(role: Role, at: datetime, zone: ZoneInfo) -> list[str]:
 
 
 def in_business_hours(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> bool:
-    return schedule_minute(at, zone) in _window_minutes(hours.days, hours.start, hours.end)
+    """Inside the weekly window, on a day that is not one of ``hours.holidays`` (the local date the
+    window opened: an overnight window belongs to the day it started)."""
+    if schedule_minute(at, zone) not in _window_minutes(hours.days, hours.start, hours.end):
+        return False
+    local = at.astimezone(zone)
+    opened = local.date() - timedelta(days=1) if hours.end <= hours.start and local.time() < hours.end \
+        else local.date()
+    return opened not in hours.holidays
 
 
 def next_business_moment(hours: BusinessHours, at: datetime, zone: ZoneInfo) -> datetime:
-    """``at`` if it is inside business hours, else the start of the next business-hours window (UTC)."""
+    """``at`` if it is inside business hours, else the start of the next business-hours window (UTC),
+    holidays skipped."""
     if in_business_hours(hours, at, zone):
         return at
     local = at.astimezone(zone)
-    for days_ahead in range(8):
+    for days_ahead in range(8 + len(hours.holidays)):
         day = (local + timedelta(days=days_ahead)).date()
-        if WEEKDAYS[day.weekday()] not in hours.days:
+        if WEEKDAYS[day.weekday()] not in hours.days or day in hours.holidays:
             continue
         start = handover_instant(day, hours.start, zone)
         if start > at:

@@ -96,6 +96,11 @@ class AckLinks:
             return False
         return True
 
+    def sign_text(self, text: str) -> str:
+        """The HMAC of ``text`` with the link secret, for other long-lived signed URLs (heartbeats):
+        the caller keeps ``text`` apart from ack payloads (base64url JSON)."""
+        return self._sign(text)
+
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._secret().encode(), payload.encode(), hashlib.sha256).digest())
 

@@ -227,6 +227,81 @@ def _operation(principal: Principal | None, raw_body: bytes, incident_id: str | 
         return error(409, str(exc), "status")
 
 
+# --- on-call overrides (chalicelib.overrides) ----------------------------------------------------
+
+
+def add_override(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
+    """``{"role", "person", "from", "to"}``: 201 with the stored override (its ``id`` removes it)."""
+    from chalicelib.overrides import OverrideService
+
+    def run(user: str, body: dict[str, Any]) -> ApiResponse:
+        added = OverrideService(deps.store, deps.config, deps.clock).add(
+            role=body.get("role"), person=body.get("person"), start=body.get("from"), end=body.get("to"), by=user)
+        return ApiResponse(201, added.model_dump(mode="json"))
+    return _operation(principal, raw_body, None, {"role", "person", "from", "to"}, run)
+
+
+def list_overrides(deps: Deps, principal: Principal | None) -> ApiResponse:
+    from chalicelib.overrides import OverrideService
+
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    listed = OverrideService(deps.store, deps.config, deps.clock).listing()
+    return ApiResponse(200, {"overrides": [o.model_dump(mode="json") for o in listed]})
+
+
+def remove_override(deps: Deps, principal: Principal | None, override_id: str) -> ApiResponse:
+    from chalicelib.overrides import OverrideService, UnknownOverride
+
+    if denied := require(principal, Role.RESPONDER):
+        return denied
+    assert principal is not None
+    try:
+        removed = OverrideService(deps.store, deps.config, deps.clock).remove(override_id, principal.user)
+    except UnknownOverride as exc:
+        return error(404, str(exc), exc.field)
+    return ApiResponse(200, removed.model_dump(mode="json"))
+
+
+# --- heartbeats (chalicelib.heartbeats) ---------------------------------------------------------
+
+
+def heartbeat(deps: Deps, name: str, headers: Mapping[str, str], query: Mapping[str, str],
+              raw_body: bytes) -> ApiResponse:
+    """A job reports in. No authorizer on this route: a cron job's ``curl`` may hold a bearer token
+    (responder) or only the heartbeat's signed URL (``?sig=``); the body, if any, is ignored."""
+    from chalicelib.heartbeats import Heartbeats, UnknownHeartbeat, signature_ok
+    from chalicelib.web.tokens import bearer
+
+    if denied := _size(raw_body):
+        return denied
+    if unknown := sorted(set(query) - {"sig"}):
+        return error(400, f"{unknown[0]}: unknown parameter", unknown[0])
+    authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+    if authorization is not None:
+        principal = deps.tokens.verify(bearer(authorization))
+        if denied := require(principal, Role.RESPONDER):
+            return denied
+        assert principal is not None
+        by = principal.user
+    elif signature_ok(deps.links, name, query.get("sig")):
+        by = "signed-url"
+    else:
+        return error(401, "a valid bearer token or the heartbeat's signed URL (?sig=) is required", "sig")
+    try:
+        return ApiResponse(200, Heartbeats(deps.pipeline).beat(name, by, deps.clock()))
+    except UnknownHeartbeat as exc:
+        return error(404, str(exc), exc.field)
+
+
+def list_heartbeats(deps: Deps, principal: Principal | None) -> ApiResponse:
+    from chalicelib.heartbeats import Heartbeats
+
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    return ApiResponse(200, {"heartbeats": Heartbeats(deps.pipeline).list(deps.clock())})
+
+
 def create_token(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
     if denied := require(principal, Role.ADMIN) or _size(raw_body):
         return denied

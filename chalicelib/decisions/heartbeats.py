@@ -1,0 +1,41 @@
+"""Is a heartbeat (a dead man's switch, ``heartbeats:`` in routing.yaml) alive? A pure decision.
+
+A beat is due ``every_minutes`` after the last one and missed ``grace_minutes`` after that. A
+heartbeat that never beat is watched from the moment the sweep first saw it configured
+(``watching_since``): a job that never starts is as dead as one that stopped, but a newly
+added heartbeat gets one interval and its grace before anyone is paged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from chalicelib.config.routing import Heartbeat
+
+
+class Reason(StrEnum):
+    OK = "OK"                          # beat within the interval
+    LATE = "LATE"                      # past the interval, still within the grace: nobody paged yet
+    MISSED = "MISSED"                  # past interval + grace: an incident, paged
+    NEVER_SEEN = "NEVER_SEEN"          # no beat yet, still within its first interval + grace
+    NEVER_ARRIVED = "NEVER_ARRIVED"    # no beat since it was first watched, past interval + grace: paged
+
+
+PAGED = frozenset({Reason.MISSED, Reason.NEVER_ARRIVED})
+
+
+def deadline(config: Heartbeat, since: datetime) -> datetime:
+    """When a heartbeat whose last beat (or first watch) was ``since`` is missed."""
+    return since + timedelta(minutes=config.every_minutes + config.grace_minutes)
+
+
+def heartbeat_state(config: Heartbeat, last_beat: datetime | None, now: datetime,
+                    watching_since: datetime | None = None) -> Reason:
+    if last_beat is None:
+        if watching_since is None or now < deadline(config, watching_since):
+            return Reason.NEVER_SEEN
+        return Reason.NEVER_ARRIVED
+    if now < last_beat + timedelta(minutes=config.every_minutes):
+        return Reason.OK
+    return Reason.LATE if now < deadline(config, last_beat) else Reason.MISSED
