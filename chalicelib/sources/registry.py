@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 FactType = type[str] | type[int] | type[float] | type[bool]
 FactValue = str | int | float | bool
 
-# Kinds no payload source produces: what no converter recognised, the responder's own heartbeat,
-# and a page a human asked for (POST /incidents, sources/manual.py).
+# Kinds no payload source produces: what no converter recognised, the responder's own canary,
+# a page a human asked for (POST /incidents, sources/manual.py) and a job's missed heartbeat
+# (chalicelib/heartbeats.py).
 UNKNOWN_KIND = "unknown"
 CANARY_KIND = "canary"
 MANUAL_KIND = "manual"
-BUILTIN_KINDS = (UNKNOWN_KIND, CANARY_KIND, MANUAL_KIND)
+HEARTBEAT_KIND = "heartbeat"
+BUILTIN_KINDS = (UNKNOWN_KIND, CANARY_KIND, MANUAL_KIND, HEARTBEAT_KIND)
 
 
 class Fact(NamedTuple):
