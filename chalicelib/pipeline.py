@@ -159,8 +159,9 @@ class Pipeline:
         return None
 
     def _remember(self, alarm: Hashable, outcome: Outcome, incident: Incident | None) -> None:
+        # Unknown input is never counted blind: each delivery keeps its own raw payload (``payloads.kept``).
         if (outcome.reason is Reason.ALREADY_OPEN and incident is not None and outcome.playbook_result is None
-                and bounds.repeat_floor(incident) is not None):
+                and outcome.kind != SignalKind.UNKNOWN and bounds.repeat_floor(incident) is not None):
             if len(self._counted) >= MEMORY_ENTRIES:
                 self._counted = {}
             summary = outcome.summary()
