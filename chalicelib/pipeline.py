@@ -239,7 +239,8 @@ class Pipeline:
         if not key and not playbook:
             return None
         by_key = self.store.get_open(key) if key else None
-        how, target = context.join(signal, by_key, self.store.list() if playbook and by_key is None else ())
+        candidates = self.store.list() if playbook and by_key is None else ()
+        how, target = context.join(signal, classification.severity, by_key, candidates)
         if target is None:
             return None
         entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,

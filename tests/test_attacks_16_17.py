@@ -3,15 +3,17 @@ each test is an input that broke a promise before its fix."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from chalicelib.decisions.incidents import Reason
 from chalicelib.handlers import on_event
 from chalicelib.store import bounds
 from chalicelib.wiring import Deps
-from tests.conftest import FakeClock, RecordingChannel, installed, make_deps, sns_event
+from tests.conftest import FakeClock, RecordingChannel, installed, load_event, make_deps, new_id, sns_event
 
 ALARM = "sns-cloudwatch-alarm-metric.json"
 STORM = bounds.MAX_REPEAT_ENTRIES + 1
@@ -38,3 +40,29 @@ def test_unknown_alarm_message_repeats_keep_their_raw_payload(deps: Deps) -> Non
     for n in range(STORM, STORM + 3):
         kept = deps.store.get_delivery(f"sns:m-{n}")["outcome"]
         assert f"reason {n}" in kept["raw"]
+
+
+def fresh(name: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event(name))
+    event["id"] = new_id()
+    return event
+
+
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)
+def test_context_join_never_swallows_a_signal_more_severe_than_the_incident(
+        deps: Deps, clock: FakeClock, console: RecordingChannel) -> None:
+    """A Sev2 AWS Health issue on Bedrock joined any open ``ai-provider-outage`` incident as context
+    and paged nobody, also when that incident was a Sev4 (its alarm's description says so): the
+    Sev2 was silenced. A signal more severe than the incident it would join pages on its own."""
+    name = "ai-gateway-anthropic-latency"
+    alarm = sns_event(ALARM, message_id=new_id(), AlarmName=name,
+                      AlarmArn=f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}",
+                      AlarmDescription="Latency creeping up.\nseverity: SEV4",
+                      Trigger={"Namespace": "Platform/AIGateway", "MetricName": "ExecutorFailures", "Dimensions": []})
+    [low] = on_event(alarm, "sns", deps)["outcomes"]
+    assert (low["severity"], low["playbook"]) == (4, "ai-provider-outage")
+    pages = len(console.sent)
+    clock.advance(minutes=3)
+    [health] = on_event(fresh("aws-health-issue-bedrock-open.json"), "eventbridge", deps)["outcomes"]
+    assert health["reason"] != Reason.ANNOTATED.value and health["severity"] == 2
+    assert len(console.sent) > pages
