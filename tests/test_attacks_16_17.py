@@ -66,3 +66,20 @@ def test_context_join_never_swallows_a_signal_more_severe_than_the_incident(
     [health] = on_event(fresh("aws-health-issue-bedrock-open.json"), "eventbridge", deps)["outcomes"]
     assert health["reason"] != Reason.ANNOTATED.value and health["severity"] == 2
     assert len(console.sent) > pages
+
+
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)
+def test_a_guardduty_user_name_that_is_an_email_reaches_no_page_or_record(
+        deps: Deps, console: RecordingChannel) -> None:
+    """GuardDuty names the IAM user or role session of a finding (``accessKeyDetails.userName``),
+    and people name users after their e-mail. It was the incident's resource: in the Sev1 page
+    and the stored record, unmasked."""
+    event = fresh("guardduty-finding-instance-credential-exfiltration.json")
+    event["detail"]["resource"]["accessKeyDetails"] |= {"userName": "jane.doe@clinic.example", "userType": "IAMUser"}
+    [outcome] = on_event(event, "eventbridge", deps)["outcomes"]
+    assert outcome["severity"] == 1 and console.sent
+    stored = deps.store.get(outcome["incident_id"])
+    assert stored is not None
+    for text in [repr(page) for page in console.sent] + [stored.model_dump_json()]:
+        assert "jane.doe@clinic.example" not in text
+    assert "[scrubbed]" in stored.resource
