@@ -4,16 +4,30 @@ each test is an input that broke a promise before its fix."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from chalicelib.cli import main
 from chalicelib.decisions.incidents import Reason
 from chalicelib.handlers import on_event
 from chalicelib.store import bounds
 from chalicelib.wiring import Deps
-from tests.conftest import FakeClock, RecordingChannel, installed, load_event, make_deps, new_id, sns_event
+from tests.conftest import (
+    FakeClock,
+    RecordingChannel,
+    create_table,
+    installed,
+    load_event,
+    make_deps,
+    new_id,
+    sns_event,
+)
 
 ALARM = "sns-cloudwatch-alarm-metric.json"
 STORM = bounds.MAX_REPEAT_ENTRIES + 1
@@ -83,3 +97,36 @@ def test_a_guardduty_user_name_that_is_an_email_reaches_no_page_or_record(
     for text in [repr(page) for page in console.sent] + [stored.model_dump_json()]:
         assert "jane.doe@clinic.example" not in text
     assert "[scrubbed]" in stored.resource
+
+
+@pytest.mark.parametrize("any_store", ["dynamodb"], indirect=True)
+def test_an_incident_written_before_the_sharded_due_index_is_swept_after_the_backfill(
+        deps: Deps, clock: FakeClock) -> None:
+    """An incident saved by the old code carries ``due_pk`` and no ``due_shard``: the sharded
+    index never lists it, so its next escalation step never pages (README: "a one-off scan; not
+    written yet"). ``backfill_due_shards`` gives every such item its shard; the sweep sees it."""
+    store = deps.store
+    opened = handled(deps, sns_event(ALARM, message_id="m-old"))
+    incident = store.get(opened["incident_id"])
+    assert incident is not None and incident.next_action_at is not None
+    store.client.update_item(TableName=store.table, Key={"pk": {"S": f"INCIDENT#{incident.id}"}},
+                             UpdateExpression="SET due_pk = :due REMOVE due_shard",
+                             ExpressionAttributeValues={":due": {"S": "DUE"}})
+    later = incident.next_action_at + timedelta(minutes=1)
+    assert store.due(later) == []  # the page path went silent for it
+    assert store.backfill_due_shards() == 1
+    assert [d.incident_id for d in store.due(later)] == [incident.id]
+    assert store.backfill_due_shards() == 0  # once is enough
+
+
+def test_the_backfill_runs_from_the_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = create_table(client)
+        client.put_item(TableName=table, Item={"pk": {"S": "INCIDENT#inc-old"}, "due_pk": {"S": "DUE"},
+                                               "due_at": {"N": "100"}})
+        monkeypatch.setenv("RESPONDER_STORE", f"dynamodb://{table}")
+        assert main(["backfill-due-shards"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"backfilled": 1}
+        assert "due_shard" in client.get_item(TableName=table, Key={"pk": {"S": "INCIDENT#inc-old"}})["Item"]
