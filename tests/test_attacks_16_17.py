@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from chalicelib.cli import main
 from chalicelib.decisions.incidents import Reason
-from chalicelib.handlers import on_event
+from chalicelib.handlers import on_event, sweep
+from chalicelib.notify.sweep_queue import SweepQueue
 from chalicelib.store import bounds
 from chalicelib.wiring import Deps
 from tests.conftest import (
@@ -28,6 +29,8 @@ from tests.conftest import (
     new_id,
     sns_event,
 )
+from tests.test_sweep_isolation import sev1_on
+from tests.test_sweep_scale import DUE, FlakySqs, Stack, stack  # noqa: F401  (stack: the fixture)
 
 ALARM = "sns-cloudwatch-alarm-metric.json"
 STORM = bounds.MAX_REPEAT_ENTRIES + 1
@@ -130,3 +133,20 @@ def test_the_backfill_runs_from_the_cli(monkeypatch: pytest.MonkeyPatch, capsys:
         assert main(["backfill-due-shards"]) == 0
         assert json.loads(capsys.readouterr().out) == {"backfilled": 1}
         assert "due_shard" in client.get_item(TableName=table, Key={"pk": {"S": "INCIDENT#inc-old"}})["Item"]
+
+
+def test_a_sweep_queue_that_refuses_every_send_does_not_silence_the_escalation(request: pytest.FixtureRequest) -> None:
+    """The queue's key policy denies the sweep (or the queue was deleted): every hand-off failed,
+    each incident "stayed due", and the next step of every open incident never paged, minute
+    after minute. What the queue refused is advanced in-process, in the time the sweep has."""
+    from botocore.exceptions import ClientError
+
+    world: Stack = request.getfixturevalue("stack")
+    incident_id = sev1_on(world.deps, "backup-vault-prod")
+    denied = ClientError({"Error": {"Code": "AccessDenied"}}, "SendMessageBatch")
+    world.deps.pipeline.escalator.queue = SweepQueue(lambda: FlakySqs([denied] * 5), world.queue_url)
+    world.clock.now = DUE
+    report = sweep(world.deps)
+    assert report["errors"] == 1 and report["in_process"]["incidents"] == 1
+    assert [p.incident_id for p in world.console.sent if p.person == "christian"] == [incident_id]
+    assert world.deps.pipeline.escalator.metrics.added == [("SweepIncidentFailed", 1)]  # still alarmed
