@@ -339,18 +339,20 @@ class DynamoStore:
         scan between the two deploys the README describes; how many items it changed."""
         changed, start = 0, None
         while True:
-            page = self._call("scan", TableName=self.table, ProjectionExpression="pk",
+            page = self._call("scan", TableName=self.table,
                               FilterExpression="begins_with(pk, :p) AND attribute_exists(due_at) "
                                                "AND attribute_not_exists(due_shard)",
                               ExpressionAttributeValues={":p": _s("INCIDENT#")},
                               **({"ExclusiveStartKey": start} if start else {}))
             for item in page.get("Items", []):
                 incident_id = item["pk"]["S"].removeprefix("INCIDENT#")
+                # PutItem (granted to the functions; UpdateItem is not), unless written meanwhile
+                shard = {"due_shard": _n(due_shard(incident_id, self.due_shards))}
                 try:
-                    self._call("update_item", TableName=self.table, Key={"pk": item["pk"]},
-                               UpdateExpression="SET due_shard = :shard",
-                               ConditionExpression="attribute_exists(due_at) AND attribute_not_exists(due_shard)",
-                               ExpressionAttributeValues={":shard": _n(due_shard(incident_id, self.due_shards))})
+                    self._call("put_item", TableName=self.table, Item=item | shard,
+                               ConditionExpression="attribute_not_exists(due_shard) AND "
+                                                   + ("version = :v" if "version" in item else "attribute_exists(pk)"),
+                               **({"ExpressionAttributeValues": {":v": item["version"]}} if "version" in item else {}))
                     changed += 1
                 except _ConditionFailed:  # saved by the new code meanwhile, or no longer due
                     pass
