@@ -160,8 +160,9 @@ class Pipeline:
         return None
 
     def _remember(self, alarm: Hashable, outcome: Outcome, incident: Incident | None) -> None:
+        # Unknown input is never counted blind: each delivery keeps its own raw payload (``payloads.kept``).
         if (outcome.reason is Reason.ALREADY_OPEN and incident is not None and outcome.playbook_result is None
-                and bounds.repeat_floor(incident) is not None):
+                and outcome.kind != SignalKind.UNKNOWN and bounds.repeat_floor(incident) is not None):
             if len(self._counted) >= MEMORY_ENTRIES:
                 self._counted = {}
             summary = outcome.summary()
@@ -240,7 +241,8 @@ class Pipeline:
         if not key and not playbook:
             return None
         by_key = self.store.get_open(key) if key else None
-        how, target = context.join(signal, by_key, self.store.list() if playbook and by_key is None else ())
+        candidates = self.store.list() if playbook and by_key is None else ()
+        how, target = context.join(signal, classification.severity, by_key, candidates)
         if target is None:
             return None
         entry = TimelineEntry(at=now, delivery_id=signal.delivery_id,

@@ -10,7 +10,9 @@ watch, §1-2). Such a signal names where it belongs with one of two facts:
   by the alarm that opened them, which the Health event cannot know).
 
 When one is open, the signal is added to its timeline as context and nobody is paged again;
-otherwise the signal opens (or joins) its own incident as usual.
+otherwise the signal opens (or joins) its own incident as usual. Only an incident at least as
+severe as the signal takes it as context: joining a Sev4 would silence a Sev2 (nobody paged for
+it, the incident not raised), so a more severe signal pages on its own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from chalicelib.models import Incident, IncidentStatus, Signal, Transition
+from chalicelib.models import Incident, IncidentStatus, Severity, Signal, Transition
 
 
 class Join(StrEnum):
@@ -37,16 +39,20 @@ def wanted_playbook(signal: Signal) -> str:
     return value if isinstance(value, str) and signal.transition is Transition.TRIGGER else ""
 
 
-def join(signal: Signal, by_key: Incident | None, candidates: Iterable[Incident]) -> tuple[Join, Incident | None]:
-    """Which open incident ``signal`` joins as context: ``by_key`` is the open incident of its
-    ``joins_key`` (if any), ``candidates`` the incidents that may run its ``joins_playbook``.
-    Of several, the most recently opened: it is the one people are looking at."""
-    if by_key is not None and by_key.status is not IncidentStatus.RESOLVED and by_key.key != signal.incident_key:
+def join(signal: Signal, severity: Severity, by_key: Incident | None,
+         candidates: Iterable[Incident]) -> tuple[Join, Incident | None]:
+    """Which open incident ``signal`` (classified ``severity``) joins as context: ``by_key`` is the
+    open incident of its ``joins_key`` (if any), ``candidates`` the incidents that may run its
+    ``joins_playbook``. Of several, the most recently opened: it is the one people are looking at."""
+    def takes(incident: Incident) -> bool:
+        return (incident.status is not IncidentStatus.RESOLVED and incident.key != signal.incident_key
+                and incident.severity.value <= severity.value)
+
+    if by_key is not None and takes(by_key):
         return Join.BY_KEY, by_key
     playbook = wanted_playbook(signal)
     if playbook:
-        running = [i for i in candidates if i.playbook == playbook and i.status is not IncidentStatus.RESOLVED
-                   and i.key != signal.incident_key]
+        running = [i for i in candidates if i.playbook == playbook and takes(i)]
         if running:
             return Join.BY_PLAYBOOK, max(running, key=lambda i: (i.opened_at, i.id))
     return Join.OWN_INCIDENT, None

@@ -90,16 +90,21 @@ class Escalator:
         """One run of the scheduled sweep over every incident with something due.
 
         With a queue (``self.queue``, deployed) the due ids are handed to it in batches and
-        the queue's consumer runs ``process`` on each batch; without one the batches go to
+        the queue's consumer runs ``process`` on each batch (what the queue refused is processed
+        here, so a broken queue delays no page beyond the budget); without one the batches go to
         ``process`` here, one after the other, until ``budget`` has passed on ``clock`` (read,
         never slept on): the rest are counted as ``deferred`` and stay due for the next minute.
         Incidents whose last sweep failed here go last (``_failed``)."""
         # stable: the store's order (by due time) within each group, last failures at the end
         due = sorted(self.store.due(now), key=lambda item: item.incident_id in self._failed)
-        if self.queue is not None:
-            return self._hand_off(due)
-        report = Processed()
         stop = (lambda: clock() - now >= self.budget) if clock is not None else None
+        if self.queue is not None:
+            handed = self._hand_off(due)
+            if handed["error_ids"]:  # a queue that refuses (a key policy, a deleted queue) must not
+                # silence every escalation: what it did not take is advanced here, in the time there is
+                handed["in_process"] = self.process(handed["error_ids"], now, also, stop).summary()
+            return handed
+        report = Processed()
         for batch in sweep_queue.batches([item.incident_id for item in due]):
             report.add(self.process(batch, now, also, stop))
         if report.error_ids:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from chalicelib import phi
 from chalicelib.models import Signal, Transition
 from chalicelib.sources.eventbridge import EventBridgeEnvelope, converter
 
@@ -74,4 +75,5 @@ def _resource_name(resource: dict[str, Any]) -> str:
     buckets = [b.get("name") for b in resource.get("s3BucketDetails") or [] if isinstance(b, dict)]
     instance = (resource.get("instanceDetails") or {}).get("instanceId")
     names = [n for n in (*buckets, keys.get("userName"), instance) if n]
-    return ", ".join(map(str, names)) or str(resource.get("resourceType") or "")
+    # people name IAM users and role sessions after their e-mail: the resource is paged and stored
+    return phi.mask(", ".join(map(str, names))) or str(resource.get("resourceType") or "")

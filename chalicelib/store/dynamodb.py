@@ -333,6 +333,33 @@ class DynamoStore:
                     break
         return sorted(found, key=lambda due: (due.due_at, due.incident_id))
 
+    def backfill_due_shards(self) -> int:
+        """Give every incident item the old code left with ``due_pk`` (and no ``due_shard``) its
+        shard, so the sharded index lists it: until then no sweep pages its next step. A one-off
+        scan between the two deploys the README describes; how many items it changed."""
+        changed, start = 0, None
+        while True:
+            page = self._call("scan", TableName=self.table,
+                              FilterExpression="begins_with(pk, :p) AND attribute_exists(due_at) "
+                                               "AND attribute_not_exists(due_shard)",
+                              ExpressionAttributeValues={":p": _s("INCIDENT#")},
+                              **({"ExclusiveStartKey": start} if start else {}))
+            for item in page.get("Items", []):
+                incident_id = item["pk"]["S"].removeprefix("INCIDENT#")
+                # PutItem (granted to the functions; UpdateItem is not), unless written meanwhile
+                shard = {"due_shard": _n(due_shard(incident_id, self.due_shards))}
+                try:
+                    self._call("put_item", TableName=self.table, Item=item | shard,
+                               ConditionExpression="attribute_not_exists(due_shard) AND "
+                                                   + ("version = :v" if "version" in item else "attribute_exists(pk)"),
+                               **({"ExpressionAttributeValues": {":v": item["version"]}} if "version" in item else {}))
+                    changed += 1
+                except _ConditionFailed:  # saved by the new code meanwhile, or no longer due
+                    pass
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return changed
+
     def _incidents(self, op: str, **kwargs: Any) -> builtins.list[Incident]:
         """Every incident a scan or query returns, following LastEvaluatedKey across pages."""
         incidents: builtins.list[Incident] = []
