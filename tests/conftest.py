@@ -262,9 +262,9 @@ def new_id() -> str:
 STAGES = ["dev", "prod"]
 
 
-def load_script(name: str) -> Any:
-    """A script of scripts/ as a module (they are not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+def load_script(name: str, folder: str = "scripts") -> Any:
+    """A script of scripts/ (or bench/) as a module: those folders are not packages."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

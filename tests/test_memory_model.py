@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from typing import Any
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
-
-def _memory() -> Any:
-    spec = importlib.util.spec_from_file_location("memory", ROOT / "bench" / "memory.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-memory = _memory()
+memory = load_script("memory", "bench")
 
 
 def test_cpu_bound_time_scales_with_memory_up_to_one_vcpu() -> None:

@@ -3,7 +3,6 @@ signal's facts are exactly what its source declares (issue 16 §1)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -22,18 +21,9 @@ from chalicelib.errors import ConfigError
 from chalicelib.models import MAX_PAIRS, MAX_SIGNAL_TEXT, Signal, SignalKind, Transition
 from chalicelib.sources import registry, to_signals
 from chalicelib.sources.registry import EventBridgeRule, Fact, Source
-from tests.conftest import CONFIG, EVENTS_DIR, ROOT, T0, copy_config, load_event
+from tests.conftest import CONFIG, EVENTS_DIR, ROOT, T0, copy_config, load_event, load_script
 
-
-def _load_merge_template_rules() -> Any:
-    spec = importlib.util.spec_from_file_location("merge_template_rules", ROOT / "scripts" / "merge_template_rules.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-merge_template_rules = _load_merge_template_rules()
+merge_template_rules = load_script("merge_template_rules")
 SOURCES = registry.sources()
 BY_NAME = {s.name: s for s in SOURCES}
 
