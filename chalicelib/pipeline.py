@@ -296,7 +296,11 @@ class Pipeline:
         records: tuple[PageRecord, ...] = ()
         for member_id, _ in cause.related:
             member = self.store.get(member_id)
-            if member is not None and member.is_open and member.held_by == cause.id:
+            if member is None or not member.is_open or member.held_by != cause.id:
+                continue
+            if member.kind in grouping.ONE_SHOT_KINDS:  # nothing will say it stopped: it ends with its cause
+                self.incidents.resolve(member_id, "responder", now, note=f"resolved with its cause {cause.id}")
+            else:
                 records += self._release(member_id, now, f"{cause.id} resolved and this still fires", None, None)
         return records
 

@@ -32,7 +32,7 @@ class Service(Strict):
     load_balancers: tuple[str, ...] = ()   # app/checkout-alb/50dc6c495c0c9188
     target_groups: tuple[str, ...] = ()    # targetgroup/checkout-tg/6d0ecf831eec9f09
     rds: tuple[str, ...] = ()              # DB instance or cluster identifiers
-    sentry_projects: tuple[str, ...] = ()  # project slugs
+    sentry_projects: tuple[str, ...] = ()  # project slugs, and ids (error events name the id)
     alarm_words: tuple[str, ...] = ()      # whole words of alarm names, when no dimension says
 
 

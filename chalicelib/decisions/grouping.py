@@ -57,6 +57,8 @@ EFFECT_RULES = frozenset({"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5x
                           "sentry-error"})
 EFFECT_KINDS = frozenset({SignalKind.SENTRY_ISSUE.value, SignalKind.SENTRY_EVENT_ALERT.value,
                           SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_METRIC_ALERT.value})
+# Kinds that never send a recovery (one Sentry event each): held, they are resolved with their cause.
+ONE_SHOT_KINDS = frozenset({SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_EVENT_ALERT.value})
 # Latency and connection metrics have no rule of their own (they are Sev3 by default).
 EFFECT_METRICS = frozenset({"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
                             "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
