@@ -281,3 +281,24 @@ def test_refusals_come_back_as_one_line_on_the_page(http: Client, deps: Deps) ->
     bad_time = act(http, cookie, other, "snooze", csrf=csrf, until="soon")
     assert bad_time.status_code == 400 and "until:" in text(bad_time)
     assert act(http, cookie, "inc-missing", "ack", csrf=csrf).status_code == 404
+
+
+CONSOLE_ACTIONS = [("note", {"text": "looking"}), ("severity", {"severity": "3"}), ("reassign", {"to": "christian"}),
+                   ("snooze", {"until": (T0 + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")}), ("escalate", {}),
+                   ("ack", {}), ("resolve", {"note": "done"})]
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.RESPONDER, Role.ADMIN])
+def test_console_role_matrix(http: Client, deps: Deps, role: Role) -> None:
+    """The console's forms follow the API's matrix: a viewer reads, a responder and an admin act."""
+    incident_id = manual_incident(http, deps)
+    cookie, csrf = log_in(http, deps, f"{role.name.lower()}-person", role)
+    for action, form in CONSOLE_ACTIONS:
+        before = deps.store.get(incident_id).version
+        response = act(http, cookie, incident_id, action, csrf=csrf, **form)
+        if role is Role.VIEWER:
+            assert response.status_code == 403 and "needs responder" in text(response), action
+            assert deps.store.get(incident_id).version == before, action
+        else:
+            assert response.status_code == 303, (action, text(response)[-500:])
+    assert (deps.store.get(incident_id).status is IncidentStatus.RESOLVED) is (role is not Role.VIEWER)
