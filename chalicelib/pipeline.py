@@ -378,12 +378,13 @@ class Plan(Frozen):
     escalation: tuple[dict[str, Any], ...] = ()
     playbook_steps: tuple[dict[str, Any], ...] = ()
     playbook_reads: tuple[str, ...] = ()  # what the plan would read at run time (nothing is read now)
+    service: str | None = None  # config/services.yaml: grouping and inhibition are not simulated
 
 
 def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: Incident | None = None,
              executor: Executor | None = None) -> Plan:
     """Steps 3-5 as pure functions: the plan for ``signal`` given the open incident (if any)."""
-    c = classify(signal, config.severity)
+    c = with_service(classify(signal, config.severity), signal, config)
     reason = decide(signal, c, current)
     pages: list[PageRecord] = []
     chain: list[dict[str, Any]] = []
@@ -409,5 +410,5 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: In
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
                 reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned),
-                playbook_reads=tuple(reads))
+                playbook_reads=tuple(reads), service=c.service)
 

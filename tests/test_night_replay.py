@@ -82,3 +82,12 @@ def test_night_replay_pages_once_per_problem_and_records_every_event(store_url: 
     # the rollback was planned at the first alarm (dry run off prod): its playbook ran on the deploy's incident
     assert deploy.playbook == "deploy-rollback" and any("playbook" in e.what or "deploy-rollback" in e.what
                                                         for e in store.timeline(deploy.id))
+
+
+def test_simulate_names_the_service_of_a_signal(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RESPONDER_CONFIG_DIR", raising=False)
+    assert main(["simulate", str(NIGHT / "06-alarm-5xx.json"), "--now", "2025-03-15T06:01:02Z"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["service"] == "credentialing-api"
+    assert "service credentialing-api" in plan["pages"][0]["text"]
