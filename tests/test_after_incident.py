@@ -67,19 +67,25 @@ def test_draft_lists_the_response_with_times_and_names_nobody_under_lessons(deps
     assert headings == list(SECTIONS)
     response = section(markdown, "Response")
     for expected in (
-            "| 2025-03-14 14:00:00 UTC | trigger page to giles (founder-primary) on console: sent |",
-            "| 2025-03-14 14:05:00 UTC | escalation page to christian (founder-backup) on console: sent |",
-            "| 2025-03-14 14:07:00 UTC | acknowledged by christian (christian) |",
-            "| 2025-03-14 14:00:00 UTC | playbook object-lock-alarm (dry run): 4 steps planned |",
+            "| 2025-03-14 10:00 EDT | trigger page to giles (founder-primary) on console: sent |",
+            "| 2025-03-14 10:05 EDT | escalation page to christian (founder-backup) on console: sent |",
+            "| 2025-03-14 10:07 EDT | acknowledged by christian |",
+            "| 2025-03-14 10:07 EDT | note: retention change came from an admin session (christian) |",
+            "| 2025-03-14 10:00 EDT | playbook object-lock-alarm (dry run): 4 steps planned |",
             "no remediation: Object Lock (COMPLIANCE, 7 years) blocks the change",
-            "- Acknowledged 2025-03-14 14:07:00 UTC by christian, 7 min after opening (within the 15-minute target)",
+            "- Acknowledged 2025-03-14 10:07 EDT by christian, 7 min after opening (within the 15-minute target)",
             "- Playbook object-lock-alarm: dry run: 4 steps"):
         assert expected in response, expected
+    # delivery receipts of informing pages are the outbox's business, not the response's
+    assert "founders-channel" not in response and "acknowledge page to" not in response
+    assert "resolve page to" not in response and "UTC" not in markdown
+    assert "| Time (America/New_York) | What |" in response
+    assert "- Service: S3 bucket backup-vault-prod" in section(markdown, "Impact")
     lessons = section(markdown, "Lessons")
     assert lessons.strip() and not [name for name in PEOPLE if name.lower() in lessons.lower()]
     assert "| Action | Owner | Due date |" in section(markdown, "Action items")
     assert "Duration: 47 min" in section(markdown, "Incident date")
-    assert "- Resolved 2025-03-14 14:47:00 UTC (christian)" in section(markdown, "Resolution")
+    assert "- Resolved 2025-03-14 10:47 EDT (christian)" in section(markdown, "Resolution")
 
 
 def test_postmortem_through_cli_and_api(deps: Deps, capsys: Any, tmp_path: Path) -> None:
