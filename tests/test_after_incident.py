@@ -210,11 +210,13 @@ def test_monthly_report_writes_markdown_and_a_png_that_opens(tmp_path: Path, cap
                  "--now", "2025-04-01T09:00:00Z"]) == 0
     report = Path(capsys.readouterr().out.strip())
     text = report.read_text()
-    assert "**5 incidents** opened this month." in text
-    assert "| SEV1 | 2 | 2 | 13 | 15 | 1/2 | 2 | 90 |" in text
-    assert "| SEV2 | 1 | 1 | 30 | 120 | 1/1 | 1 | 90 |" in text
+    assert "**4 incidents** opened this month (2 Sev1, 1 Sev2, 1 Sev3). Sev4 (cosmetic): 1, in the table only." in text
+    # median | worst | n for MTTA, then acked in target, then median | worst | n for MTTR
+    assert "| SEV1 | 2 | 15 | 13 | 20 | 2 | 1/2 | 90 | 120 | 2 |" in text
+    assert "| SEV2 | 1 | 120 | 30 | 30 | 1 | 1/1 | 90 | 90 | 1 |" in text
+    assert "| SEV4 | 1 | next sprint | - | - | 0 | 0/0 | - | - | 0 |" in text
     assert "![incidents-2025-03.png](incidents-2025-03.png)" in text
-    assert "- **SEV1** 2025-03-02 10:00 UTC — incident 1 (cloudtrail); acknowledged after 6 min; duration 60 min" in text
+    assert "- **SEV1** 2025-03-02 10:00 UTC — Incident 1; acknowledged after 6 min; duration 60 min" in text
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "out" / "incidents-2025-03.png")
