@@ -193,9 +193,21 @@ _TICKS = [(1, "1 min"), (5, "5 min"), (15, "15 min"), (60, "1 h"), (120, "2 h"),
 
 
 def _chart(stats: MonthlyStats, path: Path) -> str:
-    """Top: MTTA and MTTR per severity on panels of their own (median bar, worst-case marker, the
-    runbook's response target as a line over each severity's MTTA); bottom: six months of incidents
-    per severity. Minutes on a log scale: Sev1's 15 minutes and Sev3's 24 hours share an axis."""
+    import matplotlib.pyplot as plt
+
+    figure = chart_figure(stats)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
+
+
+def chart_figure(stats: MonthlyStats) -> Any:
+    """The report's chart as a matplotlib Figure (the caller saves and closes it).
+
+    Top: MTTA and MTTR per severity on panels of their own (median bar, worst-case mark, n under
+    each severity; on MTTA the runbook's response target as a line, a bar hatched when its median
+    is over it); bottom: six months of incidents per severity. Minutes on a log scale: Sev1's 15
+    minutes and Sev3's 24 hours share an axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,41 +220,53 @@ def _chart(stats: MonthlyStats, path: Path) -> str:
     _time_panel(mttr, stats, "mttr", f"Time to resolve, {stats.month}")
     _trend_panel(trend, stats)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path.name
+    return figure
 
 
 def _time_panel(axes: Any, stats: MonthlyStats, which: str, title: str) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     severities = list(stats.by_severity)
     spreads: list[Spread | None] = [getattr(stats.by_severity[s], which) for s in severities]
     positions = range(len(severities))
     axes.set_yscale("log")
     axes.set_ylim(0.5, 20000)
+    handles: list[Any] = [Patch(color="#bdc3c7", label="median"),
+                          Line2D([], [], marker="_", color="#2c3e50", markersize=14, markeredgewidth=2.5,
+                                 linestyle="none", label="worst case")]
     for x, severity, spread in zip(positions, severities, spreads, strict=True):
         if spread is None:
             axes.text(x, 1, "no data", ha="center", va="bottom", fontsize=8, color="#7f8c8d")
             continue
-        axes.bar(x, spread.median, 0.6, color=SEVERITY_COLOURS[severity], label="median" if x == 0 else None)
-        axes.plot(x, spread.worst, marker="v", color="#2c3e50", markersize=8, linestyle="none")
-        axes.annotate(_short_minutes(spread.median), (x, spread.median), textcoords="offset points", xytext=(0, 3),
-                      ha="center", fontsize=8)
-    axes.plot([], [], marker="v", color="#2c3e50", linestyle="none", label="worst case")
+        target = stats.by_severity[severity].target_minutes if which == "mtta" else None
+        over = target is not None and spread.median > target
+        axes.bar(x, spread.median, 0.6, color=SEVERITY_COLOURS[severity], hatch="//" if over else None,
+                 edgecolor="#7b241c" if over else None)
+        # the median's value inside its bar, the worst case's above its mark: they never overlap
+        axes.annotate(_short_minutes(spread.median), (x, spread.median), textcoords="offset points", xytext=(0, -3),
+                      ha="center", va="top", fontsize=8, color="#1b2631",
+                      bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        if spread.worst > spread.median:
+            axes.plot(x, spread.worst, marker="_", color="#2c3e50", markersize=14, markeredgewidth=2.5)
+            axes.annotate(_short_minutes(spread.worst), (x, spread.worst), textcoords="offset points",
+                          xytext=(0, 4), ha="center", va="bottom", fontsize=8, color="#2c3e50")
+    labels = [f"SEV{s}\nn={spread.n if spread else 0}" for s, spread in zip(severities, spreads, strict=True)]
     if which == "mtta":
         for x, severity in zip(positions, severities, strict=True):
             target = stats.by_severity[severity].target_minutes
             if target is None:
-                axes.text(x, 3000, "no target\n(next sprint)", ha="center", fontsize=8, color="#7f8c8d")
+                labels[x] += "\nno target"
                 continue
-            axes.hlines(target, x - 0.42, x + 0.42, colors="#27ae60", linestyles="--", linewidth=2,
-                        label="runbook target" if x == 0 else None)
-            axes.text(x + 0.44, target, _short_minutes(target), va="center", fontsize=7, color="#27ae60")
-    axes.set_xticks(list(positions), [f"SEV{s}\nn={spread.n if spread else 0}"
-                                      for s, spread in zip(severities, spreads, strict=True)])
+            axes.hlines(target, x - 0.42, x + 0.42, colors="#27ae60", linestyles="--", linewidth=2)
+        handles += [Line2D([], [], color="#27ae60", linestyle="--", linewidth=2, label="runbook target"),
+                    Patch(facecolor="white", edgecolor="#7b241c", hatch="//", label="median over target")]
+    axes.set_xticks(list(positions), labels)
     axes.set_yticks([t for t, _ in _TICKS], [label for _, label in _TICKS])
     axes.minorticks_off()
+    axes.set_ylabel("log scale")
     axes.set_title(title)
-    axes.legend(loc="upper left", fontsize=8)
+    axes.legend(handles=handles, loc="upper left", fontsize=8)
 
 
 def _trend_panel(axes: Any, stats: MonthlyStats) -> None:
@@ -262,7 +286,7 @@ def _trend_panel(axes: Any, stats: MonthlyStats) -> None:
 
 
 def _short_minutes(minutes: float) -> str:
-    if minutes >= 1440:
+    if minutes >= 2880:
         return f"{minutes / 1440:.1f} d".replace(".0 d", " d")
     if minutes >= 60:
         return f"{minutes / 60:.1f} h".replace(".0 h", " h")
