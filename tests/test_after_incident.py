@@ -216,7 +216,7 @@ def test_monthly_report_writes_markdown_and_a_png_that_opens(tmp_path: Path, cap
     assert "| SEV2 | 1 | 120 | 30 | 30 | 1 | 1/1 | 90 | 90 | 1 |" in text
     assert "| SEV4 | 1 | next sprint | - | - | 0 | 0/0 | - | - | 0 |" in text
     assert "![incidents-2025-03.png](incidents-2025-03.png)" in text
-    assert "- **SEV1** 2025-03-02 10:00 UTC — Incident 1; acknowledged after 6 min; duration 60 min" in text
+    assert "- **SEV1** 2025-03-02 10:00 UTC — Incident 1; acknowledged after 6 min; duration 1 h" in text
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "out" / "incidents-2025-03.png")

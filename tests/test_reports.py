@@ -97,19 +97,21 @@ def test_investor_summaries_say_what_happened_and_flag_phi_for_review() -> None:
     stats = monthly_stats(six_months(), "2025-03", CONFIG)
     lines = [investor_line(i) for i in stats.major]
     assert lines[0] == ("- **SEV1** 2025-03-03 07:00 UTC — Deployment of ECS service checkout-api failed; "
-                        "acknowledged after 9 min; duration 75 min")
+                        "acknowledged after 9 min; duration 1 h 15 min")
     assert lines[1].startswith(f"- **{NEEDS_REVIEW}** **SEV1** 2025-03-11 02:00 UTC — Attempt to change object "
                                "retention on S3 bucket backup-vault-prod;")
     assert lines[2].startswith("- **SEV2** 2025-03-14 14:00 UTC — RDS database credentialing-prod failed over;")
     assert [NEEDS_REVIEW in line for line in lines] == [False, True, False, False]
+    text = render_markdown(stats, [], NOW)
+    assert "(investor update)\n\n2 Sev1 and 2 Sev2 this month; all resolved.\n\n- **SEV1**" in text
     assert "RDS-EVENT" not in "\n".join(lines) and "SERVICE_DEPLOYMENT" not in "\n".join(lines)
 
 
 @pytest.mark.parametrize(("due", "state"), [
     (NOW - timedelta(days=11, hours=9), "**OVERDUE** by 11 d 9 h"),
-    (NOW - timedelta(minutes=5), "**OVERDUE** by 0 h 5 min"),
-    (NOW, "**OVERDUE** by 0 h 0 min"),
-    (NOW + timedelta(hours=3), "due in 3 h 0 min"),
+    (NOW - timedelta(minutes=5), "**OVERDUE** by 5 min"),
+    (NOW, "**OVERDUE** by 0 min"),
+    (NOW + timedelta(hours=3), "due in 3 h"),
     (NOW + timedelta(days=39, hours=13), "due in 39 d 13 h"),
 ])
 def test_deadline_state(due: datetime, state: str) -> None:
@@ -119,10 +121,10 @@ def test_deadline_state(due: datetime, state: str) -> None:
 def test_open_deadlines_are_marked_overdue_in_the_report() -> None:
     text = render_markdown(monthly_stats(six_months(), "2025-03", CONFIG), [], NOW)
     rows = text.split("## Open deadlines", 1)[1].splitlines()
-    assert "| **OVERDUE** by 11 d 9 h | 2025-03-21 04:00 | customer notification | inc-4 SEV2 checkout-api-alb-5xx-high |" \
-        in rows
-    assert "| due in 38 d 13 h | 2025-05-10 02:00 | breach notification | inc-2 SEV1 PutObjectRetention on " \
-           "backup-vault-prod |" in rows
+    assert ("| **OVERDUE** by 11 d 9 h | 2025-03-21 04:00 | customer notification | inc-4 SEV2 CloudWatch alarm "
+            "checkout-api-alb-5xx-high fired |") in rows
+    assert "| due in 38 d 13 h | 2025-05-10 02:00 | breach notification | inc-2 SEV1 Attempt to change object " \
+           "retention on S3 bucket backup-vault-prod |" in rows
 
 
 def test_six_months_of_trend_across_the_year_end() -> None:

@@ -139,11 +139,11 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
     lines += ["", "## Playbook outcomes", "", "| Playbook | Outcomes |", "|---|---|"]
     lines += [f"| {markdown(name)} | {markdown(', '.join(f'{k}: {v}' for k, v in sorted(c.items())))} |"
               for name, c in sorted(stats.playbooks.items())] or ["| (none ran) | |"]
-    lines += ["", "## Sev1 / Sev2 summaries (investor update)", ""]
+    lines += ["", "## Sev1 / Sev2 summaries (investor update)", "", _investor_headline(stats.major), ""]
     lines += [investor_line(i) for i in stats.major] or ["- none"]
     lines += ["", "## Open deadlines", "", "| State | Due (UTC) | Duty | Incident |", "|---|---|---|---|"]
     lines += [f"| {deadline_state(d, now)} | {d.due_at:%Y-%m-%d %H:%M} | {markdown(d.kind.replace('_', ' '))} | "
-              f"{markdown(i.id)} SEV{i.severity.value} {markdown(i.title)} |"
+              f"{markdown(i.id)} SEV{i.severity.value} {markdown(headline(i))} |"
               for i, d in stats.open_deadlines] or ["| | - | none | |"]
     return "\n".join(lines) + "\n"
 
@@ -151,12 +151,21 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
 def investor_line(incident: Incident) -> str:
     """One Sev1/Sev2 incident as an investor reads it; flagged when it is about PHI exposure."""
     i = incident
-    duration = f"{(i.resolved_at - i.opened_at).total_seconds() / 60:.0f} min" if i.resolved_at else "ongoing"
-    tta = (f"acknowledged after {i.time_to_acknowledge / 60:.0f} min" if i.time_to_acknowledge
+    duration = _span(i.resolved_at - i.opened_at) if i.resolved_at else "ongoing"
+    tta = (f"acknowledged after {_span(timedelta(seconds=i.time_to_acknowledge))}" if i.time_to_acknowledge
            else "not acknowledged")
     flag = f"**{NEEDS_REVIEW}** " if i.phi_exposure_suspected else ""
     return (f"- {flag}**SEV{i.severity.value}** {i.opened_at:%Y-%m-%d %H:%M} UTC — {markdown(headline(i))}; "
             f"{tta}; duration {duration}" + ("; PHI exposure suspected" if i.phi_exposure_suspected else ""))
+
+
+def _investor_headline(major: list[Incident]) -> str:
+    if not major:
+        return "No Sev1 or Sev2 incidents this month."
+    counts = Counter(i.severity.value for i in major)
+    parts = " and ".join(f"{counts[sev]} Sev{sev}" for sev in sorted(counts))
+    open_now = sum(1 for i in major if i.resolved_at is None)
+    return f"{parts} this month; " + (f"{open_now} still open." if open_now else "all resolved.")
 
 
 def deadline_state(duty: Duty, now: datetime) -> str:
@@ -303,6 +312,11 @@ def _spread(spread: Spread | None) -> str:
 
 
 def _span(delta: timedelta) -> str:
+    """``45 min``, ``3 h 10 min``, ``2 h``, ``11 d 9 h``."""
     minutes = int(delta.total_seconds() // 60)
     hours = minutes // 60
-    return f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h {minutes % 60} min"
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    if hours:
+        return f"{hours} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{minutes} min"
