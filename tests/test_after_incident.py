@@ -94,7 +94,17 @@ def test_postmortem_through_cli_and_api(deps: Deps, capsys: Any, tmp_path: Path)
     with Client(app_module.app, stage_name="dev") as client:
         response = client.http.get(f"/incidents/{incident_id}/postmortem", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/markdown")
-    assert response.body.decode().startswith("# Post-mortem: PutObjectRetention on backup-vault-prod")
+    body = response.body.decode()
+    assert body.startswith("# Post-mortem: PutObjectRetention on backup-vault-prod")
+    assert "| 2025-03-14 10:07 EDT | acknowledged by christian |" in body and "founders-channel" not in body
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RESPONDER_STORE", f"sqlite:///{tmp_path}/s.db")
+        env.setenv("RESPONDER_CONFIG_DIR", str(tmp_path))
+        env.setenv("SLACK_FOUNDERS", "https://hooks.example/x")
+        assert main(["postmortem", incident_id, "--now", "2025-03-14T15:00:00Z"]) == 0
+    printed = capsys.readouterr().out
+    assert "- Service: S3 bucket backup-vault-prod" in printed and "generated 2025-03-14 11:00 EDT" in printed
 
 
 def test_postmortem_is_due_in_24h_and_an_overdue_draft_is_reminded_once(

@@ -158,6 +158,19 @@ def test_chart_has_mtta_and_mttr_panels_targets_every_severity_and_the_trend() -
         plt.close(figure)
 
 
+def test_a_severity_without_data_keeps_its_place_on_the_chart() -> None:
+    import matplotlib.pyplot as plt
+
+    only_sev1 = [incident(1, 1, datetime(2025, 3, 2, tzinfo=UTC), 5, 30)]
+    figure = chart_figure(monthly_stats(only_sev1, "2025-03", CONFIG))
+    try:
+        mtta = figure.axes[0]
+        assert mtta.get_xlim() == (-0.6, 3.6)
+        assert [t.get_text() for t in mtta.texts].count("no data") == 3
+    finally:
+        plt.close(figure)
+
+
 def test_report_through_the_cli_marks_overdue_and_phi(tmp_path: Path, capsys: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     store = SqliteStore(tmp_path / "report.db")

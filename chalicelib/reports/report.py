@@ -241,6 +241,7 @@ def _time_panel(axes: Any, stats: MonthlyStats, which: str, title: str) -> None:
     positions = range(len(severities))
     axes.set_yscale("log")
     axes.set_ylim(0.5, 20000)
+    axes.set_xlim(-0.6, len(severities) - 0.4)  # every severity keeps its place, with or without a bar
     handles: list[Any] = [Patch(color="#bdc3c7", label="median"),
                           Line2D([], [], marker="_", color="#2c3e50", markersize=14, markeredgewidth=2.5,
                                  linestyle="none", label="worst case")]
