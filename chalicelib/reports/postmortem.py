@@ -125,6 +125,7 @@ def action_items(incident: Incident, config: ResponderConfig, now: datetime) -> 
     if target is not None:
         acked = incident.acknowledged_at
         waited = (acked or incident.resolved_at or now) - incident.opened_at
+        # resolved with nobody acknowledging (the alarm cleared by itself): no response was missed
         if waited > timedelta(minutes=target) and (acked or incident.resolved_at is None):
             how = f"acknowledged after {_duration(waited)}" if acked else f"not acknowledged after {_duration(waited)}"
             items.append(f"Response target missed ({how}, target {target} min): find out why the page "
