@@ -14,7 +14,7 @@ marker, ``chalicelib.shifts``) and says, with a reason, whether someone new must
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -45,8 +45,8 @@ class Span(Frozen):
 def spans(role: Role, zone: ZoneInfo, start: datetime, end: datetime) -> list[Span]:
     """The role's holders over [start, end), as maximal spans (neighbours with the same people and
     the same origin merged), nobody's stretches included (``people == ()``)."""
-    points = {start, end}
-    points |= {t for o in role.overrides for t in (o.start, o.end) if start < t < end}
+    points = {start.astimezone(UTC), end.astimezone(UTC)}  # one zone for all: overrides keep their offsets
+    points |= {t.astimezone(UTC) for o in role.overrides for t in (o.start, o.end) if start < t < end}
     walls = {t for s in role.shifts for t in (s.start, s.end)}
     day = start.astimezone(zone).date() - timedelta(days=1)
     while day <= end.astimezone(zone).date():
