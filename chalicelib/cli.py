@@ -517,13 +517,15 @@ def cmd_calendar_url(args: argparse.Namespace) -> int:
     from chalicelib.web.calendar import signed_url
 
     deps = _deps(args)
-    kind, name = ("role", args.role) if args.role is not None else ("person", args.person)
-    known = deps.config.routing.roles if kind == "role" else deps.config.routing.people
-    if name not in known:
-        raise InvalidRequest(f"--{kind}", f"no {kind} {name!r} in routing.yaml")
+    routing = deps.config.routing
+    if args.role is not None and args.role not in routing.roles:
+        raise InvalidRequest("--role", f"no role {args.role!r} in routing.yaml")
+    if args.person is not None and args.person not in routing.people:
+        raise InvalidRequest("--person", f"no person {args.person!r} in routing.yaml")
     if deps.links is None or not deps.links.base_url:
         raise InvalidRequest("RESPONDER_PUBLIC_URL", "the responder's address is needed for a URL")
-    print(signed_url(deps.links, kind, name))
+    print(signed_url(deps.links, "role", args.role) if args.role is not None
+          else signed_url(deps.links, "person", args.person))
     return 0
 
 

@@ -161,3 +161,10 @@ def test_the_event_path_never_loads_icalendar() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
+
+
+def test_a_bearer_token_does_not_open_a_feed(env: tuple[Client, Deps]) -> None:  # noqa: F811
+    http, deps = env
+    admin = deps.tokens.create("alice", TokenRole.ADMIN)[1]
+    response = http.http.get("/oncall/calendar/role/founder-primary.ics", headers={"Authorization": f"Bearer {admin}"})
+    assert response.status_code == 401 and response.json_body["field"] == "sig"

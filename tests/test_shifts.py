@@ -3,6 +3,7 @@ tells whoever now holds a role, once per handover, on both stores, through the s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_spans_name_the_holders_of_every_minute_across_daylight_saving(start: da
     found = spans(role, NY, start, end)
     assert found[0].start == start and found[-1].end == end
     assert all(a.end == b.start and (a.people, a.override) != (b.people, b.override)
-               for a, b in zip(found, found[1:], strict=False))
+               for a, b in itertools.pairwise(found))
     moment, index = start, 0
     while moment < end:  # every minute of a week with a gap (March) or a repeated hour (November)
         while not found[index].start <= moment < found[index].end:
