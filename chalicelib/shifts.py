@@ -90,7 +90,7 @@ class ShiftNotices:
     def _send(self, role: str, person: str, text: str) -> bool:
         """The notice on each of ``person``'s channels that is not PagerDuty; True if all took it."""
         sent = True
-        for channel in self._channels_of(person):
+        for channel in shifts.notice_channels(self.routing, person):
             request = PageRequest(role=role, person=person, channel=channel, kind=PageKind.UPDATE, text=text,
                                   incident_id=f"shift:{role}", severity=Severity.SEV4, source="oncall")
             try:
@@ -100,15 +100,6 @@ class ShiftNotices:
                 log.warning("shift notice failed", extra={"outcome": {"role": role, "person": person,
                                                                       "channel": channel, "error": str(exc)}})
         return sent
-
-    def _channels_of(self, person: str) -> list[str]:
-        known = self.routing.people.get(person)
-        if known is None:
-            return []
-        usable = [c for c in known.channels if self.routing.channels[c].type != "pagerduty"]
-        if not usable and known.fallback and self.routing.channels[known.fallback].type != "pagerduty":
-            usable = [known.fallback]
-        return usable
 
 
 def _next_marker(decision: Decision, current: Marker | None, now: datetime) -> Marker | None:

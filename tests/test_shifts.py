@@ -13,10 +13,18 @@ from zoneinfo import ZoneInfo
 import pytest
 from chalice.test import Client
 
-from chalicelib.config.routing import Override, Role, Shift
+from chalicelib.config.routing import ChannelConfig, Override, Person, Role, Shift
 from chalicelib.decisions import shifts
 from chalicelib.decisions.oncall import holders
-from chalicelib.decisions.shifts import Marker, Reason, handover_due, notice_text, open_for_role, spans
+from chalicelib.decisions.shifts import (
+    Marker,
+    Reason,
+    handover_due,
+    notice_channels,
+    notice_text,
+    open_for_role,
+    spans,
+)
 from chalicelib.errors import ConflictError
 from chalicelib.models import Incident, IncidentStatus, PageKind, PageRecord, Severity, TimelineEntry
 from chalicelib.notify.paging import SUMMARY_LIMIT
@@ -140,6 +148,18 @@ def test_the_notice_lists_the_role_s_open_incidents_without_phi() -> None:
     many = notice_text("engineering-oncall", handover, [_incident(n, Severity.SEV1, "x") for n in range(80)], NY)
     assert len(many) <= SUMMARY_LIMIT and many.endswith("more")
     assert notice_text("backlog", handover, [], NY).endswith("| no open incidents for backlog")
+
+
+def test_a_notice_skips_pagerduty_channels_for_the_fallback() -> None:
+    routing = CONFIG.routing
+    pd = ChannelConfig(type="pagerduty", routing_key_env="PD_KEY")
+    people = {**routing.people, "giles": Person(channels=("pd", "console")),
+              "christian": Person(channels=("pd",), fallback="console"), "engineer-on-call": Person(channels=("pd",))}
+    routing = routing.model_copy(update={"channels": {**routing.channels, "pd": pd}, "people": people})
+    assert notice_channels(routing, "giles") == ["console"]
+    assert notice_channels(routing, "christian") == ["console"]
+    assert notice_channels(routing, "engineer-on-call") == []
+    assert notice_channels(routing, "engineer-daytime") == ["console"]
 
 
 # --- the sweep, through the scheduled handler, on both stores ----------------------------------

@@ -169,5 +169,17 @@ def notice_text(role: str, handover: Handover, incidents: list[Incident], zone: 
     return " | ".join(parts)[:SUMMARY_LIMIT]
 
 
+def notice_channels(routing: RoutingConfig, person: str) -> list[str]:
+    """Where ``person`` hears of a shift change: each of their channels but PagerDuty ones (a notice
+    is no alert: it would page), else their fallback channel if it is not PagerDuty; [] if none."""
+    known = routing.people.get(person)
+    if known is None:
+        return []
+    usable = [c for c in known.channels if routing.channels[c].type != "pagerduty"]
+    if not usable and known.fallback and routing.channels[known.fallback].type != "pagerduty":
+        usable = [known.fallback]
+    return usable
+
+
 def _local(moment: datetime, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(zone):%a %Y-%m-%d %H:%M}"
