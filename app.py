@@ -265,6 +265,24 @@ def heartbeat(name: str) -> Response:
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
+# No authorizer: calendar apps cannot send a bearer token; the feed's signed URL (?sig=) is its credential.
+@app.route("/oncall/calendar/role/{role}", methods=["GET"])
+def role_calendar(role: str) -> Response:
+    return _calendar("role", role)
+
+
+@app.route("/oncall/calendar/person/{person}", methods=["GET"])
+def person_calendar(person: str) -> Response:
+    return _calendar("person", person)
+
+
+def _calendar(kind: str, segment: str) -> Response:
+    from chalicelib.web import calendar  # icalendar loads with the feed, never on an event's path
+    query = dict(app.current_request.query_params or {})
+    result = _guarded().guarded(lambda: calendar.feed(_handlers().get_deps(), kind, segment, query))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
 @app.route("/tokens", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
 def create_token() -> Response:
     return _api("create_token", _raw())

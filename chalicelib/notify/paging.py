@@ -84,6 +84,10 @@ class Pager:
     def send(self, page: PageRecord, incident: Incident) -> None:
         self._channel(page.channel).send(request_for(page, incident, self._reveal))
 
+    def notify(self, request: PageRequest) -> None:
+        """Send a message that belongs to no incident (a shift-change notice) on its channel."""
+        self._channel(request.channel).send(request)
+
     def _channel(self, name: str) -> Channel:
         if name not in self._built:
             factory = self._factories.get(name)
