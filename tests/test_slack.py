@@ -20,8 +20,11 @@ from urllib.parse import parse_qsl, urlencode
 import boto3
 import pytest
 from chalice.test import Client
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
+import app as app_module
 from chalicelib import config
 from chalicelib.errors import ConfigError
 from chalicelib.models import Incident, IncidentStatus, PageKind, Severity
@@ -42,6 +45,7 @@ from tests.conftest import (
     installed,
     make_deps,
 )
+from tests.test_fuzz import FUZZ, mangle
 
 SECRET = "test-slack-signing-secret-0123456789"
 FOUNDERS_WEBHOOK = "https://hooks.slack.com/services/T000/B000/FOUNDERS"
@@ -96,8 +100,6 @@ def transport() -> RecordingTransport:
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def app(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, console: RecordingChannel,
         transport: RecordingTransport) -> Iterator[tuple[Client, Deps]]:
-    import app as app_module
-
     env = env_for(slack_config(tmp_path))
     if request.param == "sqlite":
         for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, console, env, transport=transport)):
@@ -244,8 +246,6 @@ def test_signature_agrees_with_slacks_sdk() -> None:
 
 
 def test_no_signing_secret_is_503(tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> None:
-    import app as app_module
-
     env = {k: v for k, v in env_for(slack_config(tmp_path)).items() if k != "SLACK_SIGNING_SECRET"}
     for _ in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, console, env)):
         with Client(app_module.app, stage_name="dev") as client:
@@ -420,3 +420,31 @@ def test_slack_user_is_validated(tmp_path: Path) -> None:
         routing.write_text(broken)
         with pytest.raises(ConfigError):
             config.load(str(folder))
+
+
+# --- fuzzing: signed garbage is a 200 with a reason or a 400 naming the field, never a 5xx ------
+
+
+@FUZZ
+@given(data=st.data(), command=st.sampled_from(["/oncall", "/incident", "/page", "/other", ""]),
+       text=st.text(max_size=80), user=st.sampled_from([GILES, CHRISTIAN, VIEWER, STRANGER, ""]))
+def test_signed_garbage_is_200_or_400_never_5xx(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject,
+                                                command: str, text: str, user: str) -> None:
+    folder = tmp_path_factory.mktemp("slack")
+    clock = FakeClock()
+    deps = make_deps(SqliteStore(folder / "s.db"), clock, RecordingChannel(), env_for(slack_config(folder)),
+                     transport=RecordingTransport())
+    incident = open_sev1(deps)
+    payload = json.loads((EVENTS_DIR / "slack" / "block-actions-button.json").read_text())
+    payload["user"]["id"] = user
+    payload["actions"][0]["action_id"] = data.draw(st.sampled_from([f"ack:{incident.id}", f"take:{incident.id}",
+                                                                     "resolve:inc-x", "a"]))
+    bodies = [urlencode({"payload": json.dumps(mangle(payload, data))}).encode(),
+              command_body(command, text, user), data.draw(st.binary(max_size=200))]
+    for _ in installed(deps):
+        with Client(app_module.app, stage_name="dev") as client:
+            for body in bodies:
+                response = post(client, body, clock())
+                assert response.status_code in (200, 400), response.body
+                if response.status_code == 400:
+                    assert response.json_body["field"] in ("body", "payload", "payload.type")
