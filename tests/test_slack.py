@@ -201,7 +201,7 @@ def test_messages_are_valid_block_kit_for_slacks_own_sdk(app: tuple[Client, Deps
 
 
 def test_bad_signature_is_401_and_nothing_changes(app: tuple[Client, Deps], transport: RecordingTransport,
-                                                  clock: FakeClock) -> None:
+                                                  clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     client, deps = app
     incident = open_sev1(deps)
     sent = len(transport.calls)
@@ -216,6 +216,7 @@ def test_bad_signature_is_401_and_nothing_changes(app: tuple[Client, Deps], tran
     tampered = button_body("resolve", incident.id)
     assert client.http.post("/webhooks/slack", headers=signed(body, clock()), body=tampered).status_code == 401
     assert unchanged(deps, incident) and len(transport.calls) == sent
+    assert "slack request refused" in caplog.text and SECRET not in caplog.text
 
 
 def test_good_signature_older_than_5_minutes_or_ahead_is_401_and_nothing_changes(
@@ -370,12 +371,13 @@ def test_incident_ack_resolve_and_snooze(app: tuple[Client, Deps], clock: FakeCl
 def test_page_role_text_is_a_manual_page_through_the_pipeline(
         app: tuple[Client, Deps], transport: RecordingTransport, clock: FakeClock) -> None:
     client, deps = app
-    response = post(client, command_body("/page", "founder-primary sev1 customer says totals are wrong"), clock())
+    response = post(client, command_body("/page", "founder-primary sev1 customer says totals &amp; tax are wrong"),
+                    clock())
     assert response.status_code == 200 and response.json_body["response_type"] == "in_channel"
     [incident] = deps.store.list()
     assert incident.kind == "manual" and incident.severity is Severity.SEV1 and incident.owner == "founder-primary"
-    assert incident.title == "customer says totals are wrong" and incident.id in response.json_body["text"]
-    assert any("customer says totals are wrong" in body["text"] for body in transport.to(GILES_WEBHOOK))
+    assert incident.title == "customer says totals & tax are wrong" and incident.id in response.json_body["text"]
+    assert any("customer says totals &amp; tax are wrong" in body["text"] for body in transport.to(GILES_WEBHOOK))
     post(client, command_body("/page", "engineering-oncall the nightly export is late"), clock())
     assert sorted(i.severity.value for i in deps.store.list()) == [1, 2]  # no sevN: Sev2
 

@@ -22,6 +22,7 @@ answer is a 200 with a reason; only an unverified request gets 401 (and a missin
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -171,8 +172,6 @@ def _replier(deps: Deps, response_url: str | None) -> Callable[[dict[str, Any]],
     """Posts to the interaction's ``response_url``: Slack's own hosts only, failures logged (the
     action itself is done and on the timeline either way)."""
     def reply(body: dict[str, Any]) -> None:
-        import json
-
         if not response_url or not response_url.startswith(RESPONSE_URL_PREFIX) or deps.http is None:
             log.warning("slack response_url refused", extra={"outcome": {"reason": "not hooks.slack.com"}})
             return
@@ -191,7 +190,7 @@ def _replier(deps: Deps, response_url: str | None) -> Callable[[dict[str, Any]],
 
 
 def _command(deps: Deps, form: Mapping[str, str]) -> ApiResponse:
-    command, text = form.get("command", "").strip(), " ".join(form.get("text", "").split())
+    command, text = form.get("command", "").strip(), " ".join(_unescaped(form.get("text", "")).split())
     handlers: dict[str, tuple[Role, Callable[[Deps, Caller, str], dict[str, Any]]]] = {
         "/oncall": (Role.VIEWER, _oncall), "/incident": (Role.RESPONDER, _incident),
         "/page": (Role.RESPONDER, _page)}
@@ -294,6 +293,11 @@ def _form(raw_body: bytes) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("body", f"not a form body of at most {MAX_FORM_FIELDS} fields") from None
     return {name: values[0] for name, values in fields.items()}
+
+
+def _unescaped(text: str) -> str:
+    """A command's text as typed: Slack sends ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;``, ``&gt;``."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _refusal(caller: Caller | None, needs: Role) -> str | None:
