@@ -105,6 +105,17 @@ def pagerduty_webhook() -> Response:
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
 
 
+# Slack's buttons and slash commands: no authorizer, Slack signs each request; the Slack member
+# acts as the person routing.yaml maps them to (chalicelib/web/slack.py).
+@app.route("/webhooks/slack", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def slack_webhook() -> Response:
+    from chalicelib.web import slack
+    request = app.current_request
+    result = _guarded().guarded(lambda: slack.handle(_handlers().get_deps(), dict(request.headers),
+                                                     request.raw_body or b""))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
 @app.middleware("all")
 def lambda_context_in_logs(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Every invocation's log lines carry its Lambda context (function, request id, cold start)."""

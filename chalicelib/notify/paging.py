@@ -29,6 +29,7 @@ class PageRequest(Frozen):
     source: str
     links: tuple[str, ...] = ()
     dedup_keys: tuple[str, ...] = ()  # PagerDuty: the alert(s) this page triggers, acknowledges or resolves
+    page_id: str = ""  # the stored page's id (``update:opened:…``): Slack picks its buttons by it
 
 
 class Channel(Protocol):
@@ -70,7 +71,7 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or str(incident.kind), links=incident.links,
-                       ack_url=ack_url, dedup_keys=page.dedup_keys)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys, page_id=page.id)
 
 
 class Pager:
