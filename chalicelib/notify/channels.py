@@ -14,7 +14,7 @@ from typing import Any, Protocol, TextIO
 
 from chalicelib.errors import ChannelError, from_client_error
 from chalicelib.models import PageKind, Severity
-from chalicelib.notify import escape
+from chalicelib.notify import escape, render
 from chalicelib.notify.paging import PageRequest
 
 PAGERDUTY_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error",
@@ -91,9 +91,12 @@ class PagerDutyChannel:
         if body["event_action"] == "trigger":
             body["payload"] = {"summary": escape.plain(page.text)[:1024], "source": page.source[:255],
                                "severity": PAGERDUTY_SEVERITY[page.severity],
-                               "custom_details": {"incident": page.incident_id, "role": page.role}}
-            body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + [
-                {"href": link} for link in page.links]
+                               "custom_details": {**dict(page.details), "incident": page.incident_id,
+                                                  "role": page.role}}
+            shown = [{"href": href, "text": text} for text, href in page.page_links]
+            known = {link["href"] for link in shown}
+            body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + shown + [
+                {"href": link} for link in page.links if link not in known]
             body["client"] = "alarm-responder"
         return body
 
@@ -126,7 +129,10 @@ class SlackChannel:
         self._webhook_url, self.transport, self.timeout = webhook_url, transport, timeout
 
     def send(self, page: PageRequest) -> None:
-        response = self.transport.post(self._webhook_url(), json.dumps({"text": escape.slack(page.text)}).encode(),
+        message: dict[str, Any] = {"text": escape.slack(page.text)}
+        if page.details:  # a page rendered with its fields (render.py); notices stay plain text
+            message["blocks"] = render.slack_blocks(page.text, page.details, page.page_links, page.ack_url)
+        response = self.transport.post(self._webhook_url(), json.dumps(message).encode(),
                                        {"Content-Type": "application/json"}, self.timeout)
         if not 200 <= response.status < 300:
             raise ChannelError(f"Slack answered {response.status}",

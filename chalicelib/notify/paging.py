@@ -29,6 +29,8 @@ class PageRequest(Frozen):
     source: str
     links: tuple[str, ...] = ()
     dedup_keys: tuple[str, ...] = ()  # PagerDuty: the alert(s) this page triggers, acknowledges or resolves
+    details: tuple[tuple[str, str], ...] = ()  # the page's fields by name (notify/render.py)
+    page_links: tuple[tuple[str, str], ...] = ()  # (text, address): console page, runbook
 
 
 class Channel(Protocol):
@@ -64,7 +66,8 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or str(incident.kind), links=incident.links,
-                       ack_url=ack_url, dedup_keys=page.dedup_keys)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys, details=page.details,
+                       page_links=page.page_links)
 
 
 class Pager:
