@@ -255,6 +255,31 @@ def people_pages(incident: Incident, step_id: str, role_name: str, people: list[
     return pages
 
 
+def update_pages(incident: Incident, config: ResponderConfig, now: datetime, done: str) -> list[PageRecord]:
+    """"What the responder did" to everyone a page reached, on each channel it reached them
+    on (PagerDuty left out: its alert is already open and a trigger would not change it)."""
+    state = incident.escalation
+    if state is None or incident.status is IncidentStatus.RESOLVED:
+        return []
+    said = page_render.content(incident, PageKind.UPDATE, config, done=done,
+                               next_up=next_up(incident, config, None) if incident.status is IncidentStatus.OPEN
+                               else None)
+    pagerduty = pagerduty_channels(config)
+    pages = []
+    for person, channel, role in state.reached:
+        setup = config.routing.channels.get(channel)
+        if channel in pagerduty:
+            continue
+        sms = setup is not None and setup.page_format == "sms"
+        page_id = f"update:{now:%Y%m%dT%H%M%S}:{person}:{channel}"
+        if not _has_page(incident, page_id):
+            pages.append(PageRecord(id=page_id, step="update", role=role, person=person, channel=channel,
+                                    kind=PageKind.UPDATE, at=now,
+                                    text=page_render.sms_text(said) if sms else page_render.full_text(said),
+                                    details=page_render.details(said), page_links=page_render.links(said)))
+    return pages
+
+
 def unanswered_for(state: EscalationState, index: int, config: ResponderConfig, now: datetime) -> str:
     """Why a chain step pages: how long nobody acknowledged (and which loop it is)."""
     minutes = int((now - state.started_at).total_seconds() // 60)

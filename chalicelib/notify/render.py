@@ -440,3 +440,22 @@ def _short_done(done: str | None) -> str:
 
 def _short_next(next_up: str) -> str:
     return re.sub(r" \([^)]*\)", "", next_up)  # the role left out: the name and time say enough
+
+
+def playbook_summary(playbook: str, dry_run: bool, steps: list[tuple[dict[str, Any], str]],
+                     error: str | None = None) -> str:
+    """What a playbook run did, for the update page: its changes and their results, the watch
+    it started, a severity it raised (reads and notes left out: the timeline has them)."""
+    if error:
+        return f"{playbook} could not run ({error}); nothing was changed"
+    said = []
+    for step, result in steps:
+        kind = step.get("type")
+        if kind == "api_call" and step.get("mutating", True):
+            what = step.get("why") or f"{step.get('service')}:{step.get('operation')}"
+            said.append(f"{what}: {result}")
+        elif kind == "watch" and result.startswith("watching"):
+            said.append(result.split(" until ")[0])
+        elif kind == "raise_severity":
+            said.append(result)
+    return f"{playbook} ({'dry run' if dry_run else 'live'}): " + ("; ".join(said) or "nothing to change")
