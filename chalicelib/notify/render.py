@@ -126,8 +126,9 @@ def _rds(incident: Incident, facts: Mapping[str, str]) -> str:
 def _alarm(incident: Incident, facts: Mapping[str, str]) -> str:
     name = facts.get("alarm_name") or incident.title
     metrics = [METRICS[m] for m in _all(incident, "metric") if m in METRICS]
-    symptom = metrics[0] if metrics else ("composite alarm" if facts.get("alarm_type") == "composite" else "")
-    return f"{name} in alarm" + (f": {symptom}" if symptom else "")
+    symptom = metrics[0] if metrics else ("composite alarm firing" if facts.get("alarm_type") == "composite"
+                                          else "alarm firing")
+    return f"{name}: {symptom}"
 
 
 def _cloudtrail(incident: Incident, facts: Mapping[str, str]) -> str:
@@ -136,9 +137,9 @@ def _cloudtrail(incident: Incident, facts: Mapping[str, str]) -> str:
     if event.startswith("DeleteObject") and facts.get("version_targeted") == "True":
         symptom = "object version deleted"
     target = facts.get("bucket") or _arn_tail(incident.resource)
-    who = {"internal": "by our account", "external": "by an outside account"}.get(facts.get("caller", ""), "")
-    denied = " (denied)" if facts.get("error_code") else ""
-    return f"{target}: {symptom}" + (f" {who}" if who else "") + denied
+    who = {"internal": "our account", "external": "OUTSIDE account"}.get(facts.get("caller", ""), "")
+    denied = ", denied" if facts.get("error_code") else ""
+    return f"{target}: {symptom}" + (f" ({who}{denied})" if who else f" ({denied[2:]})" if denied else "")
 
 
 def _aws_health(incident: Incident, facts: Mapping[str, str]) -> str:
@@ -170,7 +171,13 @@ def _sentry(incident: Incident, facts: Mapping[str, str]) -> str:
     return f"{symptom} in {where} (Sentry)" if where else f"{symptom} (Sentry)"
 
 
+def _backup(incident: Incident, facts: Mapping[str, str]) -> str:
+    state = facts.get("backup_state", "").lower() or "problem"
+    return f"{_arn_tail(incident.resource) or 'a resource'} backup {state}"
+
+
 _PHRASES = {
+    "backup": _backup,
     "ecs_deployment": _ecs_deployment, "ecs_task": _ecs_task, "rds_event": _rds, "alarm": _alarm,
     "cloudtrail": _cloudtrail, "s3_object": _cloudtrail, "aws_health": _aws_health, "guardduty": _guardduty,
     "secrets_rotation": _secrets, "sentry_issue": _sentry, "sentry_event_alert": _sentry,
@@ -286,20 +293,30 @@ def full_text(c: PageContent, ack: str | None = None) -> str:
 
 
 def sms_text(c: PageContent, ack: str | None = None) -> str:
-    """The SMS body (severity, what, when, what was done, who is next), laid out to leave room
-    for the ack link; with ``ack`` (a placeholder until sending) it follows last."""
-    head = f"SEV{c.severity.value}" + (" ESCALATED" if c.verb == "ESCALATED" else
-                                       "" if c.verb == "OPEN" else f" {c.verb}")
-    if c.why:
-        head += f" ({_short_why(c.why)})"
-    when = c.started + (f" x{c.fired}" if c.fired > 1 else "")
-    optional = [f"PHI suspected" if c.phi else "", _short_done(c.done), f"Next {_short_next(c.next_up)}"
-                if c.next_up else ""]
+    """The SMS body (severity, why, what, when, what was done, who is next), laid out to leave
+    room for the ack link; with ``ack`` (a placeholder until sending) it follows last. What does
+    not fit goes from the end (who is next, then what was done), then the reason shortens."""
+    verb = "" if c.verb == "OPEN" else f" {c.verb}"
+    what = re.sub(r" \([^)]*\)$", "", c.what)  # "(prod-cluster)": the console page has it
+    when = f"since {c.started}" + (f" x{c.fired}" if c.fired > 1 else "")
+    done = _short_done(c.done)
+    optional = [o for o in ("PHI suspected" if c.phi else "", "" if c.verb == "UPDATE" else done,
+                            f"Next {_short_next(c.next_up)}" if c.next_up else "") if o]
+    if c.verb == "UPDATE" and done:  # the update is what was done: it replaces the time
+        when = done
     room = SMS_LIMIT - (SMS_LINK_ROOM + 1 if ack else 0)
-    segments = [f"{head}: {c.what}", when, *[o for o in optional if o]]
-    while len(segments) > 2 and septets(gsm7(". ".join(segments))) > room:
-        segments.pop()
-    body = fit_gsm7(". ".join(segments), room)
+    segments: list[str] = []
+    for why in _short_whys(c.why):
+        segments = [f"SEV{c.severity.value}{verb}" + (f", {why}" if why else "") + f": {what}", when, *optional]
+        while len(segments) > 2 and septets(gsm7(". ".join(segments))) > room:
+            segments.pop()
+        if septets(gsm7(". ".join(segments))) <= room:
+            break
+    over = septets(gsm7(". ".join(segments))) - room
+    if over > 0:  # the words give way before the time does
+        head, _, words = segments[0].partition(": ")
+        segments[0] = f"{head}: {fit_gsm7(words, max(septets(gsm7(words)) - over, 12))}"
+    body = fit_gsm7(". ".join(segments), room).replace("....", "...")
     return f"{body} {ack}" if ack else body
 
 
@@ -339,12 +356,13 @@ def slack_blocks(text: str, fields: tuple[tuple[str, str], ...], page_links: tup
     headline = fields_by.get("what") or text
     sev = fields_by.get("severity", "")
     why = fields_by.get("why")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": escape.slack(
-        f"*{sev}* {headline}" + (f"\nEscalated: {why}" if why else ""))[:3000]}}]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": (
+        f"*{escape.slack(sev)}* {escape.slack(headline)}" + (f"\nEscalated: {escape.slack(why)}" if why else ""))[:3000]}}]
     shown = [(name, value) for name, value in fields if name not in ("severity", "what", "why", "console", "runbook")]
     if shown:
         blocks.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": escape.slack(f"*{name}*\n{value}")[:2000]} for name, value in shown[:10]]})
+            {"type": "mrkdwn", "text": f"*{escape.slack(name)}*\n{escape.slack(value)}"[:2000]}
+            for name, value in shown[:10]]})
     buttons = [{"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "url": url}
                for label, url in page_links if url.startswith("https://")][:4]
     if ack_url:
@@ -428,8 +446,14 @@ def _ecs_names(arn: str) -> tuple[str, str]:
     return "", ""
 
 
-def _short_why(why: str) -> str:
-    return why.replace("unacknowledged", "unacked").replace("verification failed", "check failed")
+def _short_whys(why: str | None) -> list[str]:
+    """An escalation's reason, from its whole SMS form to its first words ("breaker open")."""
+    if not why:
+        return [""]
+    short = re.sub(r"unacknowledged for (\d+) min", r"unacked \1m", why).replace("verification failed", "check failed")
+    short = short.removesuffix("; a human decides")
+    forms = [short, re.split(r"[,;]", short)[0], short.split(":")[0]]
+    return list(dict.fromkeys(forms))
 
 
 def _short_done(done: str | None) -> str:
