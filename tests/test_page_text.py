@@ -23,6 +23,7 @@ from moto import mock_aws
 import app as app_module
 from chalicelib import config as config_module
 from chalicelib.config import ResponderConfig
+from chalicelib.config.playbooks import RateLimit
 from chalicelib.decisions import escalation
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.incidents import new_incident
@@ -33,7 +34,6 @@ from chalicelib.notify.channels import ConsoleChannel, PagerDutyChannel, SlackCh
 from chalicelib.notify.links import AckLinks, LinkProblem
 from chalicelib.notify.paging import request_for
 from chalicelib.playbooks.executor import StepResult, could_not_act
-from chalicelib.config.playbooks import RateLimit
 from chalicelib.settings import Settings
 from chalicelib.sources import to_signals
 from chalicelib.store.dynamodb import DynamoStore
@@ -225,6 +225,9 @@ def test_escalation_page_says_why_and_update_page_says_what_was_done(config: Res
         ({"type": "watch"}, "watching prod-cluster/checkout-api until 2025-03-14T15:52:40+00:00")])
     assert done == ("deploy-rollback (live): roll back checkout-api:3 → checkout-api:2: done; "
                     "watching prod-cluster/checkout-api")
+    assert render.playbook_summary("deploy-rollback", True, [({"type": "api_call"}, "DRY_RUN: not called")]) is None
+    assert render.playbook_summary("x", False, [({"type": "api_call", "mutating": False}, "read")]) is None
+    assert done is not None
     updates = escalation.update_pages(reached, config, later, done)
     assert {p.channel for p in updates} == {"console", "sms", "slack"}  # PagerDuty's alert is open already
     check_golden("update-ecs-deployment-failed", golden("update", updates, reached, shortlinks))

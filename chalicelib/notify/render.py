@@ -270,7 +270,7 @@ def responder_did(incident: Incident) -> str | None:
         return None
     if incident.playbook_outcome:
         return f"playbook {incident.playbook}: {incident.playbook_outcome}"
-    return f"playbook {incident.playbook} starting; an update follows"
+    return f"playbook {incident.playbook} starting"  # an update page follows if it changes anything
 
 
 def full_text(c: PageContent, ack: str | None = None) -> str:
@@ -356,8 +356,8 @@ def slack_blocks(text: str, fields: tuple[tuple[str, str], ...], page_links: tup
     headline = fields_by.get("what") or text
     sev = fields_by.get("severity", "")
     why = fields_by.get("why")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": (
-        f"*{escape.slack(sev)}* {escape.slack(headline)}" + (f"\nEscalated: {escape.slack(why)}" if why else ""))[:3000]}}]
+    title = f"*{escape.slack(sev)}* {escape.slack(headline)}" + (f"\nEscalated: {escape.slack(why)}" if why else "")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": title[:3000]}}]
     shown = [(name, value) for name, value in fields if name not in ("severity", "what", "why", "console", "runbook")]
     if shown:
         blocks.append({"type": "section", "fields": [
@@ -467,11 +467,14 @@ def _short_next(next_up: str) -> str:
 
 
 def playbook_summary(playbook: str, dry_run: bool, steps: list[tuple[dict[str, Any], str]],
-                     error: str | None = None) -> str:
+                     error: str | None = None) -> str | None:
     """What a playbook run did, for the update page: its changes and their results, the watch
-    it started, a severity it raised (reads and notes left out: the timeline has them)."""
+    it started, a severity it raised (reads and notes left out: the timeline has them). None
+    when there is nothing to tell: a dry run, or a run with nothing to change."""
     if error:
         return f"{playbook} could not run ({error}); nothing was changed"
+    if dry_run:
+        return None
     said = []
     for step, result in steps:
         kind = step.get("type")
@@ -482,4 +485,4 @@ def playbook_summary(playbook: str, dry_run: bool, steps: list[tuple[dict[str, A
             said.append(result.split(" until ")[0])
         elif kind == "raise_severity":
             said.append(result)
-    return f"{playbook} ({'dry run' if dry_run else 'live'}): " + ("; ".join(said) or "nothing to change")
+    return f"{playbook} (live): " + "; ".join(said) if said else None
