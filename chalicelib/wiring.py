@@ -127,7 +127,7 @@ def channel_factories(routing: RoutingConfig, settings: Settings, transport: Tra
             factories[name] = _bind(SlackChannel, env_secret(env, ch.webhook_url_env or ""), transport)
         else:
             factories[name] = _bind(SnsChannel, env_secret(env, ch.topic_arn_env or ""),
-                                    lambda: aws.get("sns"))
+                                    lambda: aws.get("sns"), ch.page_format == "sms")
     return factories
 
 

@@ -113,7 +113,7 @@ def sent_as(page: PageRecord, incident: Incident, shortlinks: ShortLinks) -> str
         ConsoleChannel(stream).send(request)
         return stream.getvalue()
     if page.channel == "sms":
-        SnsChannel(lambda: "arn:aws:sns:us-east-1:123456789012:pages-sms", lambda: capture).send(request)
+        SnsChannel(lambda: "arn:aws:sns:us-east-1:123456789012:pages-sms", lambda: capture, sms=True).send(request)
         return str(capture.published[0]["Message"]) + "\n"
     if page.channel == "pd":
         PagerDutyChannel(lambda: "ROUTING-KEY", "https://events.pagerduty.com/v2/enqueue", capture).send(request)
@@ -253,6 +253,23 @@ def test_sms_fits_one_segment_however_long_the_link_and_words() -> None:
     sent = render.fit_sms(text, "[link]", long_url)
     assert render.septets(sent) <= 160 and sent.endswith(long_url)
     assert render.gsm7("café — “quoted” → ok ✓") == 'café - "quoted" -> ok ?'  # é is GSM-7; ✓ is not
+
+
+def test_sms_channel_sends_notices_in_one_segment_too(config: ResponderConfig) -> None:
+    signal = next(s for n, s in SIGNALS if n == "ecs-deployment-failed")
+    incident = opened(signal, config).model_copy(update={"status": IncidentStatus.ACKNOWLEDGED,
+                                                         "acknowledged_by": "giles"})
+    [notice] = [p for p in escalation.acknowledge_pages(incident.model_copy(update={
+        "escalation": incident.escalation.model_copy(update={"reached": (("giles", "sms", "founder-primary"),)})
+        if incident.escalation else None}), T0, by="giles")]
+    assert len(notice.text) > 160 or render.gsm7(notice.text) != notice.text  # laid out for every channel
+    capture = Capture()
+    SnsChannel(lambda: "arn:aws:sns:us-east-1:123456789012:pages-sms", lambda: capture, sms=True).send(
+        request_for(notice, incident))
+    message = capture.published[0]["Message"]
+    assert render.septets(message) <= 160 and render.gsm7(message) == message
+    assert message.startswith("[SEV2] ACKNOWLEDGED checkout-api deploy failed (prod-cluster) | "
+                              "acknowledged by giles - you can stand down")
 
 
 # --- the pipeline: pages, the update page, and the short link on both stores ------------------

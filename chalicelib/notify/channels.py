@@ -141,14 +141,18 @@ class SlackChannel:
 
 
 class SnsChannel:
-    def __init__(self, topic_arn: Callable[[], str], client: Callable[[], Any]) -> None:
-        self._topic_arn, self._client = topic_arn, client
+    """SNS to a topic; ``sms``: its subscribers read SMS, so every message (a page is laid out for it
+    already; a notice, a reminder) goes as one GSM-7 segment (render.py), never split in three."""
+
+    def __init__(self, topic_arn: Callable[[], str], client: Callable[[], Any], sms: bool = False) -> None:
+        self._topic_arn, self._client, self.sms = topic_arn, client, sms
 
     def send(self, page: PageRequest) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        text = render.fit_gsm7(page.text, render.SMS_LIMIT) if self.sms else escape.plain(page.text)
         try:
-            self._client().publish(TopicArn=self._topic_arn(), Message=escape.plain(page.text),
+            self._client().publish(TopicArn=self._topic_arn(), Message=text,
                                    Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
         except (ClientError, BotoCoreError) as exc:
             raise from_client_error(exc, "sns", "publish", context="SNS publish failed", into=_channel_error) from None

@@ -42,7 +42,9 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
            note: str | None = None) -> str:
     verb = verb or {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
                     PageKind.RESOLVE: "RESOLVED", PageKind.UPDATE: "UPDATE", PageKind.REMINDER: "REMINDER"}[kind]
-    parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind}: {incident.title}"]
+    from chalicelib.notify.render import what_failed  # render.py builds on this module's PageRequest
+
+    parts = [f"[SEV{incident.severity.value}] {verb} {what_failed(incident)}"]  # in words, not the kind
     if note:
         parts.append(note)  # "acknowledged by alice — you can stand down": first, before the cut
     if incident.phi_exposure_suspected:
