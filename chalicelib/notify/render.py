@@ -53,6 +53,7 @@ class PageContent(Frozen):
     console: tuple[str, str] | None = None  # (label, address)
     next_up: str | None = None  # "christian (founder-backup) at 10:47 EDT"
     incident_id: str
+    service: str | None = None  # the service it belongs to (services.yaml), when known
     phi: bool = False
     other_links: tuple[str, ...] = ()
 
@@ -261,7 +262,8 @@ def content(incident: Incident, kind: PageKind, config: ResponderConfig, *, why:
         started=local_time(incident.opened_at, config), fired=incident.count,
         done=done if done is not None else responder_did(incident), why=why,
         runbook=runbook_link(incident, config), console=console, next_up=next_up,
-        incident_id=incident.id, phi=incident.phi_exposure_suspected, other_links=others[:2])
+        incident_id=incident.id, service=incident.service or None, phi=incident.phi_exposure_suspected,
+        other_links=others[:2])
 
 
 def responder_did(incident: Incident) -> str | None:
@@ -276,6 +278,8 @@ def responder_did(incident: Incident) -> str | None:
 def full_text(c: PageContent, ack: str | None = None) -> str:
     """One line with everything, the ack link last (kept whole if the line must be clipped)."""
     parts = [f"[SEV{c.severity.value}] {c.verb}" + (f" ({c.why})" if c.why else "") + f": {c.what}"]
+    if c.service:
+        parts.append(f"service {c.service}")
     if c.phi:
         parts.append("PHI exposure suspected")  # the fact, never the data
     parts.append(f"started {c.started}" + (f", fired {c.fired}x" if c.fired > 1 else ""))
@@ -329,7 +333,7 @@ def fit_sms(text: str, placeholder: str, url: str) -> str:
 
 def details(c: PageContent) -> tuple[tuple[str, str], ...]:
     """The page's fields by name, in the page's order (PagerDuty ``custom_details``, the console)."""
-    rows = [("severity", f"SEV{c.severity.value}"), ("what", c.what),
+    rows = [("severity", f"SEV{c.severity.value}"), ("what", c.what), ("service", c.service or ""),
             ("why", c.why or ""), ("phi", "exposure suspected" if c.phi else ""),
             ("started", c.started), ("fired", str(c.fired)), ("responder did", c.done or ""),
             ("runbook", c.runbook or ""), ("console", c.console[1] if c.console else ""),
