@@ -322,6 +322,21 @@ def ack_link_submit(token: str) -> Response:
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
+@app.route("/a/{link_id}", methods=["GET"])
+def short_ack_link_page(link_id: str) -> Response:
+    from chalicelib.web import ackpage
+    result = _guarded().guarded(lambda: ackpage.show(_handlers().get_deps(), link_id, short=True))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
+@app.route("/a/{link_id}", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def short_ack_link_submit(link_id: str) -> Response:
+    from chalicelib.web import ackpage
+    result = _guarded().guarded(lambda: ackpage.submit(_handlers().get_deps(), link_id,
+                                                       dict(app.current_request.headers), short=True))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
 # --- the web console: a session cookie from a token, server-rendered pages (chalicelib/web/console.py) ---
 
 FORM = ["application/x-www-form-urlencoded"]

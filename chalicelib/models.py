@@ -237,6 +237,7 @@ class AckLinkRef(Frozen):
 
     id: str  # the link's nonce; spending it is recorded as ``acklink:<id>`` with the time of use
     expires_at: datetime
+    short: bool = False  # sent as a short server-side link (``/a/<id>``, web/shortlinks.py): SMS
 
     @property
     def redacted(self) -> str:
@@ -267,6 +268,10 @@ class PageRecord(Frozen):
     lease_until: datetime | None = None
     fallback_for: str | None = None
     ack_link: AckLinkRef | None = None  # the one-click acknowledgement link in this page, if any
+    # the page's fields and links for channels that show them apart (PagerDuty ``custom_details``
+    # and ``links``, Slack blocks, the console): PHI-free, rendered when queued (notify/render.py)
+    details: tuple[tuple[str, str], ...] = ()
+    page_links: tuple[tuple[str, str], ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -389,6 +394,9 @@ class Incident(Frozen):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     links: tuple[str, ...] = ()
+    # what a page says in words and links to (notify/render.py): the opening signal's account,
+    # region and facts (names and ids the converters made PHI-free), as text
+    facts: tuple[tuple[str, str], ...] = ()
     pages: tuple[PageRecord, ...] = ()
     # The stored incident holds a bounded window of its timeline (the first entries and the
     # latest ones, see chalicelib.store.bounds); every entry is also stored once on its own

@@ -67,6 +67,7 @@ from chalicelib.models import (
     SignalKind,
     TimelineEntry,
 )
+from chalicelib.notify import render
 from chalicelib.notify.channels import Transport
 from chalicelib.notify.delivery import Escalator
 from chalicelib.notify.paging import Pager
@@ -224,6 +225,11 @@ class Pipeline:
                 playbook_result = execution.error or (
                     f"{'dry run' if execution.dry_run else 'live'}: {len(execution.results)} steps"
                     + (", escalated" if execution.escalate else ""))
+                # page first, then say what was done: an update page when the playbook changed something
+                done = render.playbook_summary(execution.playbook or incident.playbook, execution.dry_run,
+                                               [(r.step, r.result) for r in execution.results], execution.error)
+                if done:
+                    self.escalator.report_playbook(incident.id, done, now)
                 records += tuple(self.escalator.advance(incident.id, now))  # a raised severity pages now
             outcome = Outcome(reason=reason, incident_id=incident.id if incident else None,
                               pages=records, playbook_result=playbook_result, **base)

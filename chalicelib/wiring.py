@@ -34,6 +34,7 @@ from chalicelib.playbooks.audit import AuditLog, open_audit
 from chalicelib.secrets import LocalSecretFile, SecretsManagerSecret, env_secret
 from chalicelib.settings import Settings
 from chalicelib.store import IncidentStore, open_store
+from chalicelib.web.shortlinks import ShortLinks
 from chalicelib.web.tokens import TokenService
 
 
@@ -81,7 +82,7 @@ def build_deps(
     factories = channel_factories(config.routing, settings, transport, clients)
     factories.update(channels or {})
     links = ack_links(settings, clock, clients)
-    pager = Pager(factories, reveal=links.reveal)
+    pager = Pager(factories, reveal=ShortLinks(links, store).reveal)  # SMS pages get the short link
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
@@ -131,7 +132,7 @@ def channel_factories(routing: RoutingConfig, settings: Settings, transport: Tra
             factories[name] = _bind(SlackChannel, env_secret(env, ch.webhook_url_env or ""), transport)
         else:
             factories[name] = _bind(SnsChannel, env_secret(env, ch.topic_arn_env or ""),
-                                    lambda: aws.get("sns"))
+                                    lambda: aws.get("sns"), ch.page_format == "sms")
     return factories
 
 

@@ -236,7 +236,8 @@ def test_a_deployment_in_progress_is_watched_and_its_first_alarm_pages_once_with
     assert alarm["reason"] == "INHIBITED"
     deploy = deps.store.get(watch["incident_id"])
     assert deploy is not None and deploy.held is None and deploy.severity is Severity.SEV1
-    assert len(actionable(channel)) == 1 and "ecs_deployment" in actionable(channel)[0]
+    # the deployment's page, in words (notify/render.py)
+    assert len(actionable(channel)) == 1 and "credentialing-api deploying" in actionable(channel)[0]
     assert deploy.playbook_outcome is not None  # the rollback was planned on the alarm's evidence
     clock.advance(seconds=30)
     assert feed(deps, "19-alarm-5xx-deploy.json")["reason"] == "INHIBITED"

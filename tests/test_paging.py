@@ -127,8 +127,9 @@ def incident(severity: Severity = Severity.SEV1) -> Incident:
 
 
 def test_page_text_is_built_from_safe_fields() -> None:
-    assert render(incident(), PageKind.TRIGGER) == "[SEV1] OPEN alarm: auth-login-5xx | arn:a | incident inc-1"
-    assert render(incident(), PageKind.RESOLVE).startswith("[SEV1] RESOLVED alarm: auth-login-5xx")
+    # in words (notify/render.py), not "alarm: auth-login-5xx"
+    assert render(incident(), PageKind.TRIGGER) == "[SEV1] OPEN auth-login-5xx: alarm firing | arn:a | incident inc-1"
+    assert render(incident(), PageKind.RESOLVE).startswith("[SEV1] RESOLVED auth-login-5xx: alarm firing")
 
 
 def test_retry_after_header_is_honoured_in_the_error() -> None:

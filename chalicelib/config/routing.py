@@ -46,6 +46,13 @@ class ChannelConfig(Strict):
     endpoint: str = "https://events.pagerduty.com/v2/enqueue"
     topic_arn_env: str | None = None
     webhook_url_env: str | None = None
+    # what the channel's pages look like (notify/render.py): "sms" fits one 160-character
+    # GSM-7 segment with a short ack link; default: sms for SNS, full for the others
+    format: Literal["sms", "full"] | None = None
+
+    @property
+    def page_format(self) -> str:
+        return self.format or ("sms" if self.type == "sns" else "full")
 
     @model_validator(mode="after")
     def _has_secret_ref(self) -> ChannelConfig:
@@ -240,6 +247,23 @@ class Communications(Strict):
     _severities = field_validator("customer_notice_minutes", mode="before")(severity_keys)
 
 
+class Runbook(Strict):
+    """Where a page points for what to do: ``base_url`` (the published runbook) plus ``#`` and
+    the section named for the incident's playbook, else its rule (without ``rule:``), else
+    ``default``. Without a ``base_url`` pages name the section only."""
+
+    base_url: str = ""
+    default: str = "4-incident-severity-matrix"
+    sections: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if value and not value.startswith("https://"):
+            raise ValueError("runbook base_url must be https")
+        return value.rstrip("#")
+
+
 class RoutingConfig(Strict):
     timezone: str = "America/New_York"
     business_hours: BusinessHours = BusinessHours()
@@ -250,6 +274,7 @@ class RoutingConfig(Strict):
     roles: dict[str, Role]
     escalation: dict[Severity, EscalationChain] = Field(default_factory=_default_chains)
     communications: Communications = Communications()
+    runbook: Runbook = Runbook()
     heartbeats: dict[Annotated[str, Field(pattern=HEARTBEAT_NAME)], Heartbeat] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -59,6 +59,7 @@ from chalicelib.models import (
     Severity,
     TimelineEntry,
 )
+from chalicelib.notify import render as page_render
 from chalicelib.notify.paging import render
 
 RETRY_BASE = timedelta(seconds=30)
@@ -210,7 +211,7 @@ AckLinker = Callable[[Incident, str, datetime], AckLinkRef]  # issues a link for
 
 
 def step_pages(incident: Incident, index: int, config: ResponderConfig, now: datetime,
-               ack_link: AckLinker | None = None) -> list[PageRecord]:
+               ack_link: AckLinker | None = None, why: str | None = None) -> list[PageRecord]:
     """The outbox entries for chain step ``index`` of the current loop: everyone holding its role
     now who was not paged in this loop yet, on each channel, each with a one-click
     acknowledgement link bound to that person (when links are configured), stored redacted:
@@ -221,26 +222,88 @@ def step_pages(incident: Incident, index: int, config: ResponderConfig, now: dat
     first = index == 0 and state.loop == 0 and restart_of(state) == 0
     step_id = f"{state.chain}/{index}" if state.loop == 0 else f"{state.chain}/L{state.loop}/{index}"
     people = [p for p in holders(config.routing.roles[role_name], now, config.routing.zone) if p not in state.paged]
-    return people_pages(incident, step_id, role_name, people, PageKind.TRIGGER if first else PageKind.ESCALATION,
-                        config, now, ack_link)
+    kind = PageKind.TRIGGER if first else PageKind.ESCALATION
+    if kind is PageKind.ESCALATION and why is None:
+        why = unanswered_for(state, index, config, now)
+    return people_pages(incident, step_id, role_name, people, kind, config, now, ack_link, why=why, index=index)
 
 
 def people_pages(incident: Incident, step_id: str, role_name: str, people: list[str], kind: PageKind,
-                 config: ResponderConfig, now: datetime, ack_link: AckLinker | None = None) -> list[PageRecord]:
+                 config: ResponderConfig, now: datetime, ack_link: AckLinker | None = None,
+                 why: str | None = None, index: int | None = None) -> list[PageRecord]:
     """One outbox entry per person in ``people`` and channel of theirs, for step ``step_id``
-    (a chain step, or a person a human named: ``decisions.actions``)."""
+    (a chain step ``index``, or a person a human named: ``decisions.actions``), each in its
+    channel's form (notify/render.py: SMS in one segment with a short ack link, the others whole)."""
     pagerduty = pagerduty_channels(config)
     alerts = pagerduty_alerts(incident, pagerduty)
+    said = page_render.content(incident, kind, config, why=why, next_up=next_up(incident, config, index))
+    fields, links = page_render.details(said), page_render.links(said)
     pages = []
     for person in people:
         link = ack_link(incident, person, now) if ack_link else None
-        text = render(incident, kind, ack_url=link.redacted if link else None)
         key = dedup_key(incident.id, person, next_key(alerts.get(person)))
-        pages += [PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
-                             channel=channel, kind=kind, at=now, text=text, ack_link=link,
-                             dedup_keys=(key,) if channel in pagerduty else ())
-                  for channel in config.routing.people[person].channels]
+        for channel in config.routing.people[person].channels:
+            setup = config.routing.channels.get(channel)
+            sms = setup is not None and setup.page_format == "sms"
+            placeholder = link.redacted if link else None
+            text = page_render.sms_text(said, placeholder) if sms else page_render.full_text(said, placeholder)
+            pages.append(PageRecord(id=f"{step_id}:{person}:{channel}", step=step_id, role=role_name, person=person,
+                                    channel=channel, kind=kind, at=now, text=text,
+                                    ack_link=link.model_copy(update={"short": True}) if link and sms else link,
+                                    details=fields, page_links=links,
+                                    dedup_keys=(key,) if channel in pagerduty else ()))
     return pages
+
+
+def update_pages(incident: Incident, config: ResponderConfig, now: datetime, done: str) -> list[PageRecord]:
+    """"What the responder did" to everyone a page reached, on each channel it reached them
+    on (PagerDuty left out: its alert is already open and a trigger would not change it)."""
+    state = incident.escalation
+    if state is None or incident.status is IncidentStatus.RESOLVED:
+        return []
+    said = page_render.content(incident, PageKind.UPDATE, config, done=done,
+                               next_up=next_up(incident, config, None) if incident.status is IncidentStatus.OPEN
+                               else None)
+    pagerduty = pagerduty_channels(config)
+    pages = []
+    for person, channel, role in state.reached:
+        setup = config.routing.channels.get(channel)
+        if channel in pagerduty:
+            continue
+        sms = setup is not None and setup.page_format == "sms"
+        page_id = f"update:{now:%Y%m%dT%H%M%S}:{person}:{channel}"
+        if not _has_page(incident, page_id):
+            pages.append(PageRecord(id=page_id, step="update", role=role, person=person, channel=channel,
+                                    kind=PageKind.UPDATE, at=now,
+                                    text=page_render.sms_text(said) if sms else page_render.full_text(said),
+                                    details=page_render.details(said), page_links=page_render.links(said)))
+    return pages
+
+
+def unanswered_for(state: EscalationState, index: int, config: ResponderConfig, now: datetime) -> str:
+    """Why a chain step pages: how long nobody acknowledged (and which loop it is)."""
+    minutes = int((now - state.started_at).total_seconds() // 60)
+    if state.loop:
+        return f"unacknowledged for {minutes} min, loop {state.loop + 1}"
+    return f"unacknowledged for {chain_for(state.severity, config).steps[index].after_minutes} min"
+
+
+def next_up(incident: Incident, config: ResponderConfig, index: int | None) -> str | None:
+    """Who is paged after chain step ``index`` (the chain's next step otherwise), and when,
+    in the team's time zone; None when nobody will be."""
+    state = incident.escalation
+    if state is None:
+        return None
+    chain = chain_for(state.severity, config)
+    following = state.next_step if index is None else index + 1
+    if state.loop == 0 and following < len(chain.steps):
+        at = step_due_at(state, following, config)
+        role = chain.steps[following].role
+        who = ", ".join(holders(config.routing.roles[role], at, config.routing.zone)) or "nobody"
+        return f"{who} ({role}) at {page_render.local_time(at, config)}"
+    if chain.steps and (chain.loops is None or state.loop + 1 < chain.loops):
+        return f"everyone again at {page_render.local_time(loop_start(state, state.loop + 1, config), config)}"
+    return None
 
 
 def queued(incident: Incident, pages: list[PageRecord], people: list[str], config: ResponderConfig) -> Incident:
@@ -261,7 +324,8 @@ def queued(incident: Incident, pages: list[PageRecord], people: list[str], confi
 
 
 def page_step(incident: Incident, index: int, config: ResponderConfig, now: datetime,
-              ack_link: AckLinker | None = None, label: str | None = None) -> tuple[Incident, StepOutcome]:
+              ack_link: AckLinker | None = None, label: str | None = None,
+              why: str | None = None) -> tuple[Incident, StepOutcome]:
     """Queue step ``index`` of the current loop and note it; the state remembers who was paged."""
     assert incident.escalation is not None
     state = incident.escalation
@@ -277,7 +341,7 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
         return incident.noted(TimelineEntry(
             at=now, what=f"{label}: {role_name} is {', '.join(everyone)}, already paged in this loop: "
                          "skipped, on to the next person")), StepOutcome.ALREADY_PAGED
-    pages = step_pages(incident, index, config, now, ack_link)
+    pages = step_pages(incident, index, config, now, ack_link, why)
     skipped = sorted(set(everyone) - set(fresh))
     what = f"{label}: {role_name} ({', '.join(sorted(fresh))})" + (
         f"; {', '.join(skipped)} already paged in this loop" if skipped else "")
@@ -285,14 +349,15 @@ def page_step(incident: Incident, index: int, config: ResponderConfig, now: date
 
 
 def page_steps(incident: Incident, first: int, last: int, config: ResponderConfig, now: datetime,
-               ack_link: AckLinker | None = None, label: str | None = None) -> Incident:
+               ack_link: AckLinker | None = None, label: str | None = None, why: str | None = None) -> Incident:
     """Page steps ``first``..``last``; a step whose people were all paged in this loop pulls the
     next step forward, so the next distinct person hears of it now rather than at its time."""
     assert incident.escalation is not None
     count = len(chain_for(incident.escalation.severity, config).steps)
     index = first
     while index <= last and index < count:
-        incident, outcome = page_step(incident, index, config, now, ack_link, label if index == first else None)
+        incident, outcome = page_step(incident, index, config, now, ack_link, label if index == first else None,
+                                      why)
         if outcome is StepOutcome.ALREADY_PAGED and index == last:
             last += 1
         index += 1
@@ -327,7 +392,7 @@ def escalate_next(incident: Incident, config: ResponderConfig, now: datetime, wh
     if state is None or state.next_step >= len(chain_for(state.severity, config).steps):
         return None
     return page_steps(incident, state.next_step, state.next_step, config, now, ack_link,
-                      label=f"escalated at once ({why}): step {state.next_step + 1}")
+                      label=f"escalated at once ({why}): step {state.next_step + 1}", why=why)
 
 
 def delivered(incident: Incident, page: PageRecord, now: datetime,

@@ -93,10 +93,18 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
         id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,), service=c.service,
+        facts=page_facts(signal),
         escalation=escalation.start(c.severity, config, now), changed_at=signal.signed_at or now,
     )
     incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
     return incident.with_pages(*comms.founder_update(incident, "opened", config, now))
+
+
+def page_facts(signal: Signal) -> tuple[tuple[str, str], ...]:
+    """What a page may say of the opening signal (notify/render.py): where it happened and the
+    facts its converter declared, as text; never its description or details."""
+    where = tuple((name, value) for name, value in (("account", signal.account), ("region", signal.region)) if value)
+    return where + tuple((name, str(value)) for name, value in signal.facts if not name.startswith("joins_"))
 
 
 def pagerduty_channels(config: ResponderConfig) -> frozenset[str]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TextIO
 
 from chalicelib.errors import ChannelError, from_client_error
 from chalicelib.models import PageKind, Severity
-from chalicelib.notify import escape
+from chalicelib.notify import escape, render
 from chalicelib.notify.paging import PageRequest
 
 PAGERDUTY_SEVERITY = {Severity.SEV1: "critical", Severity.SEV2: "error",
@@ -91,9 +91,12 @@ class PagerDutyChannel:
         if body["event_action"] == "trigger":
             body["payload"] = {"summary": escape.plain(page.text)[:1024], "source": page.source[:255],
                                "severity": PAGERDUTY_SEVERITY[page.severity],
-                               "custom_details": {"incident": page.incident_id, "role": page.role}}
-            body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + [
-                {"href": link} for link in page.links]
+                               "custom_details": {**dict(page.details), "incident": page.incident_id,
+                                                  "role": page.role}}
+            shown = [{"href": href, "text": text} for text, href in page.page_links]
+            known = {link["href"] for link in shown}
+            body["links"] = ([{"href": page.ack_url, "text": "Acknowledge"}] if page.ack_url else []) + shown + [
+                {"href": link} for link in page.links if link not in known]
             body["client"] = "alarm-responder"
         return body
 
@@ -126,11 +129,18 @@ class SlackChannel:
         self._webhook_url, self.transport, self.timeout = webhook_url, transport, timeout
 
     def send(self, page: PageRequest) -> None:
-        """The page as a Block Kit message: its text, and Acknowledge / Resolve / Take buttons
-        where it asks for action (``slack_blocks``; pressed, they reach ``POST /webhooks/slack``)."""
+        """The page as a Block Kit message: its fields and links where it was rendered with them
+        (``render.slack_blocks``), then Acknowledge / Resolve / Take buttons where it asks for
+        action (``slack_blocks``; pressed, they reach ``POST /webhooks/slack``). With those
+        buttons, the ack link's own button would be a second "Acknowledge": it is left out."""
         from chalicelib.notify import slack_blocks
 
-        response = self.transport.post(self._webhook_url(), json.dumps(slack_blocks.page_message(page)).encode(),
+        message = slack_blocks.page_message(page)
+        if page.details:  # a page rendered with its fields (render.py); notices stay plain text
+            actions = [block for block in message["blocks"] if block.get("type") == "actions"]
+            message["blocks"] = render.slack_blocks(page.text, page.details, page.page_links,
+                                                    None if actions else page.ack_url) + actions
+        response = self.transport.post(self._webhook_url(), json.dumps(message).encode(),
                                        {"Content-Type": "application/json"}, self.timeout)
         if not 200 <= response.status < 300:
             raise ChannelError(f"Slack answered {response.status}",
@@ -139,14 +149,18 @@ class SlackChannel:
 
 
 class SnsChannel:
-    def __init__(self, topic_arn: Callable[[], str], client: Callable[[], Any]) -> None:
-        self._topic_arn, self._client = topic_arn, client
+    """SNS to a topic; ``sms``: its subscribers read SMS, so every message (a page is laid out for it
+    already; a notice, a reminder) goes as one GSM-7 segment (render.py), never split in three."""
+
+    def __init__(self, topic_arn: Callable[[], str], client: Callable[[], Any], sms: bool = False) -> None:
+        self._topic_arn, self._client, self.sms = topic_arn, client, sms
 
     def send(self, page: PageRequest) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        text = render.fit_gsm7(page.text, render.SMS_LIMIT) if self.sms else escape.plain(page.text)
         try:
-            self._client().publish(TopicArn=self._topic_arn(), Message=escape.plain(page.text),
+            self._client().publish(TopicArn=self._topic_arn(), Message=text,
                                    Subject=f"SEV{page.severity.value} {page.kind.value}"[:100])
         except (ClientError, BotoCoreError) as exc:
             raise from_client_error(exc, "sns", "publish", context="SNS publish failed", into=_channel_error) from None

@@ -222,6 +222,17 @@ class Escalator:
         self.incidents.update(incident_id, bump)
         return self.advance(incident_id, now)
 
+    def report_playbook(self, incident_id: str, done: str, now: datetime) -> Incident:
+        """Queue the update page saying what the playbook did to everyone a page reached (the
+        pages went out first: a playbook never delays a human); ``advance`` sends it."""
+        def add(incident: Incident) -> Incident:
+            pages = escalation.update_pages(incident, self.config, now, done)
+            if not pages:
+                return incident
+            return incident.with_pages(*pages).noted(TimelineEntry(
+                at=now, what=f"update page queued: {done}"[:300]))
+        return self.incidents.update(incident_id, add)
+
     def deliver(self, incident_id: str, now: datetime, current: Incident | None = None) -> list[PageRecord]:
         finished: list[PageRecord] = []
         for _ in range(_ROUNDS):

@@ -70,7 +70,11 @@ class AckLinks:
         if page.ack_link is None or not self.base_url:  # without an address, the page goes without its link
             return page.text, None
         url = self.url(incident.id, page.person, page.ack_link)
-        return page.text.replace(page.ack_link.redacted, url, 1)[:SUMMARY_LIMIT], url
+        head, found, tail = page.text.partition(page.ack_link.redacted)
+        if not found:
+            return page.text[:SUMMARY_LIMIT], url
+        # the text before the link gives way, so a long text never cuts the link itself
+        return head[:max(SUMMARY_LIMIT - len(url) - len(tail), 0)] + url + tail[:SUMMARY_LIMIT - len(url)], url
 
     def check(self, token: str, now: datetime) -> AckClaim | LinkProblem:
         """The claim of a genuine, unexpired link, or what is wrong with it (changes nothing)."""
@@ -95,6 +99,10 @@ class AckLinks:
         except ConflictError:
             return False
         return True
+
+    def secret(self) -> str:
+        """The link secret, for links derived from it (web/shortlinks.py)."""
+        return self._secret()
 
     def sign_text(self, text: str) -> str:
         """The HMAC of ``text`` with the link secret, for other long-lived signed URLs (heartbeats):

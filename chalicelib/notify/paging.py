@@ -30,6 +30,8 @@ class PageRequest(Frozen):
     links: tuple[str, ...] = ()
     dedup_keys: tuple[str, ...] = ()  # PagerDuty: the alert(s) this page triggers, acknowledges or resolves
     page_id: str = ""  # the stored page's id (``update:opened:…``): Slack picks its buttons by it
+    details: tuple[tuple[str, str], ...] = ()  # the page's fields by name (notify/render.py)
+    page_links: tuple[tuple[str, str], ...] = ()  # (text, address): console page, runbook
 
 
 class Channel(Protocol):
@@ -41,7 +43,9 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
            note: str | None = None) -> str:
     verb = verb or {PageKind.TRIGGER: "OPEN", PageKind.ESCALATION: "ESCALATED", PageKind.ACKNOWLEDGE: "ACKNOWLEDGED",
                     PageKind.RESOLVE: "RESOLVED", PageKind.UPDATE: "UPDATE", PageKind.REMINDER: "REMINDER"}[kind]
-    parts = [f"[SEV{incident.severity.value}] {verb} {incident.kind}: {incident.title}"]
+    from chalicelib.notify.render import what_failed  # render.py builds on this module's PageRequest
+
+    parts = [f"[SEV{incident.severity.value}] {verb} {what_failed(incident)}"]  # in words, not the kind
     if note:
         parts.append(note)  # "acknowledged by alice — you can stand down": first, before the cut
     if incident.phi_exposure_suspected:
@@ -71,7 +75,8 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or str(incident.kind), links=incident.links,
-                       ack_url=ack_url, dedup_keys=page.dedup_keys, page_id=page.id)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys, page_id=page.id, details=page.details,
+                       page_links=page.page_links)
 
 
 class Pager:

@@ -149,7 +149,7 @@ class Executor:
         for item in results:
             self._audit(incident.id, playbook.id, now, dry_run, {"kind": "step", **item.model_dump()})
         if run.escalate:
-            self.escalate_now(incident.id, now, f"playbook {playbook.id} could not act; a human decides")
+            self.escalate_now(incident.id, now, could_not_act(playbook.id, results, run.settings.rate_limit))
         return Execution(playbook=playbook.id, dry_run=dry_run, results=tuple(results), escalate=run.escalate)
 
     def _api_call(self, step: ApiCall, run: _Run) -> tuple[str, int, bool]:
@@ -338,6 +338,23 @@ def _run_watch(run: _Run, step: Watch) -> str:
         result = f"watching {step.cluster}/{step.service} until {step.until.isoformat()}"
     run.entries.append(TimelineEntry(at=run.now, what=result))
     return result
+
+
+def could_not_act(playbook: str, results: list[StepResult], limit: RateLimit) -> str:
+    """Why a run hands the incident to a human, in the words an escalation page shows (pure)."""
+    for item in results:
+        verdict = item.result.split(":", 1)[0]
+        if verdict == Envelope.BREAKER_OPEN:
+            return (f"breaker open: second {playbook} within {limit.per_minutes} min, "
+                    "the last one unverified or failed; a human decides")
+        if verdict == Envelope.RATE_LIMITED:
+            return f"rate limit: {playbook} ran {limit.max}x within {limit.per_minutes} min; a human decides"
+        if verdict == Envelope.LIMIT_REACHED:
+            return f"action limit reached: {playbook} may not change more for this incident; a human decides"
+        if verdict == "failed" and item.step.get("mutating", True) and item.step.get("type") == "api_call":
+            return f"playbook {playbook} could not act: {item.step.get('service')}:{item.step.get('operation')} " \
+                   "failed; a human decides"
+    return f"playbook {playbook} could not act; a human decides"
 
 
 def _reads_record(ctx: PlaybookContext | None) -> list[dict[str, Any]]:

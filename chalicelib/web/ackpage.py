@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from chalicelib.models import Incident, IncidentStatus
 from chalicelib.notify.links import AckClaim, LinkProblem
 from chalicelib.web.api import ApiResponse
+from chalicelib.web.shortlinks import ShortLinks
 from chalicelib.wiring import Deps
 
 _PROBLEMS = {
@@ -31,8 +32,9 @@ _PROBLEMS = {
 }
 
 
-def show(deps: Deps, token: str) -> ApiResponse:
-    found = _open_incident(deps, token, not_open_status=200)
+def show(deps: Deps, token: str, short: bool = False) -> ApiResponse:
+    """``short``: ``token`` is a short link's id (``/a/<id>``, web/shortlinks.py)."""
+    found = _open_incident(deps, token, not_open_status=200, short=short)
     if isinstance(found, ApiResponse):
         return found
     claim, incident = found
@@ -86,12 +88,12 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
     return (parts.scheme.lower(), (parts.hostname or "").lower(), port) if parts.hostname else None
 
 
-def submit(deps: Deps, token: str, headers: Mapping[str, str] | None = None) -> ApiResponse:
+def submit(deps: Deps, token: str, headers: Mapping[str, str] | None = None, short: bool = False) -> ApiResponse:
     public_url = deps.links.base_url if deps.links else None  # the address our links (and page) are on
     if public_url and check_origin(headers or {}, public_url) is OriginCheck.CROSS_ORIGIN:
         return _page(403, "Not acknowledged", "This request did not come from the responder's own page, so "
                      "nothing was changed. Open the link from your page and press the button there.")
-    found = _open_incident(deps, token, not_open_status=409)
+    found = _open_incident(deps, token, not_open_status=409, short=short)
     if isinstance(found, ApiResponse):
         return found
     claim, _ = found
@@ -101,9 +103,10 @@ def submit(deps: Deps, token: str, headers: Mapping[str, str] | None = None) -> 
     return _page(200, "Acknowledged", f"Acknowledged by {claim.person}. No more pages will go out for it.", acked)
 
 
-def _open_incident(deps: Deps, token: str, not_open_status: int) -> tuple[AckClaim, Incident] | ApiResponse:
+def _open_incident(deps: Deps, token: str, not_open_status: int,
+                   short: bool = False) -> tuple[AckClaim, Incident] | ApiResponse:
     """The link's claim and its still-open incident, or the page that explains why not."""
-    claim = _claim(deps, token)
+    claim = _claim(deps, token, short)
     if isinstance(claim, ApiResponse):
         return claim
     incident = deps.store.get(claim.incident_id)
@@ -114,10 +117,11 @@ def _open_incident(deps: Deps, token: str, not_open_status: int) -> tuple[AckCla
     return claim, incident
 
 
-def _claim(deps: Deps, token: str) -> AckClaim | ApiResponse:
+def _claim(deps: Deps, token: str, short: bool = False) -> AckClaim | ApiResponse:
     if deps.links is None:
         return _page(503, "Ack links are not configured", "Set RESPONDER_PUBLIC_URL and the link secret.")
-    claim = deps.links.check(token, deps.clock())
+    claim = (ShortLinks(deps.links, deps.store).check(token, deps.clock()) if short
+             else deps.links.check(token, deps.clock()))
     if isinstance(claim, LinkProblem):
         return _page(*_PROBLEMS[claim])
     return claim
