@@ -29,11 +29,12 @@
    envelope (dry run, limits, rate limit and breaker, audit); whatever it does or fails to
    do lands on the timeline, and a failure never stops the escalation.
 
-**The hot path.** A storm is one alarm re-firing: once its incident only counts repeats
-(``bounds.repeat_floor``: open, past the timeline's repeat entries, no playbook to re-run), the
-full path remembers the alarm (``respond(..., alarm=...)``, keyed by ``sns.repeat_glance``) and
-``repeat`` handles its next deliveries with one store call, ``record_repeat``: the delivery
-completed and the repeat counted at once, nothing converted, classified, read or rewritten. The
+**The hot path.** A storm is one alarm re-firing: an open incident only counts repeats
+(``bounds.repeat_floor``: open, no playbook to re-run; the full timeline shows one line for them,
+each delivery keeps its record), so the full path that opened it remembers the alarm
+(``respond(..., alarm=...)``, keyed by ``sns.repeat_glance``) and ``repeat`` handles its next
+deliveries with one store call, ``record_repeat``: the delivery completed and the repeat counted,
+nothing converted, classified, read or rewritten. The
 store re-checks what the memory assumed (a resolved or raised incident, a redelivery, a live
 lease) and anything it refuses goes the full path. Classifications are remembered per signal
 (less its per-delivery fields) and severity config.
@@ -161,11 +162,13 @@ class Pipeline:
 
     def _remember(self, alarm: Hashable, outcome: Outcome, incident: Incident | None) -> None:
         # Unknown input is never counted blind: each delivery keeps its own raw payload (``payloads.kept``).
-        if (outcome.reason is Reason.ALREADY_OPEN and incident is not None and outcome.playbook_result is None
-                and outcome.kind != SignalKind.UNKNOWN and bounds.repeat_floor(incident) is not None):
+        # Remembered from the trigger that opened the incident on: its first repeat is counted already.
+        if (outcome.reason in (Reason.OPENED, Reason.ALREADY_OPEN) and incident is not None
+                and outcome.playbook_result is None and outcome.kind != SignalKind.UNKNOWN
+                and bounds.repeat_floor(incident) is not None):
             if len(self._counted) >= MEMORY_ENTRIES:
                 self._counted = {}
-            summary = outcome.summary()
+            summary = outcome.summary() | {"reason": Reason.ALREADY_OPEN.value, "pages": 0}  # a repeat's outcome
             del summary["delivery_id"]
             self._counted[alarm] = Counted(incident.id, outcome.severity, summary)
         else:

@@ -120,9 +120,28 @@ def full_timeline(store: IncidentStore, incident: Incident) -> builtins.list[Tim
     for start in range(0, incident.timeline_stored, TIMELINE_PAGE):
         entries += store.timeline(incident.id, start, TIMELINE_PAGE)
     if len(entries) < incident.timeline_stored:
-        return list(incident.timeline)
+        return with_repeats_line(incident, list(incident.timeline))
     unsaved = incident.timeline_count - incident.timeline_stored
-    return entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else [])
+    return with_repeats_line(incident, entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else []))
+
+
+def repeats_line(incident: Incident) -> TimelineEntry | None:
+    """The one timeline line for an incident's repeated triggers (they are counted, not itemised)."""
+    if incident.count < 2:
+        return None
+    span = f"#2–#{incident.count}" if incident.count > 2 else "#2"
+    return TimelineEntry(at=incident.last_seen,
+                         what=f"repeat {span}: counted (first seen {incident.opened_at:%Y-%m-%d %H:%M:%S}, "
+                              f"last seen {incident.last_seen:%Y-%m-%d %H:%M:%S}; each delivery has its record)")
+
+
+def with_repeats_line(incident: Incident, entries: builtins.list[TimelineEntry]) -> builtins.list[TimelineEntry]:
+    """``entries`` with ``repeats_line`` in time order (after the entries of the same moment)."""
+    line = repeats_line(incident)
+    if line is None:
+        return entries
+    at = next((i for i, e in enumerate(entries) if e.at > line.at), len(entries))
+    return [*entries[:at], line, *entries[at:]]
 
 
 def with_full_timeline(store: IncidentStore, incident: Incident) -> Incident:
