@@ -131,6 +131,7 @@ class Pipeline:
         self._counted: dict[Hashable, Counted] = {}
         self._classified: dict[tuple[Any, ...], Classification] = {}
         self._classified_by: object = None
+        self._schedule_from: tuple[object, ...] = ()
 
     def classify(self, signal: Signal) -> Classification:
         """``classify``, remembered per signal (less its per-delivery fields) and severity config."""
@@ -257,11 +258,15 @@ class Pipeline:
 
     def refresh_schedule(self) -> None:
         """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
-        afresh (one small document) by every entry point that may page, so a change made on one
-        Lambda holds on every other from its next event or sweep."""
+        by every entry point that may page (one small document, at most once a minute per process:
+        ``overrides.cached``), so a change made on one Lambda holds on every other within a minute."""
         from chalicelib import overrides
 
-        config = overrides.with_stored(self.base_config, overrides.stored(self.store))
+        found = overrides.cached(self.store, self.clock())
+        if self._schedule_from == (found, self.base_config):
+            return  # the same overrides on the same routing: the config is built already
+        self._schedule_from = (found, self.base_config)
+        config = overrides.with_stored(self.base_config, found)
         self.config = self.incidents.config = self.escalator.config = self.executor.config = config
 
     def acknowledge(self, incident_id: str, by: str, source: str = "responder",

@@ -12,8 +12,9 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      before: a duplicate) or ``Claim.IN_PROGRESS`` (another worker holds an
                      unexpired lease: retry later; if that worker died, its lease expires).
 ``record_repeat``    the hot path: claim-and-complete a delivery and count it as a repeat of an
-                     open incident, at once (one SQLite transaction, one DynamoDB transaction),
-                     without reading or rewriting the incident; ``Repeat`` says what happened.
+                     open incident (one SQLite transaction; on DynamoDB a guarded counter update,
+                     then the delivery's conditional Put), without reading or rewriting the
+                     incident; ``Repeat`` says what happened.
 ``create``           open an incident only if no open incident holds its key; the key's
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
