@@ -5,8 +5,9 @@ They are kept in the store as one small versioned document, ``oncall:overrides``
 ``get_doc``/``put_doc``, conditional writes, re-read on a lost race), validated as routing.yaml's
 own (a known role and person, times with a UTC offset, ending after they start) and joined to the
 role's YAML overrides by ``with_stored``, which every paging entry point applies
-(``Pipeline.refresh_schedule``, read at most once a minute per process: ``cached``): ``holders()`` then sees them like any other override. An override
-adds someone for a stretch, so it can never open a gap. Removing one keeps it, marked with who
+(``Pipeline.refresh_schedule``, read at most once a minute per process: ``cached``):
+``holders()`` then sees them like any other override. An override adds someone for a stretch,
+so it can never open a gap. Removing one keeps it, marked with who
 removed it; ended and removed ones are dropped after ``KEEP_DAYS``.
 """
 

@@ -239,8 +239,9 @@ class DynamoStore:
         update: dict[str, Any] = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))}}
         if guard is None:
             return {"Update": update | {"UpdateExpression": "REMOVE repeat_sev"}}
-        return {"Update": update | {"UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
-                                    "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}}
+        return {"Update": update | {
+            "UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
+            "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}}
 
     def _transact(self, items: builtins.list[dict[str, Any]], what: str, optional: int | None = None) -> None:
         """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``.
@@ -340,7 +341,8 @@ class DynamoStore:
         items: builtins.list[dict[str, Any]] = []
         start = None
         while True:
-            page = self._call("scan", TableName=self.table, FilterExpression="begins_with(pk, :p) OR begins_with(pk, :c)",
+            page = self._call("scan", TableName=self.table,
+                              FilterExpression="begins_with(pk, :p) OR begins_with(pk, :c)",
                               ExpressionAttributeValues={":p": _s("INCIDENT#"), ":c": _s("REPEATS#")},
                               **({"ExclusiveStartKey": start} if start else {}))
             items += page.get("Items", [])
