@@ -87,9 +87,10 @@ def kept_pages(pages: tuple[PageRecord, ...]) -> tuple[PageRecord, ...]:
 def repeat_floor(incident: Incident) -> Severity | None:
     """The severity a repeated trigger must be at or below (numerically at or above) to be counted
     on ``incident`` without the full decision, or None when every repeat needs it: the incident is
-    resolved, or a repeat re-runs its playbook (the safety envelope decides). A worse severity
-    raises the incident, so it never counts here."""
-    if not incident.is_open:
+    resolved, a repeat re-runs its playbook (the safety envelope decides), or it is held (grouped,
+    inhibited or a watched deployment: a repeat may release it, decisions/grouping.py). A worse
+    severity raises the incident, so it never counts here."""
+    if not incident.is_open or incident.held:
         return None
     if incident.playbook and incident.actions_taken > 0:
         return None
