@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from chalicelib.sources import registry
 
@@ -433,6 +433,10 @@ class Incident(Frozen):
     related: tuple[tuple[str, str], ...] = ()
     related_count: int = 0
     version: int = 0
+    # What a store keeps beside the record and read with it (DynamoDB's repeat counter item): the
+    # repeats counted there, which ``count`` includes and the stored record does not, and its guard
+    # (``bounds.repeat_floor``) as read. None when nothing was read beside it. Never serialised.
+    _beside: tuple[int, int | None] | None = PrivateAttr(default=None)
 
     @field_validator("kind")
     @classmethod

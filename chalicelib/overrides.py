@@ -4,15 +4,17 @@
 They are kept in the store as one small versioned document, ``oncall:overrides`` (both stores:
 ``get_doc``/``put_doc``, conditional writes, re-read on a lost race), validated as routing.yaml's
 own (a known role and person, times with a UTC offset, ending after they start) and joined to the
-role's YAML overrides by ``with_stored``, which every paging entry point applies afresh
-(``Pipeline.refresh_schedule``): ``holders()`` then sees them like any other override. An override
-adds someone for a stretch, so it can never open a gap. Removing one keeps it, marked with who
+role's YAML overrides by ``with_stored``, which every paging entry point applies
+(``Pipeline.refresh_schedule``, read at most once a minute per process: ``cached``):
+``holders()`` then sees them like any other override. An override adds someone for a stretch,
+so it can never open a gap. Removing one keeps it, marked with who
 removed it; ended and removed ones are dropped after ``KEEP_DAYS``.
 """
 
 from __future__ import annotations
 
 import secrets
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,12 +91,32 @@ class OverrideService:
         def attempt() -> None:
             doc, version = self.store.get_doc(DOC_KEY)
             kept = [o for o in _parsed(doc) if (o.removed_at or o.end) > now - timedelta(days=KEEP_DAYS)]
-            self.store.put_doc(DOC_KEY, {"overrides": [o.model_dump(mode="json") for o in change(kept)]}, version)
+            changed = change(kept)
+            self.store.put_doc(DOC_KEY, {"overrides": [o.model_dump(mode="json") for o in changed]}, version)
+            _cached[self.store] = (now, changed)
         retried(attempt, what="the on-call overrides")
 
 
 def stored(store: IncidentStore) -> list[StoredOverride]:
     return _parsed(store.get_doc(DOC_KEY)[0])
+
+
+# Per store: when the overrides were read (by the clock of the caller) and what they were. A
+# process rereads them after ``CACHE_SECONDS`` (a change made on another Lambda holds here within
+# that), and its own changes replace them at once (``OverrideService``).
+CACHE_SECONDS = 60
+_cached: weakref.WeakKeyDictionary[Any, tuple[datetime, list[StoredOverride]]] = weakref.WeakKeyDictionary()
+
+
+def cached(store: IncidentStore, now: datetime) -> list[StoredOverride]:
+    """``stored``, read at most once per ``CACHE_SECONDS`` of ``now`` per store: the event path's
+    round trips (a new trigger pages after three)."""
+    held = _cached.get(store)
+    if held is not None and held[0] <= now < held[0] + timedelta(seconds=CACHE_SECONDS):
+        return held[1]
+    found = stored(store)
+    _cached[store] = (now, found)
+    return found
 
 
 def with_stored(config: ResponderConfig, overrides: list[StoredOverride]) -> ResponderConfig:

@@ -29,11 +29,12 @@
    envelope (dry run, limits, rate limit and breaker, audit); whatever it does or fails to
    do lands on the timeline, and a failure never stops the escalation.
 
-**The hot path.** A storm is one alarm re-firing: once its incident only counts repeats
-(``bounds.repeat_floor``: open, past the timeline's repeat entries, no playbook to re-run), the
-full path remembers the alarm (``respond(..., alarm=...)``, keyed by ``sns.repeat_glance``) and
-``repeat`` handles its next deliveries with one store call, ``record_repeat``: the delivery
-completed and the repeat counted at once, nothing converted, classified, read or rewritten. The
+**The hot path.** A storm is one alarm re-firing: an open incident only counts repeats
+(``bounds.repeat_floor``: open, no playbook to re-run; the full timeline shows one line for them,
+each delivery keeps its record), so the full path that opened it remembers the alarm
+(``respond(..., alarm=...)``, keyed by ``sns.repeat_glance``) and ``repeat`` handles its next
+deliveries with one store call, ``record_repeat``: the delivery completed and the repeat counted,
+nothing converted, classified, read or rewritten. The
 store re-checks what the memory assumed (a resolved or raised incident, a redelivery, a live
 lease) and anything it refuses goes the full path. Classifications are remembered per signal
 (less its per-delivery fields) and severity config.
@@ -134,6 +135,7 @@ class Pipeline:
         self._classified: dict[tuple[Any, ...], Classification] = {}
         self._classified_by: object = None
         self._serviced_by: object = None
+        self._schedule_from: tuple[object, ...] = ()
 
     def classify(self, signal: Signal) -> Classification:
         """``classify``, remembered per signal (less its per-delivery fields) and severity config."""
@@ -167,11 +169,13 @@ class Pipeline:
 
     def _remember(self, alarm: Hashable, outcome: Outcome, incident: Incident | None) -> None:
         # Unknown input is never counted blind: each delivery keeps its own raw payload (``payloads.kept``).
-        if (outcome.reason is Reason.ALREADY_OPEN and incident is not None and outcome.playbook_result is None
-                and outcome.kind != SignalKind.UNKNOWN and bounds.repeat_floor(incident) is not None):
+        # Remembered from the trigger that opened the incident on: its first repeat is counted already.
+        if (outcome.reason in (Reason.OPENED, Reason.ALREADY_OPEN) and incident is not None
+                and outcome.playbook_result is None and outcome.kind != SignalKind.UNKNOWN
+                and bounds.repeat_floor(incident) is not None):
             if len(self._counted) >= MEMORY_ENTRIES:
                 self._counted = {}
-            summary = outcome.summary()
+            summary = outcome.summary() | {"reason": Reason.ALREADY_OPEN.value, "pages": 0}  # a repeat's outcome
             del summary["delivery_id"]
             self._counted[alarm] = Counted(incident.id, outcome.severity, summary)
         else:
@@ -312,11 +316,15 @@ class Pipeline:
 
     def refresh_schedule(self) -> None:
         """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
-        afresh (one small document) by every entry point that may page, so a change made on one
-        Lambda holds on every other from its next event or sweep."""
+        by every entry point that may page (one small document, at most once a minute per process:
+        ``overrides.cached``), so a change made on one Lambda holds on every other within a minute."""
         from chalicelib import overrides
 
-        config = overrides.with_stored(self.base_config, overrides.stored(self.store))
+        found = overrides.cached(self.store, self.clock())
+        if self._schedule_from == (found, self.base_config):
+            return  # the same overrides on the same routing: the config is built already
+        self._schedule_from = (found, self.base_config)
+        config = overrides.with_stored(self.base_config, found)
         self.config = self.incidents.config = self.escalator.config = self.executor.config = config
 
     def acknowledge(self, incident_id: str, by: str, source: str = "responder",

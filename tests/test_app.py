@@ -11,6 +11,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib.models import IncidentStatus, PageKind
+from chalicelib.store import full_timeline
 from chalicelib.wiring import Deps
 from tests.conftest import SENTRY_SECRET, RecordingChannel, load_event, new_id, sns_event
 
@@ -73,7 +74,11 @@ def test_new_event_for_open_incident_counts_and_pages_no_one(
     assert result.payload["outcomes"][0]["reason"] == "ALREADY_OPEN"
     [incident] = deps.store.list()
     assert incident.count == 2 and incident.last_seen == clock.now and len(console.sent) == 1
-    assert any("repeat #2" in e.what for e in incident.timeline)
+    # counted, not itemised: the full timeline has one line for the repeats
+    assert not any(e.what.startswith("repeat") for e in incident.timeline)
+    assert [e.what for e in full_timeline(deps.store, incident) if e.what.startswith("repeat")] == [
+        f"repeat #2: counted (first seen {incident.opened_at:%Y-%m-%d %H:%M:%S}, "
+        f"last seen {clock.now:%Y-%m-%d %H:%M:%S}; each delivery has its record)"]
 
 
 def test_eventbridge_rules_reach_the_pipeline(client: Client, deps: Deps, console: RecordingChannel) -> None:

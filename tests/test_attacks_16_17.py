@@ -17,7 +17,6 @@ from chalicelib.cli import main
 from chalicelib.decisions.incidents import Reason
 from chalicelib.handlers import on_event, sweep
 from chalicelib.notify.sweep_queue import SweepQueue
-from chalicelib.store import bounds
 from chalicelib.wiring import Deps
 from tests.conftest import (
     FakeClock,
@@ -33,7 +32,7 @@ from tests.test_sweep_isolation import sev1_on
 from tests.test_sweep_scale import DUE, FlakySqs, Stack, stack  # noqa: F401  (stack: the fixture)
 
 ALARM = "sns-cloudwatch-alarm-metric.json"
-STORM = bounds.MAX_REPEAT_ENTRIES + 1
+STORM = 11  # the trigger, then repeats
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tests.test_source_registry import merge_template_rules
 CHALICE = ROOT / ".chalice"
 # DynamoDB API calls the store makes, as IAM actions (transactions need the per-item actions).
 STORE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan",
-                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
+                 "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
 
 
 def test_autogen_policy_is_off_and_each_stage_has_a_policy() -> None:
@@ -41,7 +41,8 @@ def test_policy_grants_store_actions_without_wildcard_actions(stage: str) -> Non
 def test_store_uses_only_granted_dynamodb_calls() -> None:
     source = (ROOT / "chalicelib" / "store" / "dynamodb.py").read_text()
     calls = set(re.findall(r'(?:_call|_incidents)\(\s*"(\w+)"', source))
-    assert calls == {"put_item", "delete_item", "get_item", "batch_get_item", "scan", "query", "transact_write_items"}
+    assert calls == {"put_item", "update_item", "delete_item", "get_item", "batch_get_item", "scan", "query",
+                     "transact_write_items"}
 
 
 def test_merge_template_wires_dead_letters_for_every_async_function() -> None:

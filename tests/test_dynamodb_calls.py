@@ -1,8 +1,9 @@
 """DynamoDB round trips per event path, counted with botocore's event hooks on the store's client.
 
 Every call is a round trip and a bill: a regression in how many calls an event makes fails here.
-Budgets (issue 17): at most 4 calls before a new trigger's first page is sent; a repeat of an
-incident that only counts repeats one call; no transaction cancelled on the normal path.
+Budgets (issue 17): at most 4 calls before a new trigger's first page is sent (3 with the on-call
+overrides cached); a repeat of an open incident two small writes and no transaction, from its
+first repeat; no transaction cancelled on the normal path.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from chalicelib.errors import TransientError
 from chalicelib.handlers import on_event
 from chalicelib.notify.paging import PageRequest
-from chalicelib.store import bounds
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.wiring import Deps
 from tests.conftest import FakeClock, RecordingChannel, installed, make_deps, sns_event
+from tests.test_faults import ThrottledOnce
 
 ALARM = "sns-cloudwatch-alarm-metric.json"
 
@@ -70,6 +72,11 @@ def trigger(n: int, **changes: Any) -> dict[str, Any]:
     return sns_event(ALARM, message_id=f"m-{n}", **changes)
 
 
+def another_alarm(n: int) -> dict[str, Any]:
+    name = f"alarm-{n}"
+    return trigger(n, AlarmName=name, AlarmArn=f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")
+
+
 def test_a_new_trigger_pages_within_four_round_trips(counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:
     deps, calls, channel = counted
     [outcome] = on_event(trigger(0), "sns", deps)["outcomes"]
@@ -78,20 +85,51 @@ def test_a_new_trigger_pages_within_four_round_trips(counted: tuple[Deps, Dynamo
     assert channel.calls_before_first_page is not None
     assert sum(channel.calls_before_first_page.values()) <= 4
     assert calls.cancelled == 0
+    [another] = on_event(another_alarm(1), "sns", deps)["outcomes"]  # the overrides were read a moment ago
+    assert another["reason"] == "OPENED" and calls.calls[:3] == [
+        "PutItem", "GetItem", "TransactWriteItems"]  # claim, open key, create: then the page
 
 
-def test_a_counted_repeat_is_one_call(counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:
+def test_the_overrides_are_read_once_a_minute(counted: tuple[Deps, DynamoCalls, FirstPageChannel],
+                                              clock: FakeClock) -> None:
     deps, calls, _ = counted
-    for n in range(bounds.MAX_REPEAT_ENTRIES + 1):  # opened, then repeats that go on the timeline
-        on_event(trigger(n), "sns", deps)
-    print("timeline repeat", calls.take())
-    [outcome] = on_event(trigger(100), "sns", deps)["outcomes"]
-    assert outcome["reason"] == "ALREADY_OPEN"
-    assert calls.take() == Counter({"TransactWriteItems": 1})
-    [again] = on_event(trigger(100), "sns", deps)["outcomes"]  # a redelivery: still one call, nothing counted
-    assert again["reason"] == "DUPLICATE" and calls.take() == Counter({"TransactWriteItems": 1})
-    assert deps.store.get(outcome["incident_id"]).count == bounds.MAX_REPEAT_ENTRIES + 2
-    assert calls.cancelled == 1  # the redelivery's, and only it
+    reads = []
+    for n, minutes in enumerate((0, 0.5, 0.4, 0.2)):
+        clock.advance(minutes=minutes)
+        [outcome] = on_event(another_alarm(n), "sns", deps)["outcomes"]
+        assert outcome["reason"] == "OPENED"
+        reads.append(calls.take()["GetItem"])
+    assert reads == [2, 1, 1, 2]  # the open key each time; the overrides document at 0 and at +66 s
+
+
+def test_a_repeat_is_two_small_writes_and_no_transaction_from_the_first(
+        counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:
+    deps, calls, _ = counted
+    [opened] = on_event(trigger(0), "sns", deps)["outcomes"]
+    calls.take()
+    for n in range(1, 4):
+        [outcome] = on_event(trigger(n), "sns", deps)["outcomes"]
+        assert outcome["reason"] == "ALREADY_OPEN"
+        assert calls.take() == Counter({"UpdateItem": 1, "PutItem": 1})  # the counter, then the delivery
+    [again] = on_event(trigger(3), "sns", deps)["outcomes"]  # a redelivery: counted back, a duplicate
+    assert again["reason"] == "DUPLICATE" and calls.take() == Counter({"UpdateItem": 2, "PutItem": 1})
+    assert deps.store.get(opened["incident_id"]).count == 4
+    assert calls.cancelled == 0
+
+
+def test_a_repeat_whose_delivery_write_fails_takes_its_count_back(
+        counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:
+    deps, _, _ = counted
+    [opened] = on_event(trigger(0), "sns", deps)["outcomes"]
+
+    moto = deps.store.client
+    deps.store._client = ThrottledOnce(moto, "put_item")
+    with pytest.raises(TransientError):
+        on_event(trigger(1), "sns", deps)
+    deps.store._client = moto
+    assert deps.store.get(opened["incident_id"]).count == 1 and deps.store.get_delivery("sns:m-1") is None
+    [retried] = on_event(trigger(1), "sns", deps)["outcomes"]  # the Lambda's retry
+    assert retried["reason"] == "ALREADY_OPEN" and deps.store.get(opened["incident_id"]).count == 2
 
 
 def test_a_resolve_cancels_no_transaction(counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:

@@ -58,7 +58,7 @@ def test_dynamodb_throttling_becomes_transient_error() -> None:
                               http_status_code=400)
         with pytest.raises(TransientError, match="ProvisionedThroughputExceededException"):
             store.claim_delivery("d", FakeClock()(), 60)
-        stub.add_client_error("get_item", service_error_code="ResourceNotFoundException", http_status_code=400)
+        stub.add_client_error("batch_get_item", service_error_code="ResourceNotFoundException", http_status_code=400)
         with pytest.raises(StoreError, match="ResourceNotFoundException"):
             store.get("inc-1")
 

@@ -94,7 +94,8 @@ def test_create_cancelled_for_another_reason_is_retried(stubbed: Stubbed, reason
     created = stubbed.store.create(incident())
     assert created is not None and created.version == 1
     assert stubbed.pauses == [1]
-    assert stubbed.transactions()[0] == ["Put:OPENKEY#alarm:a", "Put:INCIDENT#inc-1", "Put:TL#inc-1#000000000"]
+    assert stubbed.transactions()[0] == ["Put:OPENKEY#alarm:a", "Put:INCIDENT#inc-1", "Put:TL#inc-1#000000000",
+                                         "Put:REPEATS#inc-1"]  # its repeat counter, armed
 
 
 def test_create_that_keeps_being_throttled_is_transient_not_a_conflict(stubbed: Stubbed) -> None:
@@ -160,7 +161,7 @@ def test_resolve_cancelled_for_another_reason_is_retried_with_the_key_release(
     stubbed.ok("transact_write_items")
     saved = stubbed.store.save(resolving())
     assert saved.key_released
-    release = ["Put:INCIDENT#inc-1", "Delete:OPENKEY#alarm:a", "Put:TL#inc-1#000000001"]
+    release = ["Put:INCIDENT#inc-1", "Delete:OPENKEY#alarm:a", "Put:TL#inc-1#000000001", "Update:REPEATS#inc-1"]
     assert stubbed.transactions() == [release, release]
     assert "PutItem" not in [name for name, _ in stubbed.requests]
 
@@ -170,8 +171,9 @@ def test_resolve_whose_key_is_not_its_own_goes_on_without_the_release(stubbed: S
     stubbed.ok("transact_write_items")
     saved = stubbed.store.save(resolving())
     assert saved.status is IncidentStatus.RESOLVED and saved.key_released
-    assert stubbed.transactions() == [["Put:INCIDENT#inc-1", "Delete:OPENKEY#alarm:a", "Put:TL#inc-1#000000001"],
-                                      ["Put:INCIDENT#inc-1", "Put:TL#inc-1#000000001"]]
+    assert stubbed.transactions() == [["Put:INCIDENT#inc-1", "Delete:OPENKEY#alarm:a", "Put:TL#inc-1#000000001",
+                                       "Update:REPEATS#inc-1"],
+                                      ["Put:INCIDENT#inc-1", "Put:TL#inc-1#000000001", "Update:REPEATS#inc-1"]]
 
 
 def test_resolve_that_keeps_being_cancelled_is_transient_and_writes_nothing_else(stubbed: Stubbed) -> None:
@@ -195,8 +197,8 @@ def test_later_edits_of_a_released_incident_do_not_touch_the_key(stubbed: Stubbe
 def test_a_pointer_to_a_resolved_or_missing_incident_is_deleted_on_read(stubbed: Stubbed, target: str) -> None:
     stubbed.ok("get_item", {"Item": {"pk": {"S": "OPENKEY#alarm:a"}, "incident_id": {"S": "inc-1"}}})
     resolved = stored_v1(status=IncidentStatus.RESOLVED)
-    stubbed.ok("get_item", {"Item": {"pk": {"S": "INCIDENT#inc-1"}, "doc": {"S": resolved.model_dump_json()}}}
-               if target == "resolved" else {})
+    found = [{"pk": {"S": "INCIDENT#inc-1"}, "doc": {"S": resolved.model_dump_json()}}] if target == "resolved" else []
+    stubbed.ok("batch_get_item", {"Responses": {TABLE: found}})
     stubbed.ok("delete_item")
     assert stubbed.store.get_open("alarm:a") is None
     name, params = stubbed.requests[-1]
@@ -206,7 +208,7 @@ def test_a_pointer_to_a_resolved_or_missing_incident_is_deleted_on_read(stubbed:
 
 def test_a_pointer_that_moved_on_meanwhile_is_left_alone(stubbed: Stubbed) -> None:
     stubbed.ok("get_item", {"Item": {"pk": {"S": "OPENKEY#alarm:a"}, "incident_id": {"S": "inc-1"}}})
-    stubbed.ok("get_item", {})
+    stubbed.ok("batch_get_item", {"Responses": {TABLE: []}})
     stubbed.stub.add_client_error("delete_item", service_error_code="ConditionalCheckFailedException")
     assert stubbed.store.get_open("alarm:a") is None
 

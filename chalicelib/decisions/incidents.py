@@ -25,12 +25,12 @@ from chalicelib.models import (
     TimelineEntry,
     Transition,
 )
-from chalicelib.store import IncidentStore, bounds
+from chalicelib.store import IncidentStore
 from chalicelib.store.retry import Pause, backoff, retried
 
-# A noisy alarm re-fires for hours (or flaps through INSUFFICIENT_DATA): its timeline keeps the
-# first repeats and the first informational signals, and counts the rest.
-MAX_REPEAT_ENTRIES = bounds.MAX_REPEAT_ENTRIES
+# A noisy alarm re-fires for hours (or flaps through INSUFFICIENT_DATA): its repeats are only
+# counted (``count``, ``last_seen``; one line on the full timeline, ``store.full_timeline``), and
+# its timeline keeps the first informational signals and counts the rest.
 MAX_ANNOTATION_ENTRIES = 10
 # Notes people write: each at most this long, and at most this many per incident.
 MAX_NOTE_CHARS = 4_000
@@ -160,11 +160,8 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
           config: ResponderConfig) -> Incident:
     """The open incident after ``reason`` (all reasons except OPENED and the no-op ones)."""
     seen = {"last_seen": now, "count": current.count + 1}
-    if reason is Reason.ALREADY_OPEN:
-        if current.count >= MAX_REPEAT_ENTRIES:
-            return current.model_copy(update=seen)
-        return current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id,
-                                           what=f"repeat #{current.count + 1}: {signal.title}"), **seen)
+    if reason is Reason.ALREADY_OPEN:  # counted, as ``record_repeat`` counts it: no timeline entry
+        return current.model_copy(update=seen)
     if reason is Reason.SEVERITY_RAISED:
         raised = raise_severity(current, c.severity, f"by {c.rule}", now, config)
         return raised.model_copy(update={"playbook": current.playbook or c.playbook, **seen})

@@ -12,8 +12,9 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      before: a duplicate) or ``Claim.IN_PROGRESS`` (another worker holds an
                      unexpired lease: retry later; if that worker died, its lease expires).
 ``record_repeat``    the hot path: claim-and-complete a delivery and count it as a repeat of an
-                     open incident, at once (one SQLite transaction, one DynamoDB transaction),
-                     without reading or rewriting the incident; ``Repeat`` says what happened.
+                     open incident (one SQLite transaction; on DynamoDB a guarded counter update,
+                     then the delivery's conditional Put), without reading or rewriting the
+                     incident; ``Repeat`` says what happened.
 ``create``           open an incident only if no open incident holds its key; the key's
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
@@ -120,9 +121,28 @@ def full_timeline(store: IncidentStore, incident: Incident) -> builtins.list[Tim
     for start in range(0, incident.timeline_stored, TIMELINE_PAGE):
         entries += store.timeline(incident.id, start, TIMELINE_PAGE)
     if len(entries) < incident.timeline_stored:
-        return list(incident.timeline)
+        return with_repeats_line(incident, list(incident.timeline))
     unsaved = incident.timeline_count - incident.timeline_stored
-    return entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else [])
+    return with_repeats_line(incident, entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else []))
+
+
+def repeats_line(incident: Incident) -> TimelineEntry | None:
+    """The one timeline line for an incident's repeated triggers (they are counted, not itemised)."""
+    if incident.count < 2:
+        return None
+    span = f"#2–#{incident.count}" if incident.count > 2 else "#2"
+    return TimelineEntry(at=incident.last_seen,
+                         what=f"repeat {span}: counted (first seen {incident.opened_at:%Y-%m-%d %H:%M:%S}, "
+                              f"last seen {incident.last_seen:%Y-%m-%d %H:%M:%S}; each delivery has its record)")
+
+
+def with_repeats_line(incident: Incident, entries: builtins.list[TimelineEntry]) -> builtins.list[TimelineEntry]:
+    """``entries`` with ``repeats_line`` in time order (after the entries of the same moment)."""
+    line = repeats_line(incident)
+    if line is None:
+        return entries
+    at = next((i for i, e in enumerate(entries) if e.at > line.at), len(entries))
+    return [*entries[:at], line, *entries[at:]]
 
 
 def with_full_timeline(store: IncidentStore, incident: Incident) -> Incident:

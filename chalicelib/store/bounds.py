@@ -17,8 +17,9 @@ nothing is lost:
   the events. Fallback pairs of a page in flight stay together. ``pages_rolled_up`` counts
   the rest; each was recorded on the timeline when it was queued and when it was sent.
 - Counters (``count``, ``annotation_count``, ``note_count``) carry what itemising would repeat.
-  Past ``MAX_REPEAT_ENTRIES`` a repeated trigger only counts, and the stores count it without
-  reading or rewriting the record (``record_repeat``); ``repeat_floor`` says when that is allowed.
+  A repeated trigger only counts (``count``, ``last_seen``: the full timeline shows one line for
+  them, ``store.full_timeline``; each delivery keeps its own record), and the stores count it
+  without reading or rewriting the record (``record_repeat``); ``repeat_floor`` says when.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ PAGES_RECENT = 20
 # More new entries than this in one write means a caller appends without bound: refuse it
 # (a DynamoDB transaction holds at most 100 items).
 MAX_NEW_ENTRIES_PER_WRITE = 90
-# A noisy alarm re-fires for hours: its timeline keeps the first repeats and counts the rest.
-MAX_REPEAT_ENTRIES = 10
 
 _IN_FLIGHT = frozenset({PageStatus.PENDING, PageStatus.SENDING, PageStatus.FAILED})
 
@@ -88,9 +87,10 @@ def kept_pages(pages: tuple[PageRecord, ...]) -> tuple[PageRecord, ...]:
 def repeat_floor(incident: Incident) -> Severity | None:
     """The severity a repeated trigger must be at or below (numerically at or above) to be counted
     on ``incident`` without the full decision, or None when every repeat needs it: the incident is
-    resolved, its repeats still go on the timeline, or a repeat re-runs its playbook (the safety
-    envelope decides). A worse severity raises the incident, so it never counts here."""
-    if not incident.is_open or incident.count < MAX_REPEAT_ENTRIES:
+    resolved, a repeat re-runs its playbook (the safety envelope decides), or it is held (grouped,
+    inhibited or a watched deployment: a repeat may release it, decisions/grouping.py). A worse
+    severity raises the incident, so it never counts here."""
+    if not incident.is_open or incident.held:
         return None
     if incident.playbook and incident.actions_taken > 0:
         return None

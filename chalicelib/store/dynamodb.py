@@ -8,7 +8,11 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
   incident as zlib-compressed JSON: a write is billed by the item's size, and JSON compresses about
   4:1; items written before it hold ``doc``, plain JSON, and are read as well), and while
   something is scheduled ``due_shard``/``due_at`` (the sparse ``due`` index); written on every
-  change. ``repeats``/``repeat_seen``/``repeat_sev``: see ``record_repeat`` below.
+  change but a counted repeat.
+- repeat counter ``REPEATS#<id>``: ``repeats``/``repeat_seen`` (the repeats ``record_repeat``
+  counted: the incident's ``count`` is its doc's plus these, never folded) and ``repeat_sev``,
+  the guard (``bounds.repeat_floor``; absent: nothing counts here). Read with the incident in one
+  BatchGetItem; created with it, its guard rewritten in the write that changes it.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
   transaction of the incident write that added it.
 - open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by
@@ -16,11 +20,10 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
 - document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
 
 The full timeline is read (BatchGetItem over the known sequence range) only by the API's
-detail and the post-mortem; the event path never reads it. A repeat past the timeline's repeat
-entries is ``record_repeat``: one transaction of the delivery's conditional Put (done at once) and
-an UpdateItem of the incident's ``repeats``/``repeat_seen``/``version`` guarded by ``repeat_sev``
-(see ``bounds.repeat_floor``); every read adds those in, and the next full write (a Put) folds them
-into the doc. Other changes without entries are one conditional PutItem, with entries one transaction.
+detail and the post-mortem; the event path never reads it. A counted repeat is
+``record_repeat``: an UpdateItem of the small counter item guarded by ``repeat_sev``, then the
+delivery's conditional Put, no transaction (~2 write units whatever the incident's size). Other
+changes without entries (or a guard change) are one conditional PutItem, with entries one transaction.
 
 Transactions read ``CancellationReasons`` item by item: only a failed condition on the item
 the write guards (the open key on create, the incident's version on save) is a conflict
@@ -141,47 +144,45 @@ class DynamoStore:
 
     def record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: dict[str, Any],
                       now: datetime, keep_days: int) -> Repeat:
+        """Two small writes, no transaction (a counted repeat is ~2 write units whatever the incident's
+        size): the counter item's guarded increment, then the delivery's conditional Put. Counting
+        first means a refused count wrote nothing and the full path runs the delivery; a delivery
+        that is not ours to complete (a redelivery, a live lease) or a failed Put takes its count
+        back. Only a Lambda dying between the two writes counts one repeat too many (its retry
+        counts it again); no delivery is ever marked done without its repeat counted."""
+        counter = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))}}
+        try:
+            self._call("update_item", **counter,
+                       UpdateExpression="SET repeats = if_not_exists(repeats, :zero) + :one, repeat_seen = :seen",
+                       ConditionExpression="repeat_sev <= :sev",
+                       ExpressionAttributeValues={":zero": _n(0), ":one": _n(1), ":sev": _n(severity),
+                                                  ":seen": _s(now.isoformat())})
+        except _ConditionFailed:
+            return Repeat.NOT_COUNTABLE  # resolved, a playbook to re-run, a worse severity, or no counter
         ts = int(now.timestamp())
         expires = int((now + timedelta(days=keep_days)).timestamp())
-        items: builtins.list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": {
+        try:
+            self._call("put_item", TableName=self.table, Item={
                 "pk": _s(f"DELIVERY#{delivery_id}"), "status": _s("done"), "expires_at": _n(expires),
                 "ttl": _n(expires), "outcome": _s(json.dumps(outcome, default=str))},
-                "ConditionExpression": _CLAIMABLE, "ExpressionAttributeNames": {"#st": "status"},
-                "ExpressionAttributeValues": {":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-            {"Update": {"TableName": self.table, "Key": {"pk": _s(f"INCIDENT#{incident_id}")},
-                        "UpdateExpression": "SET repeats = if_not_exists(repeats, :zero) + :one, "
-                                            "repeat_seen = :seen, version = version + :one",
-                        "ConditionExpression": "repeat_sev <= :sev",
-                        "ExpressionAttributeValues": {":zero": _n(0), ":one": _n(1), ":sev": _n(severity),
-                                                      ":seen": _s(now.isoformat())}}},
-        ]
-
-        def attempt() -> Repeat:
-            try:
-                self._call("transact_write_items", TransactItems=items)
-            except _TransactionCancelled as cancelled:
-                reasons = cancelled.reasons + ["None"] * (2 - len(cancelled.reasons))
-                if reasons[0] == "ConditionalCheckFailed":
-                    held = ((cancelled.items or [None])[0] or {}).get("status", {}).get("S")
-                    return Repeat.IN_PROGRESS if held == "leased" else Repeat.DUPLICATE
-                if reasons[1] == "ConditionalCheckFailed":
-                    return Repeat.NOT_COUNTABLE
-                raise _Interrupted(f"dynamodb repeat of {incident_id} cancelled: {','.join(reasons)}") from None
-            return Repeat.COUNTED
-
-        try:
-            return retried(attempt, what=f"repeat of {incident_id}", attempts=TRANSACTION_ATTEMPTS,
-                           pause=self.pause, retry_on=(_Interrupted,))
-        except _Interrupted as exc:
-            raise TransientError(str(exc)) from exc
+                ConditionExpression=_CLAIMABLE, ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues={":leased": _s("leased"), ":done": _s("done"), ":now": _n(ts)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except BaseException as exc:
+            self._call("update_item", **counter, UpdateExpression="SET repeats = repeats - :one",
+                       ExpressionAttributeValues={":one": _n(1)})
+            if isinstance(exc, _ConditionFailed):
+                held = (exc.item or {}).get("status", {}).get("S")
+                return Repeat.IN_PROGRESS if held == "leased" else Repeat.DUPLICATE
+            raise
+        return Repeat.COUNTED
 
     # --- incidents --------------------------------------------------------------------
 
     def create(self, incident: Incident) -> Incident | None:
         entries = self._unsaved(incident)
         stored = bounds.bounded(incident).model_copy(update={"version": 1})
+        guard = bounds.repeat_floor(stored)
         items = [
             {"Put": {"TableName": self.table,
                      "Item": {"pk": _s(f"OPENKEY#{incident.key}"), "incident_id": _s(incident.id)},
@@ -189,11 +190,15 @@ class DynamoStore:
             {"Put": {"TableName": self.table, "Item": self._incident_item(stored),
                      "ConditionExpression": "attribute_not_exists(pk)"}},
             *self._entry_puts(incident.id, entries),
+            *([{"Put": {"TableName": self.table, "Item": {
+                "pk": _s(_counter_pk(incident.id)), "repeats": _n(0), "repeat_sev": _n(guard)}}}]
+              if guard is not None else []),
         ]
         try:
             self._transact(items, f"create {incident.id}")
         except _Guarded:
             return None  # the key has an open incident (or a stale pointer: get_open heals it)
+        stored._beside = (0, guard)
         return stored
 
     def save(self, incident: Incident) -> Incident:
@@ -202,11 +207,17 @@ class DynamoStore:
         releasing = stored.status is IncidentStatus.RESOLVED and not incident.key_released
         if releasing:
             stored = stored.model_copy(update={"key_released": True})
-        put = {"TableName": self.table, "Item": self._incident_item(stored),
+        # The repeats counted beside the record (in ``count``, not in the stored doc), and the
+        # counter's guard: rewritten when it changes, always by the resolving write (it disarms it).
+        apart, guard_read = incident._beside or (0, None)
+        guard = bounds.repeat_floor(stored)
+        guarding = releasing or (incident._beside is not None and guard_read != guard)
+        put = {"TableName": self.table, "Item": self._incident_item(stored, apart),
                "ConditionExpression": "version = :v",
                "ExpressionAttributeValues": {":v": _n(incident.version)}}
         conflict = f"incident {incident.id} changed since version {incident.version}"
-        if not releasing and not entries:
+        stored._beside = (apart, guard)
+        if not releasing and not entries and not guarding:
             try:
                 self._call("put_item", **put)
             except _ConditionFailed:
@@ -215,13 +226,22 @@ class DynamoStore:
         release = {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
                               "ConditionExpression": "incident_id = :id",
                               "ExpressionAttributeValues": {":id": _s(stored.id)}}}
-        tail = self._entry_puts(incident.id, entries)
+        tail = [*self._entry_puts(incident.id, entries), *([self._guard(incident.id, guard)] if guarding else [])]
         try:
             self._transact([{"Put": put}, *([release] if releasing else []), *tail], f"save {incident.id}",
                            optional=1 if releasing else None)
         except _Guarded:
             raise ConflictError(conflict) from None
         return stored
+
+    def _guard(self, incident_id: str, guard: int | None) -> dict[str, Any]:
+        """The counter item's guard set to ``guard`` (None: nothing counts until a full write sets it)."""
+        update: dict[str, Any] = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))}}
+        if guard is None:
+            return {"Update": update | {"UpdateExpression": "REMOVE repeat_sev"}}
+        return {"Update": update | {
+            "UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
+            "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}}
 
     def _transact(self, items: builtins.list[dict[str, Any]], what: str, optional: int | None = None) -> None:
         """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``.
@@ -276,22 +296,29 @@ class DynamoStore:
                 for seq, entry in entries]
 
     def timeline(self, incident_id: str, start: int = 0, limit: int = 100) -> builtins.list[TimelineEntry]:
-        keys = [{"pk": _s(_entry_pk(incident_id, seq))} for seq in range(start, start + min(limit, 100))]
-        found: dict[str, TimelineEntry] = {}
+        found = self._get_many([_entry_pk(incident_id, seq) for seq in range(start, start + min(limit, 100))],
+                               f"timeline of {incident_id}")
+        return [TimelineEntry.model_validate_json(found[pk]["entry"]["S"]) for pk in sorted(found)]
+
+    def _get_many(self, pks: builtins.list[str], what: str) -> dict[str, dict[str, Any]]:
+        """The items of ``pks`` that exist (at most 100), read consistently in one BatchGetItem."""
+        keys = [{"pk": _s(pk)} for pk in pks]
+        found: dict[str, dict[str, Any]] = {}
         for _ in range(TRANSACTION_ATTEMPTS):
             if not keys:
                 break
             page = self._call("batch_get_item", RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
-            for item in page.get("Responses", {}).get(self.table, []):
-                found[item["pk"]["S"]] = TimelineEntry.model_validate_json(item["entry"]["S"])
+            found |= {item["pk"]["S"]: item for item in page.get("Responses", {}).get(self.table, [])}
             keys = page.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
         if keys:
-            raise TransientError(f"dynamodb timeline of {incident_id}: keys left unprocessed")
-        return [found[pk] for pk in sorted(found)]
+            raise TransientError(f"dynamodb {what}: keys left unprocessed")
+        return found
 
     def get(self, incident_id: str) -> Incident | None:
-        item = self._get(f"INCIDENT#{incident_id}")
-        return _incident(item) if item else None
+        """The incident and its repeat counter, in one round trip."""
+        pk = f"INCIDENT#{incident_id}"
+        found = self._get_many([pk, _counter_pk(incident_id)], f"get {incident_id}")
+        return _incident(found[pk], found.get(_counter_pk(incident_id))) if pk in found else None
 
     def get_open(self, key: str) -> Incident | None:
         pointer = self._get(f"OPENKEY#{key}")
@@ -311,8 +338,20 @@ class DynamoStore:
         return None
 
     def list(self) -> list[Incident]:
-        incidents = self._incidents("scan", FilterExpression="begins_with(pk, :p)",
-                                    ExpressionAttributeValues={":p": _s("INCIDENT#")})
+        items: builtins.list[dict[str, Any]] = []
+        start = None
+        while True:
+            page = self._call("scan", TableName=self.table,
+                              FilterExpression="begins_with(pk, :p) OR begins_with(pk, :c)",
+                              ExpressionAttributeValues={":p": _s("INCIDENT#"), ":c": _s("REPEATS#")},
+                              **({"ExclusiveStartKey": start} if start else {}))
+            items += page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        counters = {i["pk"]["S"].removeprefix("REPEATS#"): i for i in items if i["pk"]["S"].startswith("REPEATS#")}
+        incidents = [_incident(i, counters.get(i["pk"]["S"].removeprefix("INCIDENT#")))
+                     for i in items if i["pk"]["S"].startswith("INCIDENT#")]
         return sorted(incidents, key=lambda i: (i.opened_at, i.id))
 
     def due(self, now: datetime) -> builtins.list[DueIncident]:
@@ -360,17 +399,6 @@ class DynamoStore:
             if not start:
                 return changed
 
-    def _incidents(self, op: str, **kwargs: Any) -> builtins.list[Incident]:
-        """Every incident a scan or query returns, following LastEvaluatedKey across pages."""
-        incidents: builtins.list[Incident] = []
-        start = None
-        while True:
-            page = self._call(op, TableName=self.table, **kwargs, **({"ExclusiveStartKey": start} if start else {}))
-            incidents += [_incident(i) for i in page.get("Items", [])]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return incidents
-
     def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
         item = self._get(f"DOC#{key}")
         return (json.loads(item["body"]["S"]), int(item["version"]["N"])) if item else (None, 0)
@@ -390,15 +418,14 @@ class DynamoStore:
                                                  ConsistentRead=True).get("Item")
         return item
 
-    def _incident_item(self, incident: Incident) -> dict[str, Any]:
+    def _incident_item(self, incident: Incident, apart: int = 0) -> dict[str, Any]:
+        """The record of ``incident``, whose ``count`` includes ``apart`` repeats its counter item holds."""
+        doc = incident.model_copy(update={"count": incident.count - apart}) if apart else incident
         item = {"pk": _s(f"INCIDENT#{incident.id}"), "key": _s(incident.key),
                 "status": _s(incident.status.value), "version": _n(incident.version),
                 "opened_at": _s(incident.opened_at.isoformat()),
                 "timeline_count": _n(incident.timeline_count),
-                "docz": {"B": zlib.compress(incident.model_dump_json().encode(), DOC_COMPRESSION)}}
-        floor = bounds.repeat_floor(incident)
-        if floor is not None:
-            item["repeat_sev"] = _n(floor)
+                "docz": {"B": zlib.compress(doc.model_dump_json().encode(), DOC_COMPRESSION)}}
         if incident.next_action_at is not None:
             # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
             item |= {"due_shard": _n(due_shard(incident.id, self.due_shards)),
@@ -427,14 +454,25 @@ class _TransactionCancelled(Exception):
         self.items = items or []
 
 
-def _incident(item: dict[str, Any]) -> Incident:
-    """An incident item as the incident, with the repeats counted since its doc was written."""
+def _incident(item: dict[str, Any], counter: dict[str, Any] | None = None) -> Incident:
+    """An incident item as the incident, with the repeats its counter item holds (and those earlier
+    code counted on the item itself, folded by its next write)."""
     doc = zlib.decompress(item["docz"]["B"]) if "docz" in item else item["doc"]["S"]
     incident = Incident.model_validate_json(doc)
-    if "repeats" not in item:
-        return incident
-    return bounds.with_repeats(incident, int(item["version"]["N"]), int(item["repeats"]["N"]),
-                               item.get("repeat_seen", {}).get("S"))
+    if "repeats" in item:
+        incident = bounds.with_repeats(incident, int(item["version"]["N"]), int(item["repeats"]["N"]),
+                                       item.get("repeat_seen", {}).get("S"))
+    counter = counter or {}
+    apart = int(counter.get("repeats", {}).get("N", 0))
+    guard = int(counter["repeat_sev"]["N"]) if "repeat_sev" in counter else None
+    if apart:
+        incident = bounds.with_repeats(incident, incident.version, apart, counter.get("repeat_seen", {}).get("S"))
+    incident._beside = (apart, guard)
+    return incident
+
+
+def _counter_pk(incident_id: str) -> str:
+    return f"REPEATS#{incident_id}"
 
 
 def due_shard(incident_id: str, shards: int) -> int:
