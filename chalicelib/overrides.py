@@ -89,12 +89,19 @@ class OverrideService:
         def attempt() -> None:
             doc, version = self.store.get_doc(DOC_KEY)
             kept = [o for o in _parsed(doc) if (o.removed_at or o.end) > now - timedelta(days=KEEP_DAYS)]
-            self.store.put_doc(DOC_KEY, {"overrides": [o.model_dump(mode="json") for o in change(kept)]}, version)
+            # the document also holds the silences (chalicelib.silences): one read for both on every event
+            self.store.put_doc(DOC_KEY, {**(doc or {}), "overrides": [o.model_dump(mode="json") for o in change(kept)]},
+                               version)
         retried(attempt, what="the on-call overrides")
 
 
 def stored(store: IncidentStore) -> list[StoredOverride]:
     return _parsed(store.get_doc(DOC_KEY)[0])
+
+
+def parsed(doc: dict[str, Any] | None) -> list[StoredOverride]:
+    """The overrides of the document as read (``Pipeline.refresh_schedule`` reads it once for both parts)."""
+    return _parsed(doc)
 
 
 def with_stored(config: ResponderConfig, overrides: list[StoredOverride]) -> ResponderConfig:

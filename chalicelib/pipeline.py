@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, context, escalation
+from chalicelib.decisions import comms, context, escalation, silences
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
@@ -60,6 +60,7 @@ from chalicelib.models import (
     Classification,
     Frozen,
     Incident,
+    IncidentStatus,
     PageRecord,
     PageStatus,
     Signal,
@@ -130,6 +131,7 @@ class Pipeline:
         self._counted: dict[Hashable, Counted] = {}
         self._classified: dict[tuple[Any, ...], Classification] = {}
         self._classified_by: object = None
+        self.silences: list[silences.Silence] = []  # read with the overrides (refresh_schedule)
 
     def classify(self, signal: Signal) -> Classification:
         """``classify``, remembered per signal (less its per-delivery fields) and severity config."""
@@ -197,11 +199,14 @@ class Pipeline:
             claimed: list[PageRecord] = []
 
             def opening(fresh: Incident) -> Incident:  # created with its first pages claimed
-                prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
+                fresh = self._silenced(signal, classification, opened(fresh) if opened else fresh, now)
+                prepared, claimed[:] = self.escalator.opened(fresh, now)
                 return prepared
 
             joined = self._join_as_context(signal, classification, now)
             reason, incident = joined or self.incidents.handle(signal, classification, now, opening)
+            if reason is Reason.SEVERITY_RAISED and incident is not None:
+                incident = self._still_silenced(signal, classification, incident, now)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             # page first: people before robots
@@ -252,13 +257,42 @@ class Pipeline:
             entry, annotation_count=i.annotation_count + 1, last_seen=now))
         return Reason.ANNOTATED, joined
 
+    def _silenced(self, signal: Signal, classification: Classification, fresh: Incident, now: datetime) -> Incident:
+        """Noise control (issue 14 §1): a new incident a silence or maintenance window matches is
+        recorded in the ``silenced`` state and pages nobody until the window ends."""
+        verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
+                                       now, self.config.routing.zone)
+        if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
+            return silences.silenced(fresh, verdict, now)
+        if verdict.reason is silences.SilenceReason.SEV1_NOT_SILENCED:
+            return fresh.noted(TimelineEntry(at=now, what="a silence or window matches, but it does not silence "
+                                                          "Sev1 (include_sev1): paged"))
+        return fresh
+
+    def _still_silenced(self, signal: Signal, classification: Classification, incident: Incident,
+                        now: datetime) -> Incident:
+        """A silenced incident raised to a severity its window does not silence (Sev1) pages now."""
+        if incident.status is not IncidentStatus.SILENCED:
+            return incident
+        verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
+                                       now, self.config.routing.zone)
+        if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
+            return incident
+        return self.incidents.update(incident.id, lambda i: silences.lifted(
+            i, f"raised to SEV{i.severity.value}, which {i.silenced_by or 'the silence'} does not silence", now,
+            self.config) if i.status is IncidentStatus.SILENCED else i, incident)
+
     def refresh_schedule(self) -> None:
         """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
         afresh (one small document) by every entry point that may page, so a change made on one
         Lambda holds on every other from its next event or sweep."""
         from chalicelib import overrides
 
-        config = overrides.with_stored(self.base_config, overrides.stored(self.store))
+        from chalicelib import silences as stored_silences
+
+        doc, _ = self.store.get_doc(overrides.DOC_KEY)  # one document: the overrides and the silences
+        config = overrides.with_stored(self.base_config, overrides.parsed(doc))
+        self.silences = stored_silences.parsed(doc)
         self.config = self.incidents.config = self.escalator.config = self.executor.config = config
 
     def acknowledge(self, incident_id: str, by: str, source: str = "responder",

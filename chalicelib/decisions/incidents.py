@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, escalation
+from chalicelib.decisions import comms, escalation, flapping
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,
@@ -48,6 +48,8 @@ class Reason(StrEnum):
     RECORDED = "RECORDED"                  # informational signal, nothing open: recorded only
     STALE = "STALE"                        # its sender dates it before the incident last opened or
                                            # resolved (a replay): on the timeline, nothing changed
+    FLAPPING = "FLAPPING"                  # a state change of a flapping alarm: counted, nobody paged,
+                                           # a recovery held until it stays quiet (decisions/flapping.py)
 
 
 def is_stale(sent_at: datetime | None, incident: Incident | None, *, tie_is_stale: bool = False) -> bool:
@@ -91,6 +93,7 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
         escalation=escalation.start(c.severity, config, now), changed_at=signal.signed_at or now,
+        flap=flapping.opened(signal.kind, now, config.routing.flapping),
     )
     incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
     return incident.with_pages(*comms.founder_update(incident, "opened", config, now))
@@ -169,6 +172,45 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
     raise ValueError(f"apply() does not handle {reason}")
 
 
+MAX_FLAP_ENTRIES = 20  # a flapping alarm's first state changes are on the timeline; the rest are counted
+
+
+def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now: datetime,
+                  config: ResponderConfig) -> tuple[Reason, Incident | None]:
+    """A state change of an alarm incident, counted (decisions/flapping.py). Once it is flapping the
+    change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held."""
+    settings = config.routing.flapping
+    if (current is None or current.flap is None or settings is None
+            or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.ANNOTATED)
+            or current.flap.last is signal.transition):
+        return reason, current
+    flap = flapping.changed(current.flap, now, settings).model_copy(update={"last": signal.transition})
+    verdict = flapping.on_change(flap, now, settings, current.kind)
+    if verdict is flapping.FlapReason.NOT_FLAPPING:
+        return reason, current.model_copy(update={"flap": flap})
+    recovered = signal.transition is Transition.RESOLVE
+    flap = flap.model_copy(update={"since": flap.since or now, "quiet_since": now if recovered else None})
+    seen = {"flap": flap, "last_seen": now, "count": current.count + (signal.transition is Transition.TRIGGER)}
+    if flap.count > MAX_FLAP_ENTRIES and verdict is flapping.FlapReason.FLAPPING:
+        return Reason.FLAPPING, current.model_copy(update=seen)
+    started = "flapping from now, " if verdict is flapping.FlapReason.STARTED else "flapping, "
+    then = (f"resolves after {settings.stable_minutes} quiet minutes unless it fires again" if recovered
+            else "nobody paged again")
+    what = (f"{started}state change #{flap.count} ({len(flap.changes)} in {settings.minutes} min): "
+            f"{flapping.quiet_label(signal.transition)}: {signal.title}; {then}")
+    return Reason.FLAPPING, current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id, what=what), **seen)
+
+
+def settled(incident: Incident, config: ResponderConfig, now: datetime) -> Incident:
+    """The sweep's part of flapping: resolved once quiet for the stable period (the same object otherwise)."""
+    settings = config.routing.flapping
+    if settings is None or flapping.stable(incident, now, settings) is not flapping.StableReason.STABLE:
+        return incident
+    assert incident.flap is not None
+    return close(incident, "responder", f"resolved: quiet for {settings.stable_minutes} minutes after flapping "
+                                        f"({incident.flap.count} state changes)", now, config)
+
+
 def noted_stale(incident: Incident, what: str, sent_at: datetime | None, delivery_id: str | None,
                 now: datetime) -> Incident:
     """A stale event on the timeline, and nothing else changed."""
@@ -219,7 +261,9 @@ class IncidentService:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
             latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
-            reason = decide(signal, c, current, latest)
+            reason, current = flap_decision(decide(signal, c, current, latest), current, signal, now, self.config)
+            if reason is Reason.FLAPPING and current is not None:
+                return reason, self.store.save(self._stamped(current))
             if reason is Reason.OPENED:
                 fresh = new_incident(self.new_id(signal, now), signal, c, now, self.config)
                 created = self.store.create(self._stamped(opened(fresh) if opened else fresh))

@@ -15,7 +15,8 @@ from chalicelib.models import Incident, IncidentStatus, PageRecord
 from chalicelib.notify.escape import plain
 
 TITLE_WIDTH = 60
-_STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.RESOLVED: 2}
+_STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.SILENCED: 2,
+                 IncidentStatus.RESOLVED: 3}
 
 
 def age(delta: timedelta) -> str:

@@ -89,9 +89,12 @@ def repeat_floor(incident: Incident) -> Severity | None:
     """The severity a repeated trigger must be at or below (numerically at or above) to be counted
     on ``incident`` without the full decision, or None when every repeat needs it: the incident is
     resolved, its repeats still go on the timeline, or a repeat re-runs its playbook (the safety
-    envelope decides). A worse severity raises the incident, so it never counts here."""
+    envelope decides), or a flapping alarm waits to resolve. A worse severity raises the incident, so it
+    never counts here."""
     if not incident.is_open or incident.count < MAX_REPEAT_ENTRIES:
         return None
+    if incident.flap is not None and incident.flap.quiet_since is not None:
+        return None  # a flapping alarm waiting to resolve: its next trigger ends the wait (decisions/flapping.py)
     if incident.playbook and incident.actions_taken > 0:
         return None
     return incident.severity
