@@ -287,7 +287,6 @@ class Pipeline:
         afresh (one small document) by every entry point that may page, so a change made on one
         Lambda holds on every other from its next event or sweep."""
         from chalicelib import overrides
-
         from chalicelib import silences as stored_silences
 
         doc, _ = self.store.get_doc(overrides.DOC_KEY)  # one document: the overrides and the silences

@@ -40,6 +40,7 @@ class MonthlyStats:
     playbooks: dict[str, Counter[str]]
     major: list[Incident]
     open_deadlines: list[tuple[Incident, Duty]] = field(default_factory=list)
+    silenced_sev1: list[Incident] = field(default_factory=list)  # a window said include_sev1 (issue 14)
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -73,7 +74,9 @@ def monthly_stats(incidents: list[Incident], month: str, config: ResponderConfig
         month=month, total=len(chosen), by_severity=by_severity,
         by_kind=dict(Counter(str(i.kind) for i in chosen).most_common()), playbooks=playbooks,
         major=sorted((i for i in chosen if i.severity <= Severity.SEV2), key=lambda i: i.opened_at),
-        open_deadlines=deadlines)
+        open_deadlines=deadlines,
+        silenced_sev1=sorted((i for i in chosen if i.severity is Severity.SEV1 and i.silenced_by),
+                             key=lambda i: i.opened_at))
 
 
 def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> str:
@@ -101,6 +104,9 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
                      f"{tta}; duration {duration}" + ("; PHI exposure suspected" if i.phi_exposure_suspected else ""))
     if not stats.major:
         lines.append("- none")
+    lines += ["", "## Silenced Sev1 incidents", ""]
+    lines += [f"- {i.opened_at:%Y-%m-%d %H:%M} UTC {markdown(i.id)} {markdown(i.title)}: silenced by "
+              f"{markdown(i.silenced_by or '')}" for i in stats.silenced_sev1] or ["- none"]
     lines += ["", "## Open deadlines", "", "| Due (UTC) | Duty | Incident |", "|---|---|---|"]
     lines += [f"| {d.due_at:%Y-%m-%d %H:%M} | {markdown(d.kind.replace('_', ' '))} | {markdown(i.id)} "
               f"SEV{i.severity.value} {markdown(i.title)} |"
