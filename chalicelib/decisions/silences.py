@@ -13,7 +13,8 @@ Matchers, all of which must match:
 - ``resource``: the signal's resource, exactly or as a glob (``db-prod-*``);
 - ``service``: the ECS service the signal names (an alarm's ``ServiceName`` dimension, a task's
   ``service:`` group) or its ``service`` tag;
-- ``words``: whole words (``decisions/words.py``) in the alarm name, else the title;
+- ``words``: each of these whole words (``decisions/words.py``: ``5xx`` matches ``alb-5xx-high``,
+  ``cpu`` not ``cpus``) in the alarm name, else the title;
 - ``severity``: the classified severity (``SEV2`` or ``2``).
 """
 
@@ -88,7 +89,8 @@ def matches(matchers: Mapping[str, str], signal: Signal, classification: Classif
             return False
         if name == "words":
             alarm_name = signal.fact("alarm_name")
-            if not words.any_phrase_in([alarm_name if isinstance(alarm_name, str) else signal.title], [wanted]):
+            name_of = [alarm_name if isinstance(alarm_name, str) else signal.title]
+            if not all(words.any_phrase_in(name_of, [word]) for word in wanted.replace(",", " ").split()):
                 return False
         if name == "severity" and classification.severity.value != int(wanted.upper().removeprefix("SEV")):
             return False
@@ -149,7 +151,8 @@ def silenced(incident: Incident, verdict: Verdict, now: datetime) -> Incident:
 
 def lifted(incident: Incident, why: str, now: datetime, config: ResponderConfig) -> Incident:
     """A silenced incident paged from now on as a normal incident: its chain starts now."""
-    restarts = escalation.restart_of(incident.escalation) + 1 if incident.escalation else 0
+    # the same chain, started afresh: nothing of it was paged, so its first step is the trigger page
+    restarts = escalation.restart_of(incident.escalation) if incident.escalation else 0
     opened = incident.noted(
         TimelineEntry(at=now, what=f"{why}; still open: paged as a normal incident"),
         status=IncidentStatus.OPEN, silenced_until=now,
