@@ -1,9 +1,9 @@
 """Flapping (issue 14 §3): an alarm that changes state N times in M minutes is one problem.
 
 ``routing.yaml``'s ``flapping:`` gives N (``transitions``), M (``minutes``) and S
-(``stable_minutes``). An alarm incident counts the state changes it sees on the full path: the
-trigger that opened it, a recovery, an informational state (``INSUFFICIENT_DATA``) and a trigger
-after any of those. Once N fall within M minutes the incident is flapping: it stays one incident
+(``stable_minutes``). An alarm incident counts the state changes that page or resolve: the trigger
+that opened it, a recovery and a trigger after a recovery (``INSUFFICIENT_DATA`` is noted, as
+before, and changes nothing). Once N fall within M minutes the incident is flapping: it stays one incident
 (its first page was its only page), a recovery no longer resolves it but starts a quiet period,
 the next trigger ends that quiet period (nobody paged), and the sweep resolves it once it has been
 quiet for S minutes. Each change is on the timeline with its count.
@@ -89,4 +89,4 @@ def stable(incident: Incident, now: datetime, config: Flapping | None) -> Stable
 
 
 def quiet_label(transition: Transition) -> str:
-    return {Transition.TRIGGER: "fired again", Transition.RESOLVE: "recovered"}.get(transition, "changed state")
+    return "recovered" if transition is Transition.RESOLVE else "fired again"

@@ -178,16 +178,20 @@ MAX_FLAP_ENTRIES = 20  # a flapping alarm's first state changes are on the timel
 def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now: datetime,
                   config: ResponderConfig) -> tuple[Reason, Incident | None]:
     """A state change of an alarm incident, counted (decisions/flapping.py). Once it is flapping the
-    change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held."""
+    change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held. A worse
+    severity still raises it (and ends a quiet period)."""
     settings = config.routing.flapping
     if (current is None or current.flap is None or settings is None
-            or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.ANNOTATED)
-            or current.flap.last is signal.transition):
+            or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.SEVERITY_RAISED)):
+        return reason, current
+    if current.flap.last is signal.transition:  # the same state again: not a change
+        if reason is Reason.RESOLVED and current.flap.since is not None:
+            return Reason.FLAPPING, current.model_copy(update={"last_seen": now})  # still held
         return reason, current
     flap = flapping.changed(current.flap, now, settings).model_copy(update={"last": signal.transition})
     verdict = flapping.on_change(flap, now, settings, current.kind)
-    if verdict is flapping.FlapReason.NOT_FLAPPING:
-        return reason, current.model_copy(update={"flap": flap})
+    if verdict is flapping.FlapReason.NOT_FLAPPING or reason is Reason.SEVERITY_RAISED:
+        return reason, current.model_copy(update={"flap": flap.model_copy(update={"quiet_since": None})})
     recovered = signal.transition is Transition.RESOLVE
     flap = flap.model_copy(update={"since": flap.since or now, "quiet_since": now if recovered else None})
     seen = {"flap": flap, "last_seen": now, "count": current.count + (signal.transition is Transition.TRIGGER)}
