@@ -391,7 +391,7 @@ def test_the_monthly_report_lists_every_silenced_sev1(world: World) -> None:
 # --- the CLI -----------------------------------------------------------------------------------------
 
 
-def test_the_cli_adds_lists_and_ends_silences(cli_store: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_adds_lists_and_ends_silences(cli_store: None, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     at = "--now", T0.isoformat()
     code, added, _ = cli(capsys, "silence", "add", "--match", "kind=alarm", "--match", "words=checkout 5xx",
                          "--from", WINDOW["starts_at"], "--to", WINDOW["ends_at"], "--reason", "load test",
