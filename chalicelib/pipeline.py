@@ -212,6 +212,8 @@ class Pipeline:
             # page first: people before robots
             if incident is not None and reason is Reason.OPENED:
                 records = tuple(self.escalator.send_claimed(incident, claimed, now))
+                if incident.flap is not None:  # an alarm that recovered and fires again (decisions/flapping.py)
+                    incident = self.incidents.carry_flaps(incident, now)
             elif incident is not None and reason in (Reason.SEVERITY_RAISED, Reason.RESOLVED):
                 records = tuple(self.escalator.advance(incident.id, now, incident))
             # A playbook runs for a new incident, and again when a trigger repeats after it acted

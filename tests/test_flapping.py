@@ -52,6 +52,20 @@ def test_n_changes_within_m_minutes_is_flapping() -> None:
             is FlapReason.NOT_FLAPPING
 
 
+def test_an_incident_hands_on_its_changes_only_when_it_fired_and_recovered_within_m() -> None:
+    quick = flapping.changed(flapping.opened("alarm", T0, SETTINGS), T0 + timedelta(minutes=2), SETTINGS)
+    assert flapping.worth_carrying(quick, T0 + timedelta(minutes=2), SETTINGS) == (T0, T0 + timedelta(minutes=2))
+    slow = flapping.changed(flapping.opened("alarm", T0, SETTINGS), T0 + timedelta(minutes=62), SETTINGS)
+    assert flapping.worth_carrying(slow, T0 + timedelta(minutes=62), SETTINGS) == ()
+    assert flapping.worth_carrying(quick, T0, None) == ()
+    fresh = flapping.opened("alarm", T0 + timedelta(minutes=3), SETTINGS)
+    assert fresh is not None
+    joined = flapping.carried(fresh, (T0 - timedelta(minutes=20), T0, T0 + timedelta(minutes=2)),
+                              T0 + timedelta(minutes=3), SETTINGS)
+    assert joined.changes == (T0, T0 + timedelta(minutes=2), T0 + timedelta(minutes=3))  # the old one is out of M
+    assert flapping.on_change(joined, T0 + timedelta(minutes=3), SETTINGS, "alarm") is FlapReason.NOT_FLAPPING
+
+
 def test_only_alarms_flap_and_only_when_configured() -> None:
     assert flapping.opened("sentry_issue", T0, SETTINGS) is None
     assert flapping.opened("alarm", T0, None) is None
@@ -209,3 +223,36 @@ def test_an_alarm_that_recovers_for_good_resolves_at_once_with_the_shipped_setti
     world.clock.advance(minutes=3)
     assert deliver(world, "OK")["reason"] == "RESOLVED"
     assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
+
+
+def test_with_the_shipped_settings_30_transitions_are_two_incidents_instead_of_fifteen(shipped: World) -> None:
+    """The shipped N (4) needs the key's history: the first incident fires and recovers at once (it
+    cannot know yet), hands its two changes on, and the second one is flapping from its first OK."""
+    world = shipped
+    reasons: Counter[str] = Counter()
+    incidents = []
+    for n in range(30):
+        outcome = deliver(world, "ALARM" if n % 2 == 0 else "OK")
+        reasons[outcome["reason"]] += 1
+        if outcome["incident_id"] not in incidents:
+            incidents.append(outcome["incident_id"])
+        world.clock.advance(seconds=40)
+        world.deps.pipeline.sweep()
+    for _ in range(11):
+        world.clock.advance(minutes=1)
+        world.deps.pipeline.sweep()
+    assert reasons == {"OPENED": 2, "RESOLVED": 1, "FLAPPING": 27} and len(incidents) == 2
+    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 2, PageKind.RESOLVE: 2}
+    second = world.deps.store.get(incidents[1])
+    assert second is not None and second.status is IncidentStatus.RESOLVED
+    assert second.flap is not None and second.flap.count == 28
+
+
+def test_an_alarm_that_fires_again_long_after_recovering_is_not_flapping(shipped: World) -> None:
+    world = shipped
+    for _ in range(3):
+        deliver(world, "ALARM")
+        world.clock.advance(minutes=1)
+        assert deliver(world, "OK")["reason"] == "RESOLVED"
+        world.clock.advance(minutes=15)  # more than M (10) after the last change
+    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 3, PageKind.RESOLVE: 3}

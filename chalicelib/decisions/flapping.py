@@ -57,6 +57,24 @@ def opened(kind: str, now: datetime, config: Flapping | None) -> FlapState | Non
     return changed(None, now, config) if config is not None and str(kind) in FLAPPING_KINDS else None
 
 
+def carried(state: FlapState, earlier: tuple[datetime, ...], now: datetime, config: Flapping) -> FlapState:
+    """A new incident's history joined with the changes its key's previous incident ended with (an
+    alarm that recovered and fires again is one alarm changing state): within M minutes, at most N."""
+    since = now - timedelta(minutes=config.minutes)
+    joined = tuple(sorted({t for t in (*earlier, *state.changes) if t > since}))[-config.transitions:]
+    return state.model_copy(update={"changes": joined})
+
+
+def worth_carrying(state: FlapState | None, now: datetime, config: Flapping | None) -> tuple[datetime, ...]:
+    """The changes a resolved incident hands its key's next one: only when it fired and recovered
+    within M minutes (a flapping alarm's pattern); nothing for an incident that lasted longer."""
+    if config is None or state is None:
+        return ()
+    since = now - timedelta(minutes=config.minutes)
+    recent = tuple(t for t in state.changes if t > since)
+    return recent if len(recent) >= 2 else ()
+
+
 def on_change(state: FlapState | None, now: datetime, config: Flapping | None, kind: str) -> FlapReason:
     """Is the incident flapping once this change (already counted in ``state``) is in?"""
     if config is None or str(kind) not in FLAPPING_KINDS or state is None:

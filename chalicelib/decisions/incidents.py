@@ -279,8 +279,51 @@ class IncidentService:
             target = current or (latest if reason is Reason.STALE else None)
             if target is None:
                 return reason, None
-            return reason, self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+            saved = self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+            if reason is Reason.RESOLVED:
+                self._hand_on_flaps(saved, now)
+            return reason, saved
         return retried(attempt, what=f"incident key {signal.incident_key}", pause=self.pause)
+
+    def _hand_on_flaps(self, resolved: Incident, now: datetime) -> None:
+        """An alarm that fired and recovered within the flapping window leaves its changes for the
+        key's next incident (``carry_flaps``): one small document, written only then."""
+        changes = flapping.worth_carrying(resolved.flap, now, self.config.routing.flapping)
+        if not changes:
+            return
+        key = f"flaps:{resolved.key}"
+        try:
+            retried(lambda: self.store.put_doc(key, {"incident_id": resolved.id, "changes": [
+                t.isoformat() for t in changes]}, self.store.get_doc(key)[1]), what=key, pause=self.pause)
+        except ConflictError:
+            pass  # another worker handed on the same key's changes meanwhile: theirs are as recent
+
+    def carry_flaps(self, incident: Incident, now: datetime) -> Incident:
+        """A new alarm incident joins the changes its key's previous incident handed on: an alarm
+        that recovered and fires again within M minutes is flapping from now (read after its
+        first page went out: the flapping decision holds its next recovery, never this page)."""
+        settings = self.config.routing.flapping
+        if settings is None or incident.flap is None:
+            return incident
+        doc, _ = self.store.get_doc(f"flaps:{incident.key}")
+        earlier = tuple(datetime.fromisoformat(t) for t in (doc or {}).get("changes", ()))
+        joined = flapping.carried(incident.flap, earlier, now, settings)
+        if joined == incident.flap:
+            return incident
+        started = flapping.on_change(joined, now, settings, incident.kind) is flapping.FlapReason.STARTED
+        previous = str((doc or {}).get("incident_id", "?"))
+
+        def join(current: Incident) -> Incident:
+            if current.flap is None or not current.is_open:
+                return current
+            if not started:
+                return current.model_copy(update={"flap": joined})
+            return current.noted(TimelineEntry(
+                at=now, what=f"flapping from now: {len(joined.changes)} state changes in {settings.minutes} min "
+                             f"with the previous incident {previous}; its recoveries wait "
+                             f"{settings.stable_minutes} quiet minutes"),
+                flap=joined.model_copy(update={"since": now}))
+        return self.update(incident.id, join)
 
     def _latest(self, key: str) -> Incident | None:
         """The most recent incident of ``key``, open or resolved (for keys of dated signals)."""
