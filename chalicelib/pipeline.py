@@ -15,8 +15,11 @@
 3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
 4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
-   ``RECORDED``, ``STALE``); ``IncidentService`` applies it with conditional writes, so two
-   concurrent workers never open two incidents for one key.
+   ``RECORDED``, ``STALE``; ``FLAPPING`` for a flapping alarm's state change, see
+   ``decisions/flapping.py``); ``IncidentService`` applies it with conditional writes, so two
+   concurrent workers never open two incidents for one key. A new incident that a silence or
+   maintenance window matches opens ``silenced`` and pages nobody (``_silenced``,
+   ``decisions/silences.py``).
 5. **Page.** A new incident starts its severity's escalation chain; ``delivery.Escalator``
    queues the pages of every step now due in the incident's outbox and sends them, each
    result recorded on the incident. Later steps, retries and fallbacks are the scheduled
@@ -285,7 +288,8 @@ class Pipeline:
             self.config) if i.status is IncidentStatus.SILENCED else i, incident)
 
     def refresh_schedule(self) -> None:
-        """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
+        """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's, and the
+        silences (``chalicelib.silences``, kept in the same document) are known: read
         afresh (one small document) by every entry point that may page, so a change made on one
         Lambda holds on every other from its next event or sweep."""
         from chalicelib import overrides
