@@ -162,7 +162,7 @@ def test_viewer_finds_no_usable_link_anywhere_and_acks_nothing(client: Client, d
     readable = sorted(path for path, methods in app_module.app.routes.items() if "GET" in methods
                       and not path.startswith("/ack/"))
     assert readable == ["/health", "/heartbeats", "/incidents", "/incidents/{incident_id}",
-                        "/incidents/{incident_id}/postmortem", "/oncall/overrides"]
+                        "/incidents/{incident_id}/postmortem", "/oncall/overrides", "/silences"]
     for path in (p.replace("{incident_id}", incident_id) for p in readable):
         response = client.http.get(path, headers=auth)
         assert response.status_code == 200, path
