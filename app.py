@@ -105,6 +105,17 @@ def pagerduty_webhook() -> Response:
     return Response(body=result.body, status_code=result.status, headers={"Content-Type": "application/json"})
 
 
+# Slack's buttons and slash commands: no authorizer, Slack signs each request; the Slack member
+# acts as the person routing.yaml maps them to (chalicelib/web/slack.py).
+@app.route("/webhooks/slack", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def slack_webhook() -> Response:
+    from chalicelib.web import slack
+    request = app.current_request
+    result = _guarded().guarded(lambda: slack.handle(_handlers().get_deps(), dict(request.headers),
+                                                     request.raw_body or b""))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
 @app.middleware("all")
 def lambda_context_in_logs(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Every invocation's log lines carry its Lambda context (function, request id, cold start)."""
@@ -277,6 +288,24 @@ def heartbeat(name: str) -> Response:
     request = app.current_request
     result = _guarded().guarded(lambda: api.heartbeat(_handlers().get_deps(), name, dict(request.headers),
                                                       dict(request.query_params or {}), request.raw_body or b""))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
+# No authorizer: calendar apps cannot send a bearer token; the feed's signed URL (?sig=) is its credential.
+@app.route("/oncall/calendar/role/{role}", methods=["GET"])
+def role_calendar(role: str) -> Response:
+    return _calendar("role", role)
+
+
+@app.route("/oncall/calendar/person/{person}", methods=["GET"])
+def person_calendar(person: str) -> Response:
+    return _calendar("person", person)
+
+
+def _calendar(kind: str, segment: str) -> Response:
+    from chalicelib.web import calendar  # icalendar loads with the feed, never on an event's path
+    query = dict(app.current_request.query_params or {})
+    result = _guarded().guarded(lambda: calendar.feed(_handlers().get_deps(), kind, segment, query))
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 

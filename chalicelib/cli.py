@@ -13,6 +13,7 @@
     phi ID --by NAME                      mark "PHI exposure suspected" (Sev1, breach clock)
     report monthly --month YYYY-MM --out DIR   Markdown report with a PNG chart
     oncall [--at ISO] [--json]            who holds each role at that moment
+    oncall calendar-url --role R | --person P   the signed URL of a calendar feed (.ics)
     page --severity N --title TEXT [--role ROLE | --person NAME] [--key KEY] --by NAME [--now ISO]
                                           page a human on purpose (a ``manual`` incident)
     escalate-now ID | reassign ID --to NAME | snooze ID --until ISO | severity ID --to N
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--at", dest="now", type=_iso, help="the moment (default: now)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_oncall)
-    oncall_sub = p.add_subparsers(required=False, metavar="override | override-remove")
+    oncall_sub = p.add_subparsers(required=False, metavar="override | override-remove | calendar-url")
     add = oncall_sub.add_parser("override", help="someone holds a role for a stretch (kept in the store)")
     add.add_argument("--role", required=True)
     add.add_argument("--person", required=True)
@@ -147,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--by", default="cli")
     _add_now(remove)
     remove.set_defaults(run=cmd_override_remove)
+    feed = oncall_sub.add_parser("calendar-url", help="the signed URL of a role's or a person's calendar feed "
+                                                     "(a credential: share it only with them)")
+    whose = feed.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--role")
+    whose.add_argument("--person")
+    feed.set_defaults(run=cmd_calendar_url)
 
     p = sub.add_parser("silence", help="silences: matching signals are recorded and page nobody (issue 14)")
     silence_sub = p.add_subparsers(required=True, metavar="add | list | end")
@@ -562,6 +569,22 @@ def cmd_silence_end(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendar_url(args: argparse.Namespace) -> int:
+    from chalicelib.web.calendar import signed_url
+
+    deps = _deps(args)
+    routing = deps.config.routing
+    if args.role is not None and args.role not in routing.roles:
+        raise InvalidRequest("--role", f"no role {args.role!r} in routing.yaml")
+    if args.person is not None and args.person not in routing.people:
+        raise InvalidRequest("--person", f"no person {args.person!r} in routing.yaml")
+    if deps.links is None or not deps.links.base_url:
+        raise InvalidRequest("RESPONDER_PUBLIC_URL", "the responder's address is needed for a URL")
+    print(signed_url(deps.links, "role", args.role) if args.role is not None
+          else signed_url(deps.links, "person", args.person))
+    return 0
+
+
 def cmd_oncall(args: argparse.Namespace) -> int:
     from chalicelib import overrides
     from chalicelib.decisions.oncall import holders, in_business_hours, same_person_at
@@ -609,7 +632,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
     signal = plan.signal
     out: dict[str, Any] = {
         "severity": plan.severity, "playbook": plan.playbook, "owner": plan.owner,
-        "transition": plan.transition, "incident_key": plan.incident_key,
+        "transition": plan.transition, "incident_key": plan.incident_key, "service": plan.service,
         "reason": plan.reason.value, "rule": plan.rule, "response_minutes": plan.response_minutes,
         "kind": str(signal.kind), "title": signal.title, "delivery_id": signal.delivery_id,
         "pages": [p.model_dump(mode="json", include={"role", "person", "channel", "kind", "text"})

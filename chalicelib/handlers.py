@@ -138,13 +138,16 @@ def on_api_gateway_request(event: dict[str, Any], deps: Deps | None = None) -> W
 def sweep(deps: Deps | None = None) -> dict[str, Any]:
     """The scheduled escalation sweep (every minute): deployed, it hands the due incidents to
     the sweep queue; without a queue it advances them itself (``Escalator.sweep``). Then
-    heartbeats: its own beat, missed ones paged."""
+    heartbeats: its own beat, missed ones paged; then shift-change notices (``chalicelib.shifts``)."""
     from chalicelib.heartbeats import Heartbeats
+    from chalicelib.shifts import ShiftNotices
 
     deps = deps or get_deps()
     report = deps.pipeline.sweep()
     if unwell := Heartbeats(deps.pipeline).sweep(deps.clock()):
         report["heartbeats"] = unwell
+    if notices := ShiftNotices(deps.pipeline).sweep(deps.clock()):
+        report["shift_notices"] = notices
     log.info("sweep done", extra={"outcome": report})
     return report
 

@@ -68,6 +68,8 @@ class Settings(BaseModel):
     ack_link_minutes: int = Field(30, ge=1, le=24 * 60)
     pagerduty_webhook_secret: SecretStr | None = None
     pagerduty_webhook_secret_arn: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_signing_secret_arn: str | None = None
     sweep_queue_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     due_shards: int = Field(16, ge=1, le=1000)
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
@@ -112,6 +114,7 @@ class Settings(BaseModel):
             "ack_link_minutes": "RESPONDER_ACK_LINK_MINUTES",
             "pagerduty_webhook_secret": "PAGERDUTY_WEBHOOK_SECRET",
             "pagerduty_webhook_secret_arn": "PAGERDUTY_WEBHOOK_SECRET_ARN",
+            "slack_signing_secret": "SLACK_SIGNING_SECRET", "slack_signing_secret_arn": "SLACK_SIGNING_SECRET_ARN",
             "sweep_queue_url": "RESPONDER_SWEEP_QUEUE_URL", "due_shards": "RESPONDER_DUE_SHARDS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var)}

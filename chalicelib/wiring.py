@@ -52,6 +52,8 @@ class Deps:
     sentry_secret: Callable[[], str] | None
     pagerduty_secret: Callable[[], str] | None = None
     links: AckLinks | None = None
+    slack_secret: Callable[[], str] | None = None  # Slack's signing secret (POST /webhooks/slack)
+    http: Transport | None = None  # outbound HTTP beside the channels' (Slack's response_url)
 
     @property
     def tokens(self) -> TokenService:
@@ -75,14 +77,15 @@ def build_deps(
     config = config_module.load(settings.config_dir)
     store = store or open_store(settings.store_url, dynamodb_client=clients.existing("dynamodb"),
                                 due_shards=settings.due_shards)
-    factories = channel_factories(config.routing, settings, transport or UrllibTransport(), clients)
+    transport = transport or UrllibTransport()
+    factories = channel_factories(config.routing, settings, transport, clients)
     factories.update(channels or {})
     links = ack_links(settings, clock, clients)
     pager = Pager(factories, reveal=links.reveal)
     pipeline = Pipeline(store, config, pager, clock, lease_seconds=settings.delivery_lease_seconds,
                         keep_days=settings.delivery_keep_days, new_id=new_id,
                         aws=aws or Aws(clients.given(), build_missing=settings.aws_enabled),
-                        http=transport or UrllibTransport(),
+                        http=transport,
                         audit=audit or open_audit(settings.audit_location(), clients.existing("s3")),
                         stage=settings.stage, ack_link=links.issue if links.base_url else None)
     if settings.sweep_queue_url:
@@ -91,7 +94,9 @@ def build_deps(
                 sentry_secret=_secret(settings.sentry_client_secret, settings.sentry_client_secret_arn, clock, clients),
                 pagerduty_secret=_secret(settings.pagerduty_webhook_secret, settings.pagerduty_webhook_secret_arn,
                                          clock, clients),
-                links=links)
+                links=links,
+                slack_secret=_secret(settings.slack_signing_secret, settings.slack_signing_secret_arn, clock, clients),
+                http=transport)
 
 
 def ack_links(settings: Settings, clock: Callable[[], datetime], clients: _LazyClients) -> AckLinks:

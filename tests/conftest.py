@@ -197,18 +197,18 @@ def create_table(client: Any, name: str = "responder-test") -> str:
 
 
 def app_on(kind: str, tmp_path: Path, clock: Callable[[], datetime],
-           channel: RecordingChannel) -> Iterator[tuple[Client, Deps]]:
+           channel: RecordingChannel, env: dict[str, str] | None = None) -> Iterator[tuple[Client, Deps]]:
     """The Chalice test client and the deps it serves, on ``kind``: "sqlite" or "dynamodb" (moto)."""
     import app as app_module
 
     if kind == "sqlite":
-        for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, channel)):
+        for built in installed(make_deps(SqliteStore(tmp_path / "s.db"), clock, channel, env)):
             with Client(app_module.app, stage_name="dev") as http:
                 yield http, built
         return
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        for built in installed(make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, channel)):
+        for built in installed(make_deps(DynamoStore(create_table(dynamodb), client=dynamodb), clock, channel, env)):
             with Client(app_module.app, stage_name="dev") as http:
                 yield http, built
 

@@ -85,7 +85,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     env = {**os.environ, "RESPONDER_STORE": f"sqlite:///{folder}/state.db", "RESPONDER_STAGE": "local",
            "RESPONDER_PUBLIC_URL": f"http://127.0.0.1:{port}", "RESPONDER_LINK_SECRET": "browser-test-secret",
            "RESPONDER_AUDIT": f"file://{folder}/audit.jsonl", "SENTRY_CLIENT_SECRET": "s",
-           "PAGERDUTY_WEBHOOK_SECRET": "p", "PYTHONPATH": str(ROOT)}
+           "PAGERDUTY_WEBHOOK_SECRET": "p", "SLACK_SIGNING_SECRET": "slack", "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "chalicelib"]
     token = subprocess.run([*cli, "tokens", "create", "--user", "fuzzer", "--role", "admin"], cwd=ROOT, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()

@@ -81,7 +81,9 @@ def test_slack_posts_text_and_hides_webhook_url_on_error() -> None:
     transport = FakeTransport(200, 500)
     channel = SlackChannel(lambda: url, transport)
     channel.send(page(text="[SEV1] OPEN alarm: a"))
-    assert transport.calls[0] == (url, {"text": "[SEV1] OPEN alarm: a"})
+    sent_to, body = transport.calls[0]
+    assert sent_to == url and body["text"] == "[SEV1] OPEN alarm: a"  # the notification's fallback
+    assert [b["type"] for b in body["blocks"]] == ["section", "actions"]  # tests/test_slack.py: the buttons
     with pytest.raises(ChannelError) as info:
         channel.send(page())
     assert "SECRET" not in str(info.value)

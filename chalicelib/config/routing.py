@@ -58,9 +58,16 @@ class ChannelConfig(Strict):
         return self
 
 
+SLACK_USER_ID = r"^[UW][A-Z0-9]{2,31}$"  # a Slack member id (U…, or W… on Enterprise Grid)
+
+
 class Person(Strict):
     channels: tuple[str, ...] = Field(min_length=1)
     fallback: str | None = None
+    # Slack (chalicelib/web/slack.py): the member id whose buttons and slash commands act as this
+    # person, and the role they act with there (as an API token's: viewer < responder < admin).
+    slack_user: str | None = Field(None, pattern=SLACK_USER_ID)
+    slack_role: Literal["viewer", "responder", "admin"] = "responder"
 
 
 class Shift(Strict):
@@ -367,6 +374,11 @@ class RoutingConfig(Strict):
             for channel in (*person.channels, *([person.fallback] if person.fallback else [])):
                 if channel not in channels:
                     raise ValueError(f"people.{name} uses unknown channel {channel!r}")
+        slack_users: dict[str, str] = {}
+        for name, person in self.people.items():
+            if person.slack_user is not None and slack_users.setdefault(person.slack_user, name) != name:
+                raise ValueError(f"people.{name}.slack_user {person.slack_user} is also "
+                                 f"people.{slack_users[person.slack_user]}'s: one Slack member acts as one person")
         for role_name, role in self.roles.items():
             for person_name in sorted(role.people()):
                 if person_name not in self.people:

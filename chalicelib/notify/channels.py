@@ -126,7 +126,11 @@ class SlackChannel:
         self._webhook_url, self.transport, self.timeout = webhook_url, transport, timeout
 
     def send(self, page: PageRequest) -> None:
-        response = self.transport.post(self._webhook_url(), json.dumps({"text": escape.slack(page.text)}).encode(),
+        """The page as a Block Kit message: its text, and Acknowledge / Resolve / Take buttons
+        where it asks for action (``slack_blocks``; pressed, they reach ``POST /webhooks/slack``)."""
+        from chalicelib.notify import slack_blocks
+
+        response = self.transport.post(self._webhook_url(), json.dumps(slack_blocks.page_message(page)).encode(),
                                        {"Content-Type": "application/json"}, self.timeout)
         if not 200 <= response.status < 300:
             raise ChannelError(f"Slack answered {response.status}",

@@ -29,6 +29,7 @@ class PageRequest(Frozen):
     source: str
     links: tuple[str, ...] = ()
     dedup_keys: tuple[str, ...] = ()  # PagerDuty: the alert(s) this page triggers, acknowledges or resolves
+    page_id: str = ""  # the stored page's id (``update:opened:…``): Slack picks its buttons by it
 
 
 class Channel(Protocol):
@@ -47,6 +48,12 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
         parts.append("PHI exposure suspected")  # the fact, never the data
     if incident.resource and incident.resource not in incident.title:
         parts.append(incident.resource)
+    if incident.service:
+        parts.append(f"service {incident.service}")
+    if kind is PageKind.RESOLVE and incident.related_count:  # what it held, resolved with it or paging now
+        shown = "; ".join(title for _, title in incident.related[:5])
+        more = incident.related_count - min(len(incident.related), 5)
+        parts.append(f"related ({incident.related_count}): {shown}" + (f" and {more} more" if more else ""))
     parts.append(f"incident {incident.id}")
     if ack_url:
         parts.append(f"ack: {ack_url}")  # before the other link: the page text may be cut at the limit
@@ -64,7 +71,7 @@ def request_for(page: PageRecord, incident: Incident, reveal: AckRevealer | None
     return PageRequest(role=page.role, person=page.person, channel=page.channel, kind=page.kind,
                        text=text, incident_id=incident.id, severity=incident.severity,
                        source=incident.resource or str(incident.kind), links=incident.links,
-                       ack_url=ack_url, dedup_keys=page.dedup_keys)
+                       ack_url=ack_url, dedup_keys=page.dedup_keys, page_id=page.id)
 
 
 class Pager:
@@ -77,6 +84,10 @@ class Pager:
 
     def send(self, page: PageRecord, incident: Incident) -> None:
         self._channel(page.channel).send(request_for(page, incident, self._reveal))
+
+    def notify(self, request: PageRequest) -> None:
+        """Send a message that belongs to no incident (a shift-change notice) on its channel."""
+        self._channel(request.channel).send(request)
 
     def _channel(self, name: str) -> Channel:
         if name not in self._built:
