@@ -259,6 +259,21 @@ def remove_override(override_id: str) -> Response:
     return _api("remove_override", override_id)
 
 
+@app.route("/silences", methods=["GET"], authorizer=token_authorizer)
+def list_silences() -> Response:
+    return _api("list_silences")
+
+
+@app.route("/silences", methods=["POST"], authorizer=token_authorizer, content_types=["application/json"])
+def add_silence() -> Response:
+    return _api("add_silence", _raw())
+
+
+@app.route("/silences/{silence_id}", methods=["DELETE"], authorizer=token_authorizer)
+def end_silence(silence_id: str) -> Response:
+    return _api("end_silence", silence_id)
+
+
 @app.route("/heartbeats", methods=["GET"], authorizer=token_authorizer)
 def list_heartbeats() -> Response:
     return _api("list_heartbeats")

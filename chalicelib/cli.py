@@ -155,6 +155,27 @@ def _parser() -> argparse.ArgumentParser:
     whose.add_argument("--person")
     feed.set_defaults(run=cmd_calendar_url)
 
+    p = sub.add_parser("silence", help="silences: matching signals are recorded and page nobody (issue 14)")
+    silence_sub = p.add_subparsers(required=True, metavar="add | list | end")
+    add = silence_sub.add_parser("add", help="silence matching signals for a stretch (kept in the store)")
+    add.add_argument("--match", action="append", required=True, metavar="FIELD=VALUE",
+                     help="kind, resource, service, words or severity; repeat for more (all must match)")
+    add.add_argument("--from", dest="start", required=True, help="ISO time with a UTC offset")
+    add.add_argument("--to", dest="end", required=True, help="ISO time with a UTC offset, after --from")
+    add.add_argument("--reason", required=True)
+    add.add_argument("--include-sev1", action="store_true", help="silence Sev1 signals too")
+    add.add_argument("--by", required=True)
+    _add_now(add)
+    add.set_defaults(run=cmd_silence_add)
+    listing = silence_sub.add_parser("list", help="the silences not ended, and the maintenance windows")
+    _add_now(listing)
+    listing.set_defaults(run=cmd_silence_list)
+    end = silence_sub.add_parser("end", help="end a silence now; what it held back is paged by the next sweep")
+    end.add_argument("id")
+    end.add_argument("--by", required=True)
+    _add_now(end)
+    end.set_defaults(run=cmd_silence_end)
+
     p = sub.add_parser("page", help="page a human on purpose: a manual incident through the pipeline")
     p.add_argument("--severity", required=True, type=int)
     p.add_argument("--title", required=True)
@@ -510,6 +531,41 @@ def cmd_override_remove(args: argparse.Namespace) -> int:
 
     deps = _deps(args)
     _print(OverrideService(deps.store, deps.config, deps.clock).remove(args.id, args.by).model_dump(mode="json"))
+    return 0
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from chalicelib.silences import SilenceService
+
+    matchers: dict[str, str] = {}
+    for item in args.match:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidRequest("--match", f"{item!r} is not FIELD=VALUE")
+        matchers[f"{name.strip()}"] = value
+    deps = _deps(args)
+    added = SilenceService(deps.store, deps.clock).add(matchers=matchers, starts_at=args.start, ends_at=args.end,
+                                                      reason=args.reason, by=args.by, include_sev1=args.include_sev1)
+    _print(added.model_dump(mode="json"))
+    return 0
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from chalicelib.silences import SilenceService
+
+    deps = _deps(args)
+    windows = {name: w.model_dump(mode="json") for name, w in deps.config.routing.maintenance_windows.items()}
+    _print({"silences": [s.model_dump(mode="json") for s in SilenceService(deps.store, deps.clock).listing()],
+            "maintenance_windows": windows})
+    return 0
+
+
+def cmd_silence_end(args: argparse.Namespace) -> int:
+    from chalicelib.silences import SilenceService
+
+    deps = _deps(args)
+    ended, released = SilenceService(deps.store, deps.clock, deps.pipeline.incidents).end(args.id, args.by)
+    _print({**ended.model_dump(mode="json"), "released_incidents": released})
     return 0
 
 

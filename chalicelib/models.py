@@ -206,6 +206,7 @@ class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    SILENCED = "silenced"  # recorded in a maintenance window or silence: pages nobody until it ends
 
 
 class PageKind(StrEnum):
@@ -363,6 +364,16 @@ class WatchState(Frozen):
     health_url: str | None = None
 
 
+class FlapState(Frozen):
+    """An alarm's recent state changes (decisions/flapping.py): triggers after a recovery and recoveries."""
+
+    changes: tuple[datetime, ...] = ()  # the latest few, enough for the N-in-M test
+    last: Transition = Transition.TRIGGER  # the state it was last seen in
+    count: int = 0                      # state changes counted on this incident
+    since: datetime | None = None       # flapping since (None: not flapping)
+    quiet_since: datetime | None = None  # flapping and recovered: resolves once quiet for the stable period
+
+
 class TimelineEntry(Frozen):
     at: datetime
     what: str
@@ -422,6 +433,11 @@ class Incident(Frozen):
     # (a restart: a severity change, a reassignment, ends it). See decisions/actions.py.
     snoozed_until: datetime | None = None
     snoozed_chain: str | None = None
+    # recorded during a maintenance window or silence (decisions/silences.py): which one, and until
+    # when it pages nobody; the sweep pages it as a normal incident then, if it is still open
+    silenced_by: str | None = None
+    silenced_until: datetime | None = None
+    flap: FlapState | None = None
     # Grouping and inhibition (decisions/grouping.py): the service the incident's resources belong
     # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``; or a
     # deployment watched until ``watch_until``); ``related`` the (id, title) of the incidents held

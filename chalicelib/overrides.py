@@ -91,9 +91,10 @@ class OverrideService:
         def attempt() -> None:
             doc, version = self.store.get_doc(DOC_KEY)
             kept = [o for o in _parsed(doc) if (o.removed_at or o.end) > now - timedelta(days=KEEP_DAYS)]
-            changed = change(kept)
-            self.store.put_doc(DOC_KEY, {"overrides": [o.model_dump(mode="json") for o in changed]}, version)
-            _cached[self.store] = (now, changed)
+            # the document also holds the silences (chalicelib.silences): one read for both on every event
+            written = {**(doc or {}), "overrides": [o.model_dump(mode="json") for o in change(kept)]}
+            self.store.put_doc(DOC_KEY, written, version)
+            remember(self.store, now, written)
         retried(attempt, what="the on-call overrides")
 
 
@@ -101,22 +102,36 @@ def stored(store: IncidentStore) -> list[StoredOverride]:
     return _parsed(store.get_doc(DOC_KEY)[0])
 
 
-# Per store: when the overrides were read (by the clock of the caller) and what they were. A
-# process rereads them after ``CACHE_SECONDS`` (a change made on another Lambda holds here within
-# that), and its own changes replace them at once (``OverrideService``).
+# Per store: when the document (overrides and silences) was read, by the clock of the caller,
+# and what it held. A process rereads it after ``CACHE_SECONDS`` (a change made on another Lambda
+# holds here within that), and its own changes replace it at once (``remember``).
 CACHE_SECONDS = 60
-_cached: weakref.WeakKeyDictionary[Any, tuple[datetime, list[StoredOverride]]] = weakref.WeakKeyDictionary()
+_cached: weakref.WeakKeyDictionary[Any, tuple[datetime, dict[str, Any] | None]] = weakref.WeakKeyDictionary()
 
 
-def cached(store: IncidentStore, now: datetime) -> list[StoredOverride]:
-    """``stored``, read at most once per ``CACHE_SECONDS`` of ``now`` per store: the event path's
-    round trips (a new trigger pages after three)."""
+def cached_doc(store: IncidentStore, now: datetime) -> dict[str, Any] | None:
+    """The overrides-and-silences document, read at most once per ``CACHE_SECONDS`` of ``now`` per
+    store: the event path's round trips (a new trigger pages after three)."""
     held = _cached.get(store)
     if held is not None and held[0] <= now < held[0] + timedelta(seconds=CACHE_SECONDS):
         return held[1]
-    found = stored(store)
-    _cached[store] = (now, found)
-    return found
+    doc, _ = store.get_doc(DOC_KEY)
+    remember(store, now, doc)
+    return doc
+
+
+def remember(store: IncidentStore, now: datetime, doc: dict[str, Any] | None) -> None:
+    """What this process just wrote (or read) is what its next event sees."""
+    _cached[store] = (now, doc)
+
+
+def cached(store: IncidentStore, now: datetime) -> list[StoredOverride]:
+    return _parsed(cached_doc(store, now))
+
+
+def parsed(doc: dict[str, Any] | None) -> list[StoredOverride]:
+    """The overrides of the document as read (``Pipeline.refresh_schedule`` reads it once for both parts)."""
+    return _parsed(doc)
 
 
 def with_stored(config: ResponderConfig, overrides: list[StoredOverride]) -> ResponderConfig:

@@ -15,8 +15,11 @@
 3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
 4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
-   ``RECORDED``, ``STALE``); ``IncidentService`` applies it with conditional writes, so two
-   concurrent workers never open two incidents for one key.
+   ``RECORDED``, ``STALE``; ``FLAPPING`` for a flapping alarm's state change, see
+   ``decisions/flapping.py``); ``IncidentService`` applies it with conditional writes, so two
+   concurrent workers never open two incidents for one key. A new incident that a silence or
+   maintenance window matches opens ``silenced`` and pages nobody (``_silenced``,
+   ``decisions/silences.py``).
 5. **Page.** A new incident starts its severity's escalation chain; ``delivery.Escalator``
    queues the pages of every step now due in the incident's outbox and sends them, each
    result recorded on the incident. Later steps, retries and fallbacks are the scheduled
@@ -52,7 +55,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, context, escalation, grouping
+from chalicelib.decisions import comms, context, escalation, grouping, silences
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
@@ -61,6 +64,7 @@ from chalicelib.models import (
     Classification,
     Frozen,
     Incident,
+    IncidentStatus,
     PageRecord,
     PageStatus,
     Severity,
@@ -134,6 +138,7 @@ class Pipeline:
         self._counted: dict[Hashable, Counted] = {}
         self._classified: dict[tuple[Any, ...], Classification] = {}
         self._classified_by: object = None
+        self.silences: list[silences.Silence] = []  # read with the overrides (refresh_schedule)
         self._serviced_by: object = None
         self._schedule_from: tuple[object, ...] = ()
 
@@ -207,17 +212,22 @@ class Pipeline:
             claimed: list[PageRecord] = []
 
             def opening(fresh: Incident) -> Incident:  # created with its first pages claimed
-                prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
+                fresh = self._silenced(signal, classification, opened(fresh) if opened else fresh, now)
+                prepared, claimed[:] = self.escalator.opened(fresh, now)
                 return prepared
 
             joined = (self._join_as_context(signal, classification, now)
                       or self.groups.attach(signal, classification, now))
             reason, incident = joined or self.incidents.handle(signal, classification, now, opening)
+            if reason is Reason.SEVERITY_RAISED and incident is not None:
+                incident = self._still_silenced(signal, classification, incident, now)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
             # page first: people before robots
             if incident is not None and reason is Reason.OPENED:
                 records = tuple(self.escalator.send_claimed(incident, claimed, now))
+                if incident.flap is not None:  # an alarm that recovered and fires again (decisions/flapping.py)
+                    incident = self.incidents.carry_flaps(incident, now)
             elif incident is not None and reason in (Reason.SEVERITY_RAISED, Reason.RESOLVED):
                 records = tuple(self.escalator.advance(incident.id, now, incident))
             records += self._grouped(signal, classification, reason, incident, now)
@@ -269,6 +279,30 @@ class Pipeline:
             entry, annotation_count=i.annotation_count + 1, last_seen=now))
         return Reason.ANNOTATED, joined
 
+    def _silenced(self, signal: Signal, classification: Classification, fresh: Incident, now: datetime) -> Incident:
+        """Noise control (issue 14 §1): a new incident a silence or maintenance window matches is
+        recorded in the ``silenced`` state and pages nobody until the window ends."""
+        verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
+                                       now, self.config.routing.zone)
+        if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
+            return silences.silenced(fresh, verdict, now)
+        if verdict.reason is silences.SilenceReason.SEV1_NOT_SILENCED:
+            return fresh.noted(TimelineEntry(at=now, what="a silence or window matches, but it does not silence "
+                                                          "Sev1 (include_sev1): paged"))
+        return fresh
+
+    def _still_silenced(self, signal: Signal, classification: Classification, incident: Incident,
+                        now: datetime) -> Incident:
+        """A silenced incident raised to a severity its window does not silence (Sev1) pages now."""
+        if incident.status is not IncidentStatus.SILENCED:
+            return incident
+        verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
+                                       now, self.config.routing.zone)
+        if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
+            return incident
+        return self.incidents.update(incident.id, lambda i: silences.lifted(
+            i, f"raised to SEV{i.severity.value}, which {i.silenced_by or 'the silence'} does not silence", now,
+            self.config) if i.status is IncidentStatus.SILENCED else i, incident)
     def _grouped(self, signal: Signal, c: Classification, reason: Reason, incident: Incident | None,
                  now: datetime) -> tuple[PageRecord, ...]:
         """Grouping's follow-ups (decisions/grouping.py): a service's new incident is remembered
@@ -315,12 +349,16 @@ class Pipeline:
         return records
 
     def refresh_schedule(self) -> None:
-        """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
-        by every entry point that may page (one small document, at most once a minute per process:
-        ``overrides.cached``), so a change made on one Lambda holds on every other within a minute."""
+        """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's, and the
+        silences (``chalicelib.silences``, kept in the same document) are known: read by every entry
+        point that may page (one small document, at most once a minute per process:
+        ``overrides.cached_doc``), so a change made on one Lambda holds on every other within a minute."""
         from chalicelib import overrides
+        from chalicelib import silences as stored_silences
 
-        found = overrides.cached(self.store, self.clock())
+        doc = overrides.cached_doc(self.store, self.clock())  # one document: the overrides and the silences
+        self.silences = stored_silences.parsed(doc)
+        found = overrides.parsed(doc)
         if self._schedule_from == (found, self.base_config):
             return  # the same overrides on the same routing: the config is built already
         self._schedule_from = (found, self.base_config)

@@ -164,7 +164,7 @@ def test_viewer_finds_no_usable_link_anywhere_and_acks_nothing(client: Client, d
                       and not path.startswith(("/ack/", "/a/", "/oncall/calendar/")))  # the links themselves
     assert readable == ["/console", "/console/incidents/{incident_id}", "/console/login", "/console/oncall",
                         "/health", "/heartbeats", "/incidents", "/incidents/{incident_id}",
-                        "/incidents/{incident_id}/postmortem", "/oncall/overrides"]
+                        "/incidents/{incident_id}/postmortem", "/oncall/overrides", "/silences"]
     # the console's pages with the viewer's own session (its cookie, not the bearer token)
     login = client.http.post("/console/login", headers=FORM, body=f"token={viewer}".encode())
     assert login.status_code == 303

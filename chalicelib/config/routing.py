@@ -264,6 +264,64 @@ class Runbook(Strict):
         return value.rstrip("#")
 
 
+# What a silence or maintenance window may match on (decisions/silences.py says how each matches).
+MATCH_FIELDS = ("kind", "resource", "service", "words", "severity")
+
+
+def check_matchers(matchers: Any) -> dict[str, str]:
+    """``matchers`` as a silence keeps them, or a ValueError naming the field at fault."""
+    if not isinstance(matchers, dict) or not matchers:
+        raise ValueError(f"matchers: give at least one of {', '.join(MATCH_FIELDS)}")
+    for name, value in matchers.items():
+        if name not in MATCH_FIELDS:
+            raise ValueError(f"matchers.{name}: unknown field (one of {', '.join(MATCH_FIELDS)})")
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise ValueError(f"matchers.{name}: must be a non-empty string of at most 200 characters")
+        if name == "severity" and value.strip().upper().removeprefix("SEV") not in ("1", "2", "3", "4"):
+            raise ValueError(f"matchers.severity: {value!r} is not SEV1-SEV4")
+    return {name: value.strip() for name, value in matchers.items()}
+
+
+class MaintenanceWindow(Strict):
+    """A recurring window (``maintenance_windows:``): on ``days`` from ``start`` to ``end`` local time
+    (``end`` ≤ ``start``: the next day), matching signals are recorded and page nobody. Sev1 only
+    with ``include_sev1: true``."""
+
+    days: tuple[Weekday, ...] = WEEKDAYS
+    start: time
+    end: time
+    timezone: str | None = None  # the routing timezone unless given
+    matchers: dict[str, str]
+    include_sev1: bool = False
+    reason: str = Field(min_length=1, max_length=500)
+
+    _times = field_validator("start", "end", mode="before")(_clock_time)
+
+    @field_validator("matchers", mode="before")
+    @classmethod
+    def _matchers(cls, value: Any) -> Any:
+        return check_matchers(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone {value!r} is unknown") from None
+        return value
+
+
+class Flapping(Strict):
+    """An alarm that changes state ``transitions`` times within ``minutes`` is flapping: one incident,
+    its recoveries held until it has been quiet for ``stable_minutes`` (decisions/flapping.py)."""
+
+    transitions: int = Field(ge=2, le=100)
+    minutes: int = Field(ge=1, le=24 * 60)
+    stable_minutes: int = Field(ge=1, le=24 * 60)
+
+
 class RoutingConfig(Strict):
     timezone: str = "America/New_York"
     business_hours: BusinessHours = BusinessHours()
@@ -276,6 +334,9 @@ class RoutingConfig(Strict):
     communications: Communications = Communications()
     runbook: Runbook = Runbook()
     heartbeats: dict[Annotated[str, Field(pattern=HEARTBEAT_NAME)], Heartbeat] = Field(default_factory=dict)
+    maintenance_windows: dict[Annotated[str, Field(pattern=HEARTBEAT_NAME)], MaintenanceWindow] = Field(
+        default_factory=dict)
+    flapping: Flapping | None = None
 
     @model_validator(mode="before")
     @classmethod

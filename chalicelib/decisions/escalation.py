@@ -591,6 +591,14 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
     times += [max(t, end) for t in held] if end is not None else held
     if incident.watch is not None:
         times.append(incident.watch.next_check_at)
+    # a silenced incident is paged when its window ends; a flapping one resolves once quiet (issue 14)
+    if incident.status is IncidentStatus.SILENCED and incident.silenced_until is not None:
+        times.append(incident.silenced_until)
+    from chalicelib.decisions.flapping import resolve_at
+
+    quiet_until = resolve_at(incident, config.routing.flapping)
+    if quiet_until is not None:
+        times.append(quiet_until)
     from chalicelib.decisions.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
 
     reminder = reminder_at(incident, config)

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, escalation
+from chalicelib.decisions import comms, escalation, flapping
 from chalicelib.errors import ConflictError, IncidentNotFound, InvalidRequest
 from chalicelib.models import (
     Classification,
@@ -48,6 +48,8 @@ class Reason(StrEnum):
     RECORDED = "RECORDED"                  # informational signal, nothing open: recorded only
     STALE = "STALE"                        # its sender dates it before the incident last opened or
                                            # resolved (a replay): on the timeline, nothing changed
+    FLAPPING = "FLAPPING"                  # a state change of a flapping alarm: counted, nobody paged,
+                                           # a recovery held until it stays quiet (decisions/flapping.py)
     GROUPED = "GROUPED"                    # its own incident, held: joined its service's open incident
     INHIBITED = "INHIBITED"                # its own incident, held: an open cause of its service explains it
     WATCHING = "WATCHING"                  # a deployment in progress: its service is watched, nobody paged
@@ -95,6 +97,7 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
         rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,), service=c.service,
         facts=page_facts(signal),
         escalation=escalation.start(c.severity, config, now), changed_at=signal.signed_at or now,
+        flap=flapping.opened(signal.kind, now, config.routing.flapping),
     )
     incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
     return incident.with_pages(*comms.founder_update(incident, "opened", config, now))
@@ -179,6 +182,49 @@ def apply(reason: Reason, current: Incident, signal: Signal, c: Classification, 
     raise ValueError(f"apply() does not handle {reason}")
 
 
+MAX_FLAP_ENTRIES = 20  # a flapping alarm's first state changes are on the timeline; the rest are counted
+
+
+def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now: datetime,
+                  config: ResponderConfig) -> tuple[Reason, Incident | None]:
+    """A state change of an alarm incident, counted (decisions/flapping.py). Once it is flapping the
+    change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held. A worse
+    severity still raises it (and ends a quiet period)."""
+    settings = config.routing.flapping
+    if (current is None or current.flap is None or settings is None
+            or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.SEVERITY_RAISED)):
+        return reason, current
+    if current.flap.last is signal.transition:  # the same state again: not a change
+        if reason is Reason.RESOLVED and current.flap.since is not None:
+            return Reason.FLAPPING, current.model_copy(update={"last_seen": now})  # still held
+        return reason, current
+    flap = flapping.changed(current.flap, now, settings).model_copy(update={"last": signal.transition})
+    verdict = flapping.on_change(flap, now, settings, current.kind)
+    if verdict is flapping.FlapReason.NOT_FLAPPING or reason is Reason.SEVERITY_RAISED:
+        return reason, current.model_copy(update={"flap": flap.model_copy(update={"quiet_since": None})})
+    recovered = signal.transition is Transition.RESOLVE
+    flap = flap.model_copy(update={"since": flap.since or now, "quiet_since": now if recovered else None})
+    seen = {"flap": flap, "last_seen": now, "count": current.count + (signal.transition is Transition.TRIGGER)}
+    if flap.count > MAX_FLAP_ENTRIES and verdict is flapping.FlapReason.FLAPPING:
+        return Reason.FLAPPING, current.model_copy(update=seen)
+    started = "flapping from now, " if verdict is flapping.FlapReason.STARTED else "flapping, "
+    then = (f"resolves after {settings.stable_minutes} quiet minutes unless it fires again" if recovered
+            else "nobody paged again")
+    what = (f"{started}state change #{flap.count} ({len(flap.changes)} in {settings.minutes} min): "
+            f"{flapping.quiet_label(signal.transition)}: {signal.title}; {then}")
+    return Reason.FLAPPING, current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id, what=what), **seen)
+
+
+def settled(incident: Incident, config: ResponderConfig, now: datetime) -> Incident:
+    """The sweep's part of flapping: resolved once quiet for the stable period (the same object otherwise)."""
+    settings = config.routing.flapping
+    if settings is None or flapping.stable(incident, now, settings) is not flapping.StableReason.STABLE:
+        return incident
+    assert incident.flap is not None
+    return close(incident, "responder", f"resolved: quiet for {settings.stable_minutes} minutes after flapping "
+                                        f"({incident.flap.count} state changes)", now, config)
+
+
 def noted_stale(incident: Incident, what: str, sent_at: datetime | None, delivery_id: str | None,
                 now: datetime) -> Incident:
     """A stale event on the timeline, and nothing else changed."""
@@ -229,7 +275,9 @@ class IncidentService:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
             latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
-            reason = decide(signal, c, current, latest)
+            reason, current = flap_decision(decide(signal, c, current, latest), current, signal, now, self.config)
+            if reason is Reason.FLAPPING and current is not None:
+                return reason, self.store.save(self._stamped(current))
             if reason is Reason.OPENED:
                 fresh = new_incident(self.new_id(signal, now), signal, c, now, self.config)
                 created = self.store.create(self._stamped(opened(fresh) if opened else fresh))
@@ -241,8 +289,51 @@ class IncidentService:
             target = current or (latest if reason is Reason.STALE else None)
             if target is None:
                 return reason, None
-            return reason, self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+            saved = self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+            if reason is Reason.RESOLVED:
+                self._hand_on_flaps(saved, now)
+            return reason, saved
         return retried(attempt, what=f"incident key {signal.incident_key}", pause=self.pause)
+
+    def _hand_on_flaps(self, resolved: Incident, now: datetime) -> None:
+        """An alarm that fired and recovered within the flapping window leaves its changes for the
+        key's next incident (``carry_flaps``): one small document, written only then."""
+        changes = flapping.worth_carrying(resolved.flap, now, self.config.routing.flapping)
+        if not changes:
+            return
+        key = f"flaps:{resolved.key}"
+        try:
+            retried(lambda: self.store.put_doc(key, {"incident_id": resolved.id, "changes": [
+                t.isoformat() for t in changes]}, self.store.get_doc(key)[1]), what=key, pause=self.pause)
+        except ConflictError:
+            pass  # another worker handed on the same key's changes meanwhile: theirs are as recent
+
+    def carry_flaps(self, incident: Incident, now: datetime) -> Incident:
+        """A new alarm incident joins the changes its key's previous incident handed on: an alarm
+        that recovered and fires again within M minutes is flapping from now (read after its
+        first page went out: the flapping decision holds its next recovery, never this page)."""
+        settings = self.config.routing.flapping
+        if settings is None or incident.flap is None:
+            return incident
+        doc, _ = self.store.get_doc(f"flaps:{incident.key}")
+        earlier = tuple(datetime.fromisoformat(t) for t in (doc or {}).get("changes", ()))
+        joined = flapping.carried(incident.flap, earlier, now, settings)
+        if joined == incident.flap:
+            return incident
+        started = flapping.on_change(joined, now, settings, incident.kind) is flapping.FlapReason.STARTED
+        previous = str((doc or {}).get("incident_id", "?"))
+
+        def join(current: Incident) -> Incident:
+            if current.flap is None or not current.is_open:
+                return current
+            if not started:
+                return current.model_copy(update={"flap": joined})
+            return current.noted(TimelineEntry(
+                at=now, what=f"flapping from now: {len(joined.changes)} state changes in {settings.minutes} min "
+                             f"with the previous incident {previous}; its recoveries wait "
+                             f"{settings.stable_minutes} quiet minutes"),
+                flap=joined.model_copy(update={"since": now}))
+        return self.update(incident.id, join)
 
     def _latest(self, key: str) -> Incident | None:
         """The most recent incident of ``key``, open or resolved (for keys of dated signals)."""

@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, escalation, pd_alerts
+from chalicelib.decisions import comms, escalation, pd_alerts, silences
 from chalicelib.decisions.escalation import RetryDecision
-from chalicelib.decisions.incidents import IncidentService, raise_severity
+from chalicelib.decisions.incidents import IncidentService, raise_severity, settled
 from chalicelib.errors import ChannelError, TransientError
 from chalicelib.models import Incident, IncidentStatus, PageRecord, PageStatus, Severity, TimelineEntry
 from chalicelib.notify import sweep_queue
@@ -200,9 +200,11 @@ class Escalator:
 
     def escalate(self, incident_id: str, now: datetime, current: Incident | None = None) -> Incident:
         """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
-        return self.incidents.update(incident_id,
-                                     lambda incident: escalation.escalate(incident, self.config, now, self.ack_link),
-                                     current)
+        def due(incident: Incident) -> Incident:
+            # a silenced incident whose window ended pages now; a flapping one quiet long enough resolves
+            incident = silences.window_ended(settled(incident, self.config, now), self.config, now)
+            return escalation.escalate(incident, self.config, now, self.ack_link)
+        return self.incidents.update(incident_id, due, current)
 
     def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
         """A human is needed now (a playbook could not act, a verification failed): page the next

@@ -66,6 +66,7 @@ class MonthlyStats:
     playbooks: dict[str, Counter[str]]
     major: list[Incident]
     open_deadlines: list[tuple[Incident, Duty]] = field(default_factory=list)
+    silenced_sev1: list[Incident] = field(default_factory=list)  # a window said include_sev1 (issue 14)
     # the six months up to and including this one: (YYYY-MM, incidents opened per severity value)
     trend: list[tuple[str, dict[int, int]]] = field(default_factory=list)
 
@@ -111,7 +112,9 @@ def monthly_stats(incidents: list[Incident], month: str, config: ResponderConfig
         month=month, total=len(chosen), by_severity=by_severity,
         by_kind=dict(Counter(str(i.kind) for i in chosen).most_common()), playbooks=playbooks,
         major=sorted((i for i in chosen if i.severity <= Severity.SEV2), key=lambda i: i.opened_at),
-        open_deadlines=deadlines, trend=_trend(incidents, month))
+        open_deadlines=deadlines, trend=_trend(incidents, month),
+        silenced_sev1=sorted((i for i in chosen if i.severity is Severity.SEV1 and i.silenced_by),
+                             key=lambda i: i.opened_at))
 
 
 def _trend(incidents: list[Incident], month: str) -> list[tuple[str, dict[int, int]]]:
@@ -141,6 +144,9 @@ def render_markdown(stats: MonthlyStats, charts: list[str], now: datetime) -> st
               for name, c in sorted(stats.playbooks.items())] or ["| (none ran) | |"]
     lines += ["", "## Sev1 / Sev2 summaries (investor update)", "", _investor_headline(stats.major), ""]
     lines += [investor_line(i) for i in stats.major] or ["- none"]
+    lines += ["", "## Silenced Sev1 incidents", ""]
+    lines += [f"- {i.opened_at:%Y-%m-%d %H:%M} UTC {markdown(i.id)} {markdown(i.title)}: silenced by "
+              f"{markdown(i.silenced_by or '')}" for i in stats.silenced_sev1] or ["- none"]
     lines += ["", "## Open deadlines", "", "| State | Due (UTC) | Duty | Incident |", "|---|---|---|---|"]
     lines += [f"| {deadline_state(d, now)} | {d.due_at:%Y-%m-%d %H:%M} | {markdown(d.kind.replace('_', ' '))} | "
               f"{markdown(i.id)} SEV{i.severity.value} {markdown(headline(i))} |"

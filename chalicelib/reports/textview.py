@@ -16,7 +16,8 @@ from chalicelib.notify.escape import plain
 from chalicelib.reports.timeline import credited
 
 TITLE_WIDTH = 60
-_STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.RESOLVED: 2}
+_STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.SILENCED: 2,
+                 IncidentStatus.RESOLVED: 3}
 
 
 def age(delta: timedelta) -> str:

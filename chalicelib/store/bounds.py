@@ -87,11 +87,13 @@ def kept_pages(pages: tuple[PageRecord, ...]) -> tuple[PageRecord, ...]:
 def repeat_floor(incident: Incident) -> Severity | None:
     """The severity a repeated trigger must be at or below (numerically at or above) to be counted
     on ``incident`` without the full decision, or None when every repeat needs it: the incident is
-    resolved, a repeat re-runs its playbook (the safety envelope decides), or it is held (grouped,
-    inhibited or a watched deployment: a repeat may release it, decisions/grouping.py). A worse
-    severity raises the incident, so it never counts here."""
+    resolved, a repeat re-runs its playbook (the safety envelope decides), it is held (grouped,
+    inhibited or a watched deployment: a repeat may release it, decisions/grouping.py), or a
+    flapping alarm waits to resolve. A worse severity raises the incident, so it never counts here."""
     if not incident.is_open or incident.held:
         return None
+    if incident.flap is not None and incident.flap.quiet_since is not None:
+        return None  # a flapping alarm waiting to resolve: its next trigger ends the wait (decisions/flapping.py)
     if incident.playbook and incident.actions_taken > 0:
         return None
     return incident.severity

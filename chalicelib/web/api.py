@@ -263,6 +263,45 @@ def remove_override(deps: Deps, principal: Principal | None, override_id: str) -
     return ApiResponse(200, removed.model_dump(mode="json"))
 
 
+# --- silences (chalicelib.silences) -------------------------------------------------------------
+
+
+def add_silence(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
+    """``{"matchers", "starts_at", "ends_at", "reason", "include_sev1"?}``: 201 with the stored silence."""
+    from chalicelib.silences import SilenceService
+
+    def run(user: str, body: dict[str, Any]) -> ApiResponse:
+        added = SilenceService(deps.store, deps.clock).add(
+            matchers=body.get("matchers"), starts_at=body.get("starts_at"), ends_at=body.get("ends_at"),
+            reason=body.get("reason"), by=user, include_sev1=body.get("include_sev1", False))
+        return ApiResponse(201, added.model_dump(mode="json"))
+    return _operation(principal, raw_body, None, {"matchers", "starts_at", "ends_at", "reason", "include_sev1"}, run)
+
+
+def list_silences(deps: Deps, principal: Principal | None) -> ApiResponse:
+    from chalicelib.silences import SilenceService
+
+    if denied := require(principal, Role.VIEWER):
+        return denied
+    listed = SilenceService(deps.store, deps.clock).listing()
+    return ApiResponse(200, {"silences": [s.model_dump(mode="json") for s in listed]})
+
+
+def end_silence(deps: Deps, principal: Principal | None, silence_id: str) -> ApiResponse:
+    """End a silence now; the open incidents it held back are paged by the next sweep."""
+    from chalicelib.silences import SilenceService, UnknownSilence
+
+    if denied := require(principal, Role.RESPONDER):
+        return denied
+    assert principal is not None
+    try:
+        ended, released = SilenceService(deps.store, deps.clock, deps.pipeline.incidents).end(silence_id,
+                                                                                             principal.user)
+    except UnknownSilence as exc:
+        return error(404, str(exc), exc.field)
+    return ApiResponse(200, {**ended.model_dump(mode="json"), "released_incidents": released})
+
+
 # --- heartbeats (chalicelib.heartbeats) ---------------------------------------------------------
 
 
