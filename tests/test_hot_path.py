@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from chalicelib.decisions import words
 from chalicelib.decisions.classify import classify
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
@@ -216,3 +219,21 @@ def test_purge_drops_only_expired_records_and_long_abandoned_leases(tmp_path: Pa
     assert store.get_delivery("abandoned") is None and store.get_delivery("live") is not None
     assert store.get_delivery("kept") is not None
     assert json.dumps(store.get_delivery("kept")) == '{"status": "done", "outcome": {}}'
+
+
+def _contains_token_by_token(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """The rule as written before its fast path: every window compared token by token."""
+    n = len(phrase)
+    return n > 0 and any(all(h.startswith(w[:-1]) if w.endswith("*") else h == w
+                             for h, w in zip(haystack[i:i + n], phrase, strict=True))
+                         for i in range(len(haystack) - n + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["auth", "author", "login", "o", "api", "gateway"]), max_size=8),
+       st.lists(st.sampled_from(["auth", "author", "login", "o", "api", "gateway", "auth*", "gate*"]), max_size=3))
+def test_whole_token_phrases_match_as_token_by_token(haystack: list[str], phrase: list[str]) -> None:
+    """A new incident's classification tries every rule's words: its fast path changes no answer."""
+    phrase = [w for w in phrase[:-1] if not w.endswith("*")] + phrase[-1:]  # a stem only ends a phrase
+    assert words.contains_phrase(tuple(haystack), tuple(phrase)) == _contains_token_by_token(
+        tuple(haystack), tuple(phrase))
