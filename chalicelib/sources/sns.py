@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from hashlib import blake2b
+from hashlib import sha256
 from typing import Any, NamedTuple
 
 from pydantic import Field, ValidationError
@@ -95,7 +95,7 @@ def repeat_glance(payload: Any) -> Glance | None:
     if _IN_ALARM.search(text) is None:
         return None
     identity = blanked(text).encode("utf-8", "surrogatepass")
-    return Glance(bounded_id(f"sns:{message_id}"), blake2b(identity, digest_size=16).digest())
+    return Glance(bounded_id(f"sns:{message_id}"), sha256(identity).digest())  # SHA-NI: ~2 µs per alarm
 
 
 def is_lambda_envelope(payload: Any) -> bool:
