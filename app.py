@@ -293,6 +293,55 @@ def ack_link_submit(token: str) -> Response:
     return Response(body=result.body, status_code=result.status, headers=result.headers)
 
 
+# --- the web console: a session cookie from a token, server-rendered pages (chalicelib/web/console.py) ---
+
+FORM = ["application/x-www-form-urlencoded"]
+
+
+def _console(view_name: str, *args: object) -> Response:
+    from chalicelib.web import console
+    request = app.current_request
+    site = gateway.public_url(request.context or {}, request.headers or {}) or ""
+    result = _guarded().guarded(lambda: getattr(console, view_name)(_handlers().get_deps(), site,
+                                                                    dict(request.headers or {}), *args))
+    return Response(body=result.body, status_code=result.status, headers=result.headers)
+
+
+@app.route("/console", methods=["GET"])
+def console_incidents() -> Response:
+    return _console("incident_list", dict(app.current_request.query_params or {}))
+
+
+@app.route("/console/login", methods=["GET"])
+def console_login_form() -> Response:
+    return _console("login_form")
+
+
+@app.route("/console/login", methods=["POST"], content_types=FORM)
+def console_login() -> Response:
+    return _console("login", _raw())
+
+
+@app.route("/console/logout", methods=["POST"], content_types=FORM)
+def console_logout() -> Response:
+    return _console("logout", _raw())
+
+
+@app.route("/console/incidents/{incident_id}", methods=["GET"])
+def console_incident(incident_id: str) -> Response:
+    return _console("incident_page", incident_id, dict(app.current_request.query_params or {}))
+
+
+@app.route("/console/incidents/{incident_id}/{action}", methods=["POST"], content_types=FORM)
+def console_act(incident_id: str, action: str) -> Response:
+    return _console("act", incident_id, action, _raw())
+
+
+@app.route("/console/oncall", methods=["GET"])
+def console_oncall() -> Response:
+    return _console("oncall_page")
+
+
 @app.route("/webhooks/sentry", methods=["POST"],
            content_types=["application/json", "text/plain", "application/octet-stream"])
 def sentry_webhook() -> Response:

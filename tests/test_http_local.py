@@ -211,6 +211,52 @@ def test_ack_link_in_a_real_browser(server: dict[str, Any]) -> None:
         driver.quit()
 
 
+def test_console_in_a_real_browser(server: dict[str, Any]) -> None:
+    """Issue 15 §2: log in with a token, see the incident, acknowledge it, see the timeline change;
+    the console never shows an ack link. Screenshots in test-artifacts/ (two are kept in docs/)."""
+    event = EVENTS_DIR / "ecs-deployment-failed.json"
+    replayed = subprocess.run([*server["cli"], "replay", str(event)], cwd=ROOT, env=server["env"],
+                              capture_output=True, text=True, check=True)
+    incident_id = json.loads(replayed.stdout)["incident_id"]
+    token = subprocess.run([*server["cli"], "tokens", "create", "--user", "christian", "--role", "responder"],
+                           cwd=ROOT, env=server["env"], capture_output=True, text=True, check=True).stdout.strip()
+    store = SqliteStore(server["store"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver = _browser()
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    try:
+        driver.get(server["base"] + "/console")
+        assert driver.current_url.endswith("/console/login")  # no session yet
+        driver.find_element("id", "token").send_keys(token)
+        driver.find_element("id", "login").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements("id", f"incident-{incident_id}"))
+        cookie = driver.get_cookie("rsp_console")
+        assert cookie and cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+        driver.save_screenshot(str(ARTIFACTS / "console-incidents.png"))
+        driver.find_element("css selector", f"#incident-{incident_id} a").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements("id", "timeline"))
+        before = len(driver.find_elements("css selector", "#timeline tr"))
+        assert driver.find_element("id", "status").text.lower() == "open"
+        assert "/ack/" not in driver.page_source
+        driver.find_element("id", "ack").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_elements("id", "done"))
+        assert driver.find_element("id", "status").text.lower() == "acknowledged"
+        rows = driver.find_elements("css selector", "#timeline tr")
+        assert len(rows) > before and any("christian" in row.text for row in rows[before:])
+        assert "/ack/" not in driver.page_source
+        driver.set_window_size(420, 2400)  # the whole page: actions, playbook, duties, timeline, pages
+        driver.save_screenshot(str(ARTIFACTS / "console-incident.png"))
+        driver.set_window_size(420, 860)
+        acked = store.get(incident_id)
+        assert acked.status is IncidentStatus.ACKNOWLEDGED and acked.acknowledged_by == "christian"
+        driver.get(server["base"] + "/console/oncall")
+        assert driver.find_elements("id", "oncall")
+        driver.save_screenshot(str(ARTIFACTS / "console-oncall.png"))
+    finally:
+        driver.quit()
+
+
 def test_schemathesis_finds_no_server_errors(server: dict[str, Any]) -> None:
     schemathesis = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert schemathesis, "schemathesis is in requirements-dev.txt"

@@ -23,8 +23,8 @@ from chalicelib.web.api import ApiResponse
 from chalicelib.wiring import Deps
 
 _PROBLEMS = {
-    LinkProblem.EXPIRED: (410, "This link has expired", "Ack links work for a limited time. Open the incident "
-                                                        "in PagerDuty or the responder to acknowledge it."),
+    LinkProblem.EXPIRED: (410, "This link has expired", "Ack links work for a limited time. Acknowledge it in "
+                                                        "the console (/console on this site) or PagerDuty."),
     LinkProblem.USED: (409, "This link was already used", "Each ack link works once."),
     LinkProblem.FORGED: (403, "This link is not valid", "It was not issued by the responder, or it was altered."),
     LinkProblem.MALFORMED: (400, "This link is not valid", "It is incomplete; copy the whole link from the page."),
