@@ -207,3 +207,21 @@ def test_the_goal_table_gives_the_side_by_side_cold_start_and_the_first_event_ha
         "1.50× CPU, 1.40× wall side by side (450 ms CPU against the floor 300 ms); "
         "import + first event handled 1.75× CPU (525 ms against 300 ms)")
 
+
+
+coldstart = _load("coldstart")
+
+
+def test_the_cold_first_event_runs_on_the_prod_stage_settings_with_aws_on_loopback(tmp_path: Path) -> None:
+    """What the end-to-end cold-start figure runs: the prod stage as .chalice/config.json sets it
+    (DynamoDB store, ack-link key from Secrets Manager, audit on S3), every AWS call to the local moto."""
+    deployed = json.loads((Path(__file__).resolve().parent.parent / ".chalice" / "config.json").read_text())
+    prod = deployed["stages"]["prod"]["environment_variables"]
+    env = coldstart.handled_env("http://127.0.0.1:5999", tmp_path / "event.json")
+    assert env["RESPONDER_STAGE"] == prod["RESPONDER_STAGE"] == "prod"
+    assert env["RESPONDER_STORE"].startswith("dynamodb://")
+    assert env["RESPONDER_LINK_SECRET_ARN"] == prod["RESPONDER_LINK_SECRET_ARN"]
+    assert env["RESPONDER_AUDIT"].startswith("s3://") and env["RESPONDER_PUBLIC_URL"].startswith("https://")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5999" and "AWS_LAMBDA_FUNCTION_NAME" in env
+    compile(coldstart.FIRST_EVENT_HANDLED, "first-event", "exec")
+    compile(coldstart.FLOOR_ONE_CALL, "floor", "exec")
