@@ -22,13 +22,16 @@ print(json.dumps({"before": before, "found": found, "after": after}))
 
 MODELS_BUILT = """
 import json
-from chalicelib import handlers, models
-from chalicelib.sources import sns
-classes = {"Signal": models.Signal, "Incident": models.Incident, "SnsNotification": sns.SnsNotification}
-before = {name: cls.__pydantic_complete__ for name, cls in classes.items()}
-models.Classification(severity=2, owner="founder-primary", response_minutes=15, playbook=None, rule="r")
-print(json.dumps({"before": before, "classification": models.Classification.__pydantic_complete__,
-                  "incident_after": models.Incident.__pydantic_complete__}))
+from chalicelib import handlers
+from chalicelib.playbooks import runtime
+from chalicelib.sources import cloudwatch_alarm, sns
+shapes = {"SnsNotification": sns.SnsNotification, "SnsAlarmMessage": cloudwatch_alarm.SnsAlarmMessage,
+          "CamelAlarmData": cloudwatch_alarm.CamelAlarmData, "RuntimeValue": runtime.RuntimeValue}
+before = {name: cls.__pydantic_complete__ for name, cls in shapes.items()}
+sns.SnsNotification.model_validate({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "x",
+                                    "Timestamp": "2026-11-30T00:00:00Z"})
+after = {name: cls.__pydantic_complete__ for name, cls in shapes.items()}
+print(json.dumps({"before": before, "after": after}))
 """
 
 
@@ -44,8 +47,11 @@ def test_importing_the_handlers_loads_no_playbook_until_one_is_asked_for() -> No
     assert probe["after"] == sorted(__import__("chalicelib.playbooks", fromlist=["NAMES"]).NAMES)
 
 
-def test_model_classes_build_their_validators_on_first_use_not_at_import() -> None:
+def test_wire_shapes_and_playbook_values_build_their_validators_on_first_use_not_at_import() -> None:
+    """An SNS alarm needs two of the twelve CloudWatch wire shapes; a plan's run-time values only
+    when a playbook runs. The core models (``chalicelib.models``) are built at import on purpose."""
     probe = _probe(MODELS_BUILT)
-    assert probe["before"] == {"Signal": False, "Incident": False, "SnsNotification": False}
-    assert probe["classification"] is True
-    assert probe["incident_after"] is False  # only what was used was built
+    assert probe["before"] == {"SnsNotification": False, "SnsAlarmMessage": False, "CamelAlarmData": False,
+                               "RuntimeValue": False}
+    assert probe["after"] == {"SnsNotification": True, "SnsAlarmMessage": False, "CamelAlarmData": False,
+                              "RuntimeValue": False}
