@@ -553,7 +553,7 @@ def _plan_json(plan: Any, webhook: dict[str, Any] | None) -> dict[str, Any]:
     signal = plan.signal
     out: dict[str, Any] = {
         "severity": plan.severity, "playbook": plan.playbook, "owner": plan.owner,
-        "transition": plan.transition, "incident_key": plan.incident_key,
+        "transition": plan.transition, "incident_key": plan.incident_key, "service": plan.service,
         "reason": plan.reason.value, "rule": plan.rule, "response_minutes": plan.response_minutes,
         "kind": str(signal.kind), "title": signal.title, "delivery_id": signal.delivery_id,
         "pages": [p.model_dump(mode="json", include={"role", "person", "channel", "kind", "text"})

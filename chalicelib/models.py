@@ -203,6 +203,7 @@ class Classification(Frozen):
     response_minutes: int | None
     playbook: str | None
     rule: str = Field(description="the rule, override or default that decided")
+    service: str | None = None  # the service its resources belong to (config/services.yaml)
 
 
 class IncidentStatus(StrEnum):
@@ -417,6 +418,16 @@ class Incident(Frozen):
     # (a restart: a severity change, a reassignment, ends it). See decisions/actions.py.
     snoozed_until: datetime | None = None
     snoozed_chain: str | None = None
+    # Grouping and inhibition (decisions/grouping.py): the service the incident's resources belong
+    # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``; or a
+    # deployment watched until ``watch_until``); ``related`` the (id, title) of the incidents held
+    # by this one (the first MAX_RELATED), ``related_count`` all of them.
+    service: str | None = None
+    held: str | None = None
+    held_by: str | None = None
+    watch_until: datetime | None = None
+    related: tuple[tuple[str, str], ...] = ()
+    related_count: int = 0
     version: int = 0
 
     @field_validator("kind")

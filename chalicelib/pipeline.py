@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
-from chalicelib.decisions import comms, context, escalation
+from chalicelib.decisions import comms, context, escalation, grouping
 from chalicelib.decisions.classify import classify
 from chalicelib.decisions.escalation import AckLinker
 from chalicelib.decisions.incidents import IncidentService, NewId, Reason, decide, mark_phi_exposure, new_incident
@@ -62,6 +62,7 @@ from chalicelib.models import (
     Incident,
     PageRecord,
     PageStatus,
+    Severity,
     Signal,
     SignalKind,
     TimelineEntry,
@@ -127,18 +128,22 @@ class Pipeline:
         self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
+        self.groups = grouping.ServiceGroups(store, self.incidents, lambda: self.config)
         self._counted: dict[Hashable, Counted] = {}
         self._classified: dict[tuple[Any, ...], Classification] = {}
         self._classified_by: object = None
+        self._serviced_by: object = None
 
     def classify(self, signal: Signal) -> Classification:
         """``classify``, remembered per signal (less its per-delivery fields) and severity config."""
-        if self._classified_by is not self.config.severity or len(self._classified) >= MEMORY_ENTRIES:
+        if (self._classified_by is not self.config.severity or self._serviced_by is not self.config.services
+                or len(self._classified) >= MEMORY_ENTRIES):
             self._classified, self._classified_by = {}, self.config.severity
+            self._serviced_by = self.config.services
         key = tuple(getattr(signal, name) for name in _CLASSIFIED_BY)
         found = self._classified.get(key)
         if found is None:
-            found = self._classified[key] = classify(signal, self.config.severity)
+            found = self._classified[key] = with_service(classify(signal, self.config.severity), signal, self.config)
         return found
 
     def repeat(self, alarm: Hashable, delivery_id: str) -> dict[str, Any] | None:
@@ -200,7 +205,8 @@ class Pipeline:
                 prepared, claimed[:] = self.escalator.opened(opened(fresh) if opened else fresh, now)
                 return prepared
 
-            joined = self._join_as_context(signal, classification, now)
+            joined = (self._join_as_context(signal, classification, now)
+                      or self.groups.attach(signal, classification, now))
             reason, incident = joined or self.incidents.handle(signal, classification, now, opening)
             records: tuple[PageRecord, ...] = ()
             playbook_result = None
@@ -209,6 +215,7 @@ class Pipeline:
                 records = tuple(self.escalator.send_claimed(incident, claimed, now))
             elif incident is not None and reason in (Reason.SEVERITY_RAISED, Reason.RESOLVED):
                 records = tuple(self.escalator.advance(incident.id, now, incident))
+            records += self._grouped(signal, classification, reason, incident, now)
             # A playbook runs for a new incident, and again when a trigger repeats after it acted
             # (the envelope then decides: a second rollback within the hour trips the breaker).
             if incident is not None and incident.playbook and (
@@ -252,6 +259,51 @@ class Pipeline:
             entry, annotation_count=i.annotation_count + 1, last_seen=now))
         return Reason.ANNOTATED, joined
 
+    def _grouped(self, signal: Signal, c: Classification, reason: Reason, incident: Incident | None,
+                 now: datetime) -> tuple[PageRecord, ...]:
+        """Grouping's follow-ups (decisions/grouping.py): a service's new incident is remembered
+        for its next signals; a watched deployment pages (and plans its rollback) at the first
+        alarm of its service or its own failure; a held incident made worse pages on its own;
+        a resolved one releases what it held and still fires."""
+        if incident is None or (incident.service is None and not incident.related):
+            return ()
+        if reason in (Reason.OPENED, Reason.WATCHING):
+            self.groups.register(incident)
+        elif reason in (Reason.GROUPED, Reason.INHIBITED) and incident.held_by:
+            target = self.store.get(incident.held_by)
+            if target is not None and target.held and grouping.watching(target, now):
+                return self._release(target.id, now, f"{signal.title} during the deployment watch", signal, c.severity)
+        elif reason in (Reason.ALREADY_OPEN, Reason.SEVERITY_RAISED) and incident.held and (
+                incident.watch_until is not None or reason is Reason.SEVERITY_RAISED):
+            return self._release(incident.id, now, signal.title, signal if incident.watch_until else None, c.severity)
+        elif reason is Reason.RESOLVED and incident.related:
+            return self._release_held(incident, now)
+        return ()
+
+    def _release(self, incident_id: str, now: datetime, why: str, evidence: Signal | None,
+                 severity: Severity | None) -> tuple[PageRecord, ...]:
+        """A held incident pages on its own; a watched deployment's playbook plans the rollback."""
+        changed = self.incidents.update(incident_id,
+                                        lambda i: grouping.released(i, why, now, self.config, severity))
+        records = tuple(self.escalator.advance(incident_id, now, changed))
+        if evidence is not None and changed.playbook:
+            self.executor.run(incident_id, evidence, now)
+            records += tuple(self.escalator.advance(incident_id, now))
+        return records
+
+    def _release_held(self, cause: Incident, now: datetime) -> tuple[PageRecord, ...]:
+        """What ``cause`` held and is still open pages on its own now (Alertmanager: the inhibition ends)."""
+        records: tuple[PageRecord, ...] = ()
+        for member_id, _ in cause.related:
+            member = self.store.get(member_id)
+            if member is None or not member.is_open or member.held_by != cause.id:
+                continue
+            if member.kind in grouping.ONE_SHOT_KINDS:  # nothing will say it stopped: it ends with its cause
+                self.incidents.resolve(member_id, "responder", now, note=f"resolved with its cause {cause.id}")
+            else:
+                records += self._release(member_id, now, f"{cause.id} resolved and this still fires", None, None)
+        return records
+
     def refresh_schedule(self) -> None:
         """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's: read
         afresh (one small document) by every entry point that may page, so a change made on one
@@ -280,6 +332,7 @@ class Pipeline:
         if changed:
             self._forget(incident_id)
             self.escalator.deliver(incident_id, now)
+            self._release_held(incident, now)
             incident = self.store.get(incident_id) or incident
         return incident
 
@@ -303,6 +356,12 @@ class Pipeline:
         return self.escalator.sweep(self.clock(), also=self.executor.verify, clock=self.clock)
 
 
+def with_service(c: Classification, signal: Signal, config: ResponderConfig) -> Classification:
+    """``c`` naming the service ``signal``'s resources belong to (config/services.yaml), if any."""
+    service = grouping.service_of(signal, config.services)
+    return c.model_copy(update={"service": service}) if service else c
+
+
 class Plan(Frozen):
     """What ``simulate`` prints: the decisions for one signal, nothing executed."""
 
@@ -319,12 +378,13 @@ class Plan(Frozen):
     escalation: tuple[dict[str, Any], ...] = ()
     playbook_steps: tuple[dict[str, Any], ...] = ()
     playbook_reads: tuple[str, ...] = ()  # what the plan would read at run time (nothing is read now)
+    service: str | None = None  # config/services.yaml: grouping and inhibition are not simulated
 
 
 def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: Incident | None = None,
              executor: Executor | None = None) -> Plan:
     """Steps 3-5 as pure functions: the plan for ``signal`` given the open incident (if any)."""
-    c = classify(signal, config.severity)
+    c = with_service(classify(signal, config.severity), signal, config)
     reason = decide(signal, c, current)
     pages: list[PageRecord] = []
     chain: list[dict[str, Any]] = []
@@ -350,5 +410,5 @@ def simulate(signal: Signal, config: ResponderConfig, now: datetime, current: In
                 response_minutes=c.response_minutes, playbook=c.playbook, rule=c.rule,
                 transition=signal.transition.value, incident_key=signal.incident_key,
                 reason=reason, pages=tuple(pages), escalation=tuple(chain), playbook_steps=tuple(planned),
-                playbook_reads=tuple(reads))
+                playbook_reads=tuple(reads), service=c.service)
 

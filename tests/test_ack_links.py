@@ -161,10 +161,18 @@ def test_viewer_finds_no_usable_link_anywhere_and_acks_nothing(client: Client, d
     seen = []
     readable = sorted(path for path, methods in app_module.app.routes.items() if "GET" in methods
                       and not path.startswith("/ack/"))
-    assert readable == ["/health", "/heartbeats", "/incidents", "/incidents/{incident_id}",
+    assert readable == ["/console", "/console/incidents/{incident_id}", "/console/login", "/console/oncall",
+                        "/health", "/heartbeats", "/incidents", "/incidents/{incident_id}",
                         "/incidents/{incident_id}/postmortem", "/oncall/overrides"]
+    # the console's pages with the viewer's own session (its cookie, not the bearer token)
+    login = client.http.post("/console/login", headers=FORM, body=f"token={viewer}".encode())
+    assert login.status_code == 303
+    console = {"Cookie": login.headers["Set-Cookie"].split(";")[0]}
     for path in (p.replace("{incident_id}", incident_id) for p in readable):
-        response = client.http.get(path, headers=auth)
+        response = client.http.get(path, headers=console if path.startswith("/console") else auth)
+        if path == "/console/login":  # a live session is sent on to the list
+            assert response.status_code == 303, path
+            continue
         assert response.status_code == 200, path
         seen.append(response.body.decode())
         if not {k.lower(): v for k, v in response.headers.items()}.get("content-type", "").startswith("text/"):

@@ -67,19 +67,25 @@ def test_draft_lists_the_response_with_times_and_names_nobody_under_lessons(deps
     assert headings == list(SECTIONS)
     response = section(markdown, "Response")
     for expected in (
-            "| 2025-03-14 14:00:00 UTC | trigger page to giles (founder-primary) on console: sent |",
-            "| 2025-03-14 14:05:00 UTC | escalation page to christian (founder-backup) on console: sent |",
-            "| 2025-03-14 14:07:00 UTC | acknowledged by christian (christian) |",
-            "| 2025-03-14 14:00:00 UTC | playbook object-lock-alarm (dry run): 4 steps planned |",
+            "| 2025-03-14 10:00 EDT | trigger page to giles (founder-primary) on console: sent |",
+            "| 2025-03-14 10:05 EDT | escalation page to christian (founder-backup) on console: sent |",
+            "| 2025-03-14 10:07 EDT | acknowledged by christian |",
+            "| 2025-03-14 10:07 EDT | note: retention change came from an admin session (christian) |",
+            "| 2025-03-14 10:00 EDT | playbook object-lock-alarm (dry run): 4 steps planned |",
             "no remediation: Object Lock (COMPLIANCE, 7 years) blocks the change",
-            "- Acknowledged 2025-03-14 14:07:00 UTC by christian, 7 min after opening (within the 15-minute target)",
+            "- Acknowledged 2025-03-14 10:07 EDT by christian, 7 min after opening (within the 15-minute target)",
             "- Playbook object-lock-alarm: dry run: 4 steps"):
         assert expected in response, expected
+    # delivery receipts of informing pages are the outbox's business, not the response's
+    assert "founders-channel" not in response and "acknowledge page to" not in response
+    assert "resolve page to" not in response and "UTC" not in markdown
+    assert "| Time (America/New_York) | What |" in response
+    assert "- Service: S3 bucket backup-vault-prod" in section(markdown, "Impact")
     lessons = section(markdown, "Lessons")
     assert lessons.strip() and not [name for name in PEOPLE if name.lower() in lessons.lower()]
     assert "| Action | Owner | Due date |" in section(markdown, "Action items")
     assert "Duration: 47 min" in section(markdown, "Incident date")
-    assert "- Resolved 2025-03-14 14:47:00 UTC (christian)" in section(markdown, "Resolution")
+    assert "- Resolved 2025-03-14 10:47 EDT (christian)" in section(markdown, "Resolution")
 
 
 def test_postmortem_through_cli_and_api(deps: Deps, capsys: Any, tmp_path: Path) -> None:
@@ -88,7 +94,17 @@ def test_postmortem_through_cli_and_api(deps: Deps, capsys: Any, tmp_path: Path)
     with Client(app_module.app, stage_name="dev") as client:
         response = client.http.get(f"/incidents/{incident_id}/postmortem", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/markdown")
-    assert response.body.decode().startswith("# Post-mortem: PutObjectRetention on backup-vault-prod")
+    body = response.body.decode()
+    assert body.startswith("# Post-mortem: PutObjectRetention on backup-vault-prod")
+    assert "| 2025-03-14 10:07 EDT | acknowledged by christian |" in body and "founders-channel" not in body
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RESPONDER_STORE", f"sqlite:///{tmp_path}/s.db")
+        env.setenv("RESPONDER_CONFIG_DIR", str(tmp_path))
+        env.setenv("SLACK_FOUNDERS", "https://hooks.example/x")
+        assert main(["postmortem", incident_id, "--now", "2025-03-14T15:00:00Z"]) == 0
+    printed = capsys.readouterr().out
+    assert "- Service: S3 bucket backup-vault-prod" in printed and "generated 2025-03-14 11:00 EDT" in printed
 
 
 def test_postmortem_is_due_in_24h_and_an_overdue_draft_is_reminded_once(
@@ -204,11 +220,13 @@ def test_monthly_report_writes_markdown_and_a_png_that_opens(tmp_path: Path, cap
                  "--now", "2025-04-01T09:00:00Z"]) == 0
     report = Path(capsys.readouterr().out.strip())
     text = report.read_text()
-    assert "**5 incidents** opened this month." in text
-    assert "| SEV1 | 2 | 2 | 13 | 15 | 1/2 | 2 | 90 |" in text
-    assert "| SEV2 | 1 | 1 | 30 | 120 | 1/1 | 1 | 90 |" in text
+    assert "**4 incidents** opened this month (2 Sev1, 1 Sev2, 1 Sev3). Sev4 (cosmetic): 1, in the table only." in text
+    # median | worst | n for MTTA, then acked in target, then median | worst | n for MTTR
+    assert "| SEV1 | 2 | 15 | 13 | 20 | 2 | 1/2 | 90 | 120 | 2 |" in text
+    assert "| SEV2 | 1 | 120 | 30 | 30 | 1 | 1/1 | 90 | 90 | 1 |" in text
+    assert "| SEV4 | 1 | next sprint | - | - | 0 | 0/0 | - | - | 0 |" in text
     assert "![incidents-2025-03.png](incidents-2025-03.png)" in text
-    assert "- **SEV1** 2025-03-02 10:00 UTC — incident 1 (cloudtrail); acknowledged after 6 min; duration 60 min" in text
+    assert "- **SEV1** 2025-03-02 10:00 UTC — Incident 1; acknowledged after 6 min; duration 1 h" in text
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "out" / "incidents-2025-03.png")

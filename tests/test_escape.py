@@ -170,7 +170,7 @@ def test_monthly_report_shows_hostile_titles_as_text(deps: Deps) -> None:
     markdown = render_markdown(monthly_stats([incident], "2025-03", deps.config), [], T0)
     assert "<script>" not in markdown and "![x]" not in markdown
     [deadline] = [line for line in markdown.splitlines() if "customer notification" in line]
-    assert unescaped_pipes(deadline) == 4
+    assert unescaped_pipes(deadline) == 5  # state, due, duty, incident
     [playbook] = [line for line in markdown.splitlines() if "roll" in line]
     assert unescaped_pipes(playbook) == 3
     assert not [line for line in markdown.splitlines() if line.startswith("# ") and "injected" in line]

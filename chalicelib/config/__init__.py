@@ -3,10 +3,11 @@
 ``severity.yaml`` (``config.severity``) holds the severity matrix and the ordered
 classification rules; ``routing.yaml`` (``config.routing``) the channels, people, on-call
 schedules and escalation chains; ``playbooks.yaml`` (``config.playbooks``) the playbooks'
-safety envelope and options. A bad file raises ``ConfigError`` naming the file, the
-key (``rules[3].severity``) and the reason, so a typo fails the deploy's tests rather
-than a page at 3 a.m. Checks that need both files (owners exist as roles, every chain
-completes inside its severity's response time) run in ``load``. A key written twice in
+safety envelope and options; ``services.yaml`` (``config.services``, optional) the service
+map. A bad file raises ``ConfigError`` naming the file, the key (``rules[3].severity``) and
+the reason, so a typo fails the deploy's tests rather than a page at 3 a.m. Checks that need
+both files (owners exist as roles, every chain completes inside its severity's response time)
+run in ``load``. A key written twice in
 one mapping is an error too (YAML would keep the second silently). What is allowed but
 worth a look (one person holding two roles of one escalation chain) is logged and
 returned in ``ResponderConfig.warnings``.
@@ -29,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chalicelib.config.playbooks import PlaybooksConfig
 from chalicelib.config.routing import RoutingConfig
+from chalicelib.config.services import ServicesConfig
 from chalicelib.config.severity import Match, MatrixRow, Rule, SeverityConfig, Strict
 from chalicelib.errors import ConfigError
 
@@ -37,7 +39,7 @@ __all__ = ["DEFAULT_DIR", "Match", "MatrixRow", "ResponderConfig", "RoutingConfi
 
 DEFAULT_DIR = Path(__file__).parent
 COMPILED = "compiled-config.pickle"
-FILES = ("severity.yaml", "routing.yaml", "playbooks.yaml")
+FILES = ("severity.yaml", "routing.yaml", "playbooks.yaml", "services.yaml")
 log = logging.getLogger("responder")
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -46,6 +48,7 @@ class ResponderConfig(Strict):
     severity: SeverityConfig
     routing: RoutingConfig
     playbooks: PlaybooksConfig = Field(default_factory=PlaybooksConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)  # services.yaml (optional)
     # allowed but worth a look (one person holding two roles of a chain); logged at load
     warnings: tuple[str, ...] = ()
 
@@ -89,6 +92,9 @@ def _load_yaml(folder: Path) -> ResponderConfig:
     severity = _load_file(folder / "severity.yaml", SeverityConfig)
     routing = _load_file(folder / "routing.yaml", RoutingConfig)
     playbooks = _load_file(folder / "playbooks.yaml", PlaybooksConfig)
+    # optional: without it no signal carries a service, so nothing is grouped or inhibited
+    services = _load_file(folder / "services.yaml", ServicesConfig) if (folder / "services.yaml").exists() \
+        else ServicesConfig()
     for sev, row in severity.matrix.items():
         if row.owner not in routing.roles:
             raise ConfigError(str(folder / "severity.yaml"), f"matrix.SEV{sev.value}.owner",
@@ -111,7 +117,8 @@ def _load_yaml(folder: Path) -> ResponderConfig:
     warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing))
     for text in warnings:
         log.warning("config warning: %s", text)
-    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks, warnings=warnings)
+    return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks, services=services,
+                           warnings=warnings)
 
 
 def _load_file(path: Path, model: type[_M]) -> _M:

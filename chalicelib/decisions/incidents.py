@@ -48,6 +48,9 @@ class Reason(StrEnum):
     RECORDED = "RECORDED"                  # informational signal, nothing open: recorded only
     STALE = "STALE"                        # its sender dates it before the incident last opened or
                                            # resolved (a replay): on the timeline, nothing changed
+    GROUPED = "GROUPED"                    # its own incident, held: joined its service's open incident
+    INHIBITED = "INHIBITED"                # its own incident, held: an open cause of its service explains it
+    WATCHING = "WATCHING"                  # a deployment in progress: its service is watched, nobody paged
 
 
 def is_stale(sent_at: datetime | None, incident: Incident | None, *, tie_is_stale: bool = False) -> bool:
@@ -89,7 +92,7 @@ def new_incident(incident_id: str, signal: Signal, c: Classification, now: datet
     incident = Incident(
         id=incident_id, key=signal.incident_key, kind=signal.kind, title=signal.title,
         resource=signal.resource, severity=c.severity, owner=c.owner, playbook=c.playbook,
-        rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,),
+        rule=c.rule, opened_at=now, last_seen=now, links=signal.links, timeline=(entry,), service=c.service,
         escalation=escalation.start(c.severity, config, now), changed_at=signal.signed_at or now,
     )
     incident = incident.model_copy(update={"duties": tuple(comms.opening_duties(incident, config))})
@@ -109,6 +112,8 @@ def close(incident: Incident, by: str, what: str, now: datetime, config: Respond
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by,
         changed_at=changed_at or now)
+    if incident.held:  # it never paged (decisions/grouping.py): nobody to tell, nothing owed
+        return closed
     closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
     return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
                                                        _heard_from(source, pagerduty_key, incident)),

@@ -47,6 +47,12 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
         parts.append("PHI exposure suspected")  # the fact, never the data
     if incident.resource and incident.resource not in incident.title:
         parts.append(incident.resource)
+    if incident.service:
+        parts.append(f"service {incident.service}")
+    if kind is PageKind.RESOLVE and incident.related_count:  # what it held, resolved with it or paging now
+        shown = "; ".join(title for _, title in incident.related[:5])
+        more = incident.related_count - min(len(incident.related), 5)
+        parts.append(f"related ({incident.related_count}): {shown}" + (f" and {more} more" if more else ""))
     parts.append(f"incident {incident.id}")
     if ack_url:
         parts.append(f"ack: {ack_url}")  # before the other link: the page text may be cut at the limit

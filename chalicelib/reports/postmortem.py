@@ -6,6 +6,12 @@ resolved. Root cause, lessons and action items are left for people. Blameless: t
 Lessons section is a prompt, never filled with anyone's name; names appear only where
 the record states a fact (who was paged, who acknowledged).
 
+Times are in the team's time zone (``routing.yaml``), with the zone's abbreviation. The
+Response section keeps what people and the automation did, not the outbox's receipts for
+informing pages (``reports.timeline``). What went wrong on the way (a failed or refused
+playbook step, a deadline missed, an acknowledgement outside the response target) is written
+into Action items as a first draft; people edit the wording and set owner and date.
+
 Every value from outside (titles, names, notes, keys) goes through ``escape.markdown`` or
 ``escape.markdown_code``: an alarm named ``<script>`` or ``![x](https://evil)`` reads as
 its name, a ``|`` stays inside its table cell, and a line break cannot start a heading.
@@ -14,16 +20,24 @@ its name, a ``|`` stays inside its table cell, and a line break cannot start a h
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from chalicelib.config import ResponderConfig
 from chalicelib.models import Incident, PageStatus
 from chalicelib.notify.escape import markdown, markdown_code
+from chalicelib.reports.describe import service
+from chalicelib.reports.timeline import EntryKind, credited, entry_kind
 
 SECTIONS = ("Incident date", "Impact", "Root cause", "Detection", "Response", "Resolution", "Lessons",
             "Action items")
 
 
 def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
+    zone = config.routing.zone
+
+    def _t(value: datetime | None) -> str:
+        return local_time(value, zone)
+
     row = config.severity.matrix[incident.severity]
     end = incident.resolved_at
     lines = [
@@ -39,7 +53,8 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         "",
         "## Impact",
         f"- Severity: SEV{incident.severity.value} ({row.definition}); response target: {row.response}",
-        f"- Surfaces: {incident.kind} {markdown(incident.resource or incident.title)}",
+        f"- Service: {markdown(service(incident))}",
+        f"- Signal: {incident.kind} on {markdown(incident.resource or incident.title)}",
         f"- Duration of impact: {_duration(end - incident.opened_at) if end else 'ongoing'}",
         "- Customers affected: _to be filled in_",
         f"- PHI exposure suspected: {'yes' if incident.phi_exposure_suspected else 'no'}",
@@ -58,11 +73,11 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         f"- Signals received: {incident.count} (last {_t(incident.last_seen)})",
         "",
         "## Response",
-        "| Time (UTC) | What |",
+        f"| Time ({zone.key}) | What |",
         "|---|---|",
     ]
-    lines += [f"| {_t(e.at)} | {_cell(e.what)}{'' if e.by == 'responder' else f' ({_cell(e.by)})'} |"
-              for e in incident.timeline if not e.what.startswith(("repeat #", "opened:"))]
+    lines += [f"| {_t(e.at)} | {_cell(e.what)}{f' ({_cell(who)})' if (who := credited(e)) else ''} |"
+              for e in incident.timeline if entry_kind(e) not in (EntryKind.SIGNAL, EntryKind.DELIVERY)]
     lines.append("")
     sent = [p for p in incident.pages if p.status is PageStatus.SENT and p.kind.calls_for_action]
     if sent:
@@ -92,10 +107,38 @@ def draft(incident: Incident, config: ResponderConfig, now: datetime) -> str:
         "## Action items",
         "| Action | Owner | Due date |",
         "|---|---|---|",
+        *[f"| {_cell(action)} | {markdown(incident.owner)} (to confirm) |  |"
+          for action in action_items(incident, config, now)],
         "|  |  |  |",
         "",
     ]
     return "\n".join(lines)
+
+
+def action_items(incident: Incident, config: ResponderConfig, now: datetime) -> list[str]:
+    """First drafts of the action items the record already calls for: each failed or refused
+    playbook step, each missed deadline (duties, the response target). Plain text, unescaped."""
+    zone = config.routing.zone
+    items = [f"Find out why this step failed and fix it: {e.what}"
+             for e in incident.timeline if entry_kind(e) is EntryKind.FAILED_STEP]
+    target = config.severity.matrix[incident.severity].response_minutes
+    if target is not None:
+        acked = incident.acknowledged_at
+        waited = (acked or incident.resolved_at or now) - incident.opened_at
+        # resolved with nobody acknowledging (the alarm cleared by itself): no response was missed
+        if waited > timedelta(minutes=target) and (acked or incident.resolved_at is None):
+            how = f"acknowledged after {_duration(waited)}" if acked else f"not acknowledged after {_duration(waited)}"
+            items.append(f"Response target missed ({how}, target {target} min): find out why the page "
+                         "did not reach someone who could act sooner")
+    for duty in incident.duties:
+        name = duty.kind.replace("_", " ")
+        if duty.done_at is not None and duty.done_at > duty.due_at:
+            items.append(f"Deadline missed: {name} was done {_duration(duty.done_at - duty.due_at)} late "
+                         f"(due {local_time(duty.due_at, zone)}): find out why")
+        elif duty.done_at is None and now > duty.due_at:
+            items.append(f"Deadline missed: {name} overdue since {local_time(duty.due_at, zone)}: do it, "
+                         "then find out why it was missed")
+    return items
 
 
 def section(markdown: str, heading: str) -> str:
@@ -104,8 +147,9 @@ def section(markdown: str, heading: str) -> str:
     return parts[1].split("\n## ", 1)[0] if len(parts) == 2 else ""
 
 
-def _t(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+def local_time(value: datetime | None, zone: ZoneInfo) -> str:
+    """``2025-03-14 10:00 EDT``: the team's wall clock, with the zone so nobody converts."""
+    return f"{value.astimezone(zone):%Y-%m-%d %H:%M %Z}" if value else "-"
 
 
 def _duration(delta: timedelta) -> str:

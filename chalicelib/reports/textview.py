@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.models import Incident, IncidentStatus, PageRecord
 from chalicelib.notify.escape import plain
+from chalicelib.reports.timeline import credited
 
 TITLE_WIDTH = 60
 _STATUS_ORDER = {IncidentStatus.OPEN: 0, IncidentStatus.ACKNOWLEDGED: 1, IncidentStatus.RESOLVED: 2}
@@ -72,8 +73,8 @@ def incident_detail(incident: Incident, now: datetime, zone: ZoneInfo) -> str:
     lines.append(f"pages ({len(i.pages)})" if i.pages else "pages: none")
     lines.extend(f"  {_page(page, zone)}" for page in i.pages)
     lines.append("timeline")
-    lines.extend(f"  {_local(entry.at, zone)}  {plain(entry.what)}" + _by(plain(entry.by), entry.what)
-                 for entry in i.timeline)
+    lines.extend(f"  {_local(entry.at, zone)}  {plain(entry.what)}"
+                 + (f"  [{plain(who)}]" if (who := credited(entry)) else "") for entry in i.timeline)
     return "\n".join(lines)
 
 
@@ -86,11 +87,6 @@ def _page(page: PageRecord, zone: ZoneInfo) -> str:
     link = page.ack_link
     return text + (f"\n    ack link {link.id} (sent to {page.person} only), until {_local(link.expires_at, zone)}"
                    if link else "")
-
-
-def _by(by: str, what: str) -> str:
-    """Who did it, unless the entry already says (``acknowledged by giles``) or it was the responder."""
-    return "" if by == "responder" or by in what else f"  [{by}]"
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:

@@ -1,0 +1,296 @@
+"""Grouping and inhibition: one page per problem for a service (issue 14 §2).
+
+A bad night on one service is many signals: the RDS failover, then Sentry errors, the load
+balancer's 5xx, the database connection alarm. ``related_to`` decides, for a trigger whose own
+key has nothing open, what the service's open incidents make of it, the way Alertmanager's
+inhibition does (a *source* alert silences *target* alerts with the same ``equal`` labels;
+here the label is the service, ``config/services.yaml``):
+
+- ``INHIBITED_BY``: an open *cause* of the service (no healthy targets, an RDS failover or
+  unavailable instance, a failing deployment) explains this *effect* (5xx, latency,
+  connection alarms, Sentry errors and spikes), whatever its severity;
+- ``INHIBITED_BY`` too: a deployment of the service is being watched (runbook §2: alarms are
+  watched for 10 minutes after a deployment starts): anything of the service attaches to it;
+- ``GROUPED``: another incident of the service opened within the grouping window, and this
+  signal is no more severe than it (a worse one pages on its own, as in ``context.py``);
+- ``NEW``: pages on its own.
+
+A grouped or inhibited signal still opens its *own* incident, held: it pages nobody, and the
+incident it joined lists it (``related``). Its repeats and its recovery land on it as on any
+incident, so when the cause resolves, whatever is still firing is released and pages on its
+own; whatever recovered was resolved quietly. Every signal is still recorded.
+
+``ServiceGroups`` applies the decision with the store: each service's paging and watched
+incidents are listed in one small document (``group:<service>``), read once per trigger of a
+mapped service; the hot path (``Pipeline.repeat``) never comes here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple
+
+from chalicelib.config import ResponderConfig
+from chalicelib.config.services import ServicesConfig
+from chalicelib.decisions import comms, escalation
+from chalicelib.decisions.incidents import IncidentService, Reason
+from chalicelib.decisions.words import any_phrase_in
+from chalicelib.errors import ConflictError
+from chalicelib.models import Classification, Incident, Severity, Signal, SignalKind, TimelineEntry, Transition
+from chalicelib.store import IncidentStore
+from chalicelib.store.retry import retried
+
+MAX_RELATED = 50   # (id, title) pairs an incident lists; ``related_count`` counts them all
+MAX_MEMBERS = 20   # incidents a service's group document remembers (the newest)
+IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
+
+# What explains other signals of its service, and what is explained (severity.yaml rule names).
+CAUSE_RULES = frozenset({"no-healthy-targets", "rds-failover", "rds-cluster-failover", "rds-instance-unavailable",
+                         "ecs-deployment"})
+CAUSE_KINDS = frozenset({SignalKind.ECS_DEPLOYMENT.value})
+EFFECT_RULES = frozenset({"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5xx", "managed-frontend-5xx",
+                          "lambda-api-errors", "rds-database-connections", "ecs-task-stopped",
+                          "sentry-metric-alert-critical", "sentry-metric-alert-warning", "sentry-fatal",
+                          "sentry-error"})
+EFFECT_KINDS = frozenset({SignalKind.SENTRY_ISSUE.value, SignalKind.SENTRY_EVENT_ALERT.value,
+                          SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_METRIC_ALERT.value})
+# Kinds that never send a recovery (one Sentry event each): held, they are resolved with their cause.
+ONE_SHOT_KINDS = frozenset({SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_EVENT_ALERT.value})
+# Latency and connection metrics have no rule of their own (they are Sev3 by default).
+EFFECT_METRICS = frozenset({"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
+                            "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
+                            "httpcode_elb_5xx_count", "5xxerror", "5xxerrorrate"})
+
+_ECS_SERVICE_ARN = re.compile(r":service/(?P<cluster>[^/]+)/(?P<service>[^/]+)$")
+_ECS_TASK_ARN = re.compile(r":task/(?P<cluster>[^/]+)/")
+_RDS_ARN = re.compile(r":rds:[^:]*:[^:]*:(?:db|cluster):(?P<ident>[^:]+)$")
+_DIMENSIONS = {"LoadBalancer": "load_balancer", "TargetGroup": "target_group",
+               "DBInstanceIdentifier": "rds", "DBClusterIdentifier": "rds"}
+
+
+class Relation(StrEnum):
+    GROUPED = "GROUPED"            # joins the service's incident opened within the window
+    INHIBITED_BY = "INHIBITED_BY"  # an open cause (or a watched deployment) of the service explains it
+    NEW = "NEW"                    # pages on its own
+
+
+class Role(StrEnum):
+    CAUSE = "cause"
+    EFFECT = "effect"
+    OTHER = "other"
+
+
+class Related(NamedTuple):
+    reason: Relation
+    incident: Incident | None = None
+    why: str = ""
+
+
+def service_of(signal: Signal, services: ServicesConfig) -> str | None:
+    """The service ``signal``'s resources belong to: ECS service, load balancer or target group,
+    RDS instance or cluster, Sentry project; else the first service whose alarm words it names."""
+    if not services.services:
+        return None
+    for what, value in _resources(signal):
+        found = services.find(what, value)
+        if found:
+            return found
+    names = [str(v) for v in signal.fact_values("alarm_name")]
+    if names:
+        for name, words in services.by_words():
+            if any_phrase_in(names, words):
+                return name
+    return None
+
+
+def _resources(signal: Signal) -> Iterable[tuple[str, str]]:
+    dims = dict(signal.dimensions)
+    if dims.get("ClusterName") and dims.get("ServiceName"):
+        yield "ecs", f"{dims['ClusterName']}/{dims['ServiceName']}"
+    for dimension, what in _DIMENSIONS.items():
+        if dims.get(dimension):
+            yield what, dims[dimension]
+    if signal.kind == SignalKind.ECS_DEPLOYMENT:
+        match = _ECS_SERVICE_ARN.search(signal.resource)
+        if match:
+            yield "ecs", f"{match['cluster']}/{match['service']}"
+    elif signal.kind == SignalKind.ECS_TASK:
+        group, task = signal.fact("task_group"), _ECS_TASK_ARN.search(signal.resource)
+        if isinstance(group, str) and group.startswith("service:") and task:
+            yield "ecs", f"{task['cluster']}/{group.removeprefix('service:')}"
+    elif signal.kind == SignalKind.RDS_EVENT:
+        match = _RDS_ARN.search(signal.resource)
+        if match:
+            yield "rds", match["ident"]
+    elif signal.source == "sentry":
+        for project in signal.resource.split(","):
+            yield "sentry_project", project.strip()
+
+
+def _rule(rule: str) -> str:
+    return rule.removeprefix("rule:")
+
+
+def role_of(signal: Signal, rule: str) -> Role:
+    """Cause, effect or neither: by the rule that classified it, its kind, or the metrics it watches."""
+    if _rule(rule) in CAUSE_RULES or signal.kind in CAUSE_KINDS:
+        return Role.CAUSE
+    if (_rule(rule) in EFFECT_RULES or signal.kind in EFFECT_KINDS
+            or any(str(m).lower() in EFFECT_METRICS for m in signal.fact_values("metric"))):
+        return Role.EFFECT
+    return Role.OTHER
+
+
+def is_cause(incident: Incident) -> bool:
+    return _rule(incident.rule) in CAUSE_RULES or incident.kind in CAUSE_KINDS
+
+
+def watching(incident: Incident, now: datetime) -> bool:
+    """A deployment of the service is being watched (runbook §2)."""
+    return incident.watch_until is not None and now < incident.watch_until
+
+
+def related_to(signal: Signal, open_incidents: Iterable[Incident], services: ServicesConfig, now: datetime, *,
+               rule: str = "default", severity: Severity | None = None, service: str | None = None) -> Related:
+    """What the service's open incidents make of a trigger ``signal`` (classified by ``rule`` at
+    ``severity``) whose own key has nothing open. ``service``: its service, when already known."""
+    if signal.transition is not Transition.TRIGGER:
+        return Related(Relation.NEW, None, "not a trigger")
+    service = service or service_of(signal, services)
+    if service is None:
+        return Related(Relation.NEW, None, "no service")
+    # Only incidents that are not held themselves lead a group: a held one is already explained.
+    live = [i for i in open_incidents if i.is_open and i.service == service and i.held_by is None
+            and i.key != signal.incident_key]
+
+    def newest(i: Incident) -> tuple[datetime, str]:
+        return i.opened_at, i.id
+
+    watched = [i for i in live if watching(i, now)]
+    if watched:
+        target = max(watched, key=newest)
+        return Related(Relation.INHIBITED_BY, target, f"during the watch of deployment {target.id} of {service}")
+    role = role_of(signal, rule)
+    causes = [i for i in live if i.held is None and is_cause(i)]
+    if role is Role.EFFECT and causes:
+        target = max(causes, key=newest)
+        return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}")
+    window = timedelta(minutes=services.grouping.window_minutes)
+    recent = [i for i in live if i.held is None and now - i.opened_at <= window]
+    if recent:
+        target = max(recent, key=newest)
+        if severity is not None and severity < target.severity:
+            return Related(Relation.NEW, None, f"more severe than {target.id} (SEV{target.severity.value})")
+        return Related(Relation.GROUPED, target, f"{service}'s incident {target.id} opened within "
+                                                 f"{services.grouping.window_minutes} min")
+    return Related(Relation.NEW, None, f"nothing of {service} open within the window")
+
+
+# --- incidents as the decisions leave them (pure) ---------------------------------------------
+
+
+def held(fresh: Incident, relation: Related) -> Incident:
+    """A new incident that pages nobody: no chain, no pages, no duties (its target has them)."""
+    assert relation.incident is not None
+    word = "grouped into" if relation.reason is Relation.GROUPED else "inhibited by"
+    entry = TimelineEntry(at=fresh.opened_at,
+                          what=f"held, nobody paged: {word} {relation.incident.id} ({relation.why})")
+    return fresh.noted(entry, held=f"{word} {relation.incident.id}", held_by=relation.incident.id,
+                       escalation=None, pages=(), duties=())
+
+
+def watched(fresh: Incident, minutes: int) -> Incident:
+    """A deployment in progress: its incident opened quiet, the service watched for ``minutes``."""
+    until = fresh.opened_at + timedelta(minutes=minutes)
+    entry = TimelineEntry(at=fresh.opened_at, what=f"deployment in progress: {fresh.service} watched until "
+                                                   f"{until:%H:%M:%S} UTC; any alarm of it opens this incident")
+    return fresh.noted(entry, held=f"watching the deployment until {until:%H:%M:%S} UTC", watch_until=until,
+                       escalation=None, pages=(), duties=())
+
+
+def with_related(incident: Incident, member: Incident, why: str, now: datetime) -> Incident:
+    """``incident`` listing ``member``, which it holds, on its timeline and in ``related``."""
+    related = incident.related if len(incident.related) >= MAX_RELATED else (
+        *incident.related, (member.id, member.title))
+    return incident.noted(TimelineEntry(at=now, delivery_id=None,
+                                        what=f"related: {member.title} ({member.id}, SEV{member.severity.value}), "
+                                             f"{why}; not paged"),
+                          related=related, related_count=incident.related_count + 1, last_seen=now)
+
+
+def released(incident: Incident, why: str, now: datetime, config: ResponderConfig,
+             severity: Severity | None = None) -> Incident:
+    """A held incident paging on its own from now: its chain starts (at ``severity`` if worse)."""
+    if not incident.is_open or incident.held is None:
+        return incident
+    if severity is not None and severity < incident.severity:
+        owner = config.severity.matrix[severity].owner
+        incident = incident.model_copy(update={"severity": severity, "owner": owner})
+    # a raise of its own started its chain already (incidents.raise_severity): it goes on
+    chain = incident.escalation or escalation.start(incident.severity, config, now)
+    started = incident.noted(TimelineEntry(at=now, what=f"paging on its own: {why}"), held=None, held_by=None,
+                             watch_until=None, escalation=chain)
+    started = started.model_copy(update={"duties": (*started.duties, *comms.opening_duties(started, config))})
+    return started.with_pages(*comms.founder_update(started, "opened", config, now))
+
+
+# --- the stage: the decision applied with the store -------------------------------------------
+
+
+class ServiceGroups:
+    """Holds, watches and releases incidents of mapped services; ``Pipeline`` calls it."""
+
+    def __init__(self, store: IncidentStore, incidents: IncidentService,
+                 config: Callable[[], ResponderConfig]) -> None:
+        self.store, self.incidents, self.config = store, incidents, config
+
+    def attach(self, signal: Signal, c: Classification, now: datetime) -> tuple[Reason, Incident] | None:
+        """Open ``signal``'s incident held (grouped, inhibited) or watching; None: the usual path decides."""
+        if c.service is None or signal.transition is Transition.RESOLVE:
+            return None
+        services = self.config().services
+        if signal.transition is Transition.NONE:
+            if signal.kind != SignalKind.ECS_DEPLOYMENT or signal.fact("event_name") != IN_PROGRESS:
+                return None
+            if self.store.get_open(signal.incident_key) is not None:
+                return None  # recorded on the deployment's open incident, as usual
+            minutes = services.grouping.deploy_watch_minutes
+            trigger = signal.model_copy(update={"transition": Transition.TRIGGER})
+            reason, incident = self.incidents.handle(trigger, c, now, lambda fresh: watched(fresh, minutes))
+            return (Reason.WATCHING if reason is Reason.OPENED else reason), incident  # type: ignore[return-value]
+        if self.store.get_open(signal.incident_key) is not None:
+            return None  # a repeat, a raise: its own incident decides
+        relation = related_to(signal, self.members(c.service), services, now, rule=c.rule, severity=c.severity,
+                              service=c.service)
+        target = relation.incident
+        if target is None:
+            return None
+        reason, incident = self.incidents.handle(signal, c, now, lambda fresh: held(fresh, relation))
+        if reason is not Reason.OPENED or incident is None:
+            return (reason, incident) if incident is not None else None
+        self.incidents.update(target.id, lambda i: with_related(i, incident, relation.why, now))
+        return (Reason.GROUPED if relation.reason is Relation.GROUPED else Reason.INHIBITED), incident
+
+    def members(self, service: str) -> list[Incident]:
+        doc, _ = self.store.get_doc(f"group:{service}")
+        found = (self.store.get(str(i)) for i in (doc or {}).get("incidents", []))
+        return [i for i in found if i is not None and i.is_open]
+
+    def register(self, incident: Incident) -> None:
+        """Remember a paging or watched incident as one its service's next signals may join."""
+        if incident.service is None:
+            return
+        key = f"group:{incident.service}"
+
+        def attempt() -> None:
+            doc, version = self.store.get_doc(key)
+            ids = [str(i) for i in (doc or {}).get("incidents", []) if str(i) != incident.id]
+            open_ids = [i.id for i in (self.store.get(i) for i in ids[-MAX_MEMBERS:]) if i is not None and i.is_open]
+            self.store.put_doc(key, {"incidents": [*open_ids[-(MAX_MEMBERS - 1):], incident.id]}, version)
+        try:
+            retried(attempt, what=key)
+        except ConflictError:
+            pass  # the incident pages either way; only grouping with it is lost

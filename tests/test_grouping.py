@@ -1,0 +1,264 @@
+"""Services, grouping and inhibition (issue 14 §2): the service map, ``related_to``, the stage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import config
+from chalicelib.config.services import ServicesConfig
+from chalicelib.decisions import grouping
+from chalicelib.decisions.grouping import Relation, related_to, service_of
+from chalicelib.errors import ConfigError
+from chalicelib.handlers import on_event
+from chalicelib.models import Incident, IncidentStatus, PageKind, Severity, Signal
+from chalicelib.sources import to_signals
+from chalicelib.store.dynamodb import DynamoStore
+from chalicelib.store.sqlite import SqliteStore
+from chalicelib.wiring import Deps
+from tests.conftest import CONFIG, EVENTS_DIR, FakeClock, RecordingChannel, copy_config, create_table, make_deps
+
+NIGHT = EVENTS_DIR / "night"
+SERVICES = CONFIG.services
+AT = datetime(2025, 3, 15, 6, 0, 5, tzinfo=UTC)
+
+
+def night(name: str) -> Any:
+    return json.loads((NIGHT / name).read_text())
+
+
+def signal_of(name: str) -> Signal:
+    payload = night(name)
+    if "httpMethod" in payload:  # a signed Sentry webhook: the body is what converts
+        payload = json.loads(payload["body"])
+    return to_signals(payload, AT, "test")[0]
+
+
+def incident(key: str, *, service: str | None = "credentialing-api", rule: str = "rule:rds-failover",
+             kind: str = "rds_event", severity: Severity = Severity.SEV2, opened: datetime = AT, **extra: Any) -> Incident:
+    return Incident(id=f"inc-{key}", key=key, kind=kind, title=key, severity=severity, owner="engineering-oncall",
+                    playbook=None, rule=rule, opened_at=opened, last_seen=opened, service=service, **extra)
+
+
+# --- the service map ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [
+    "01-rds-failover-started.json",            # RDS event: the DB instance ARN
+    "02-sentry-error-operationalerror.json",   # Sentry error: the project id
+    "04-sentry-issue-created-pool-timeout.json",  # Sentry issue: the project slug
+    "06-alarm-5xx.json",                       # alarm: LoadBalancer dimension
+    "07-alarm-db-connections.json",            # alarm: DBInstanceIdentifier dimension
+    "08-alarm-latency.json",                   # EventBridge alarm: LoadBalancer dimension
+    "09-sentry-metric-critical.json",          # Sentry metric alert: its projects
+    "15-deploy-in-progress.json",              # ECS deployment: the service ARN
+    "16-task-stopped-health-check.json",       # ECS task: its cluster and service group
+    "18-alarm-unhealthy-hosts.json",           # alarm: TargetGroup dimension
+])
+def test_service_of_finds_the_service_of_every_source(name: str) -> None:
+    assert service_of(signal_of(name), SERVICES) == "credentialing-api"
+
+
+def test_service_of_uses_alarm_words_only_when_no_resource_says() -> None:
+    event = night("06-alarm-5xx.json")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["Trigger"]["Dimensions"] = [{"name": "LoadBalancer", "value": "app/other-alb/1"}]
+    message["AlarmName"] = "Credentialing queue depth"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    assert service_of(to_signals(event, AT, "test")[0], SERVICES) == "credentialing-api"
+    message["AlarmName"] = "billing queue depth"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    assert service_of(to_signals(event, AT, "test")[0], SERVICES) is None
+
+
+def test_service_of_is_none_without_a_service_map() -> None:
+    assert service_of(signal_of("06-alarm-5xx.json"), ServicesConfig()) is None
+
+
+def test_the_shipped_config_holds_an_example_service() -> None:
+    assert "credentialing-api" in config.load().services.services
+
+
+def test_cause_and_effect_rules_name_rules_of_the_severity_matrix() -> None:
+    names = {rule.name for rule in CONFIG.severity.rules}
+    assert grouping.CAUSE_RULES <= names and grouping.EFFECT_RULES <= names
+
+
+def write_services(tmp_path: Path, text: str) -> Path:
+    copy_config(tmp_path)
+    (tmp_path / "services.yaml").write_text(text)
+    return tmp_path
+
+
+def test_services_config_refuses_an_unknown_field_naming_the_entry(tmp_path: Path) -> None:
+    folder = write_services(tmp_path, "services:\n  billing:\n    ecs_clustr: prod\n")
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "services.billing.ecs_clustr" in str(error.value)
+
+
+def test_services_config_refuses_a_resource_of_two_services(tmp_path: Path) -> None:
+    folder = write_services(tmp_path, "services:\n  billing:\n    rds: [shared-db]\n"
+                                      "  ledger:\n    rds: [Shared-DB]\n")
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "services.ledger.rds" in str(error.value) and "billing" in str(error.value)
+
+
+def test_without_services_yaml_no_signal_has_a_service(tmp_path: Path) -> None:
+    assert config.load(copy_config(tmp_path)).services.services == {}
+
+
+# --- related_to (pure) ----------------------------------------------------------------------
+
+
+def test_an_effect_is_inhibited_by_an_open_cause_of_its_service_whatever_its_age() -> None:
+    cause = incident("rds:failover", opened=AT - timedelta(hours=3))
+    found = related_to(signal_of("06-alarm-5xx.json"), [cause], SERVICES, AT, rule="rule:load-balancer-5xx",
+                       severity=Severity.SEV1)
+    assert (found.reason, found.incident) == (Relation.INHIBITED_BY, cause)
+
+
+def test_a_sentry_spike_is_an_effect() -> None:
+    cause = incident("rds:failover")
+    assert related_to(signal_of("09-sentry-metric-critical.json"), [cause], SERVICES, AT).reason is \
+        Relation.INHIBITED_BY
+
+
+def test_a_signal_of_another_service_or_of_none_is_new() -> None:
+    other = incident("rds:failover", service="billing")
+    assert related_to(signal_of("06-alarm-5xx.json"), [other], SERVICES, AT).reason is Relation.NEW
+    assert related_to(signal_of("06-alarm-5xx.json"), [incident("x")], ServicesConfig(), AT).reason is Relation.NEW
+
+
+def test_within_the_window_a_signal_groups_unless_it_is_more_severe() -> None:
+    open_ = incident("alarm:5xx", rule="rule:load-balancer-5xx", kind="alarm")  # an effect: it inhibits nothing
+    latency = signal_of("08-alarm-latency.json")
+    assert related_to(latency, [open_], SERVICES, AT, severity=Severity.SEV3).reason is Relation.GROUPED
+    assert related_to(latency, [open_], SERVICES, AT, severity=Severity.SEV1).reason is Relation.NEW
+    later = AT + timedelta(minutes=SERVICES.grouping.window_minutes + 1)
+    assert related_to(latency, [open_], SERVICES, later, severity=Severity.SEV3).reason is Relation.NEW
+
+
+def test_a_watched_deployment_takes_any_alarm_of_its_service() -> None:
+    deploy = incident("ecs-service:x", kind="ecs_deployment", rule="rule:ecs-deployment", held="watching",
+                      watch_until=AT + timedelta(minutes=10))
+    unhealthy = signal_of("18-alarm-unhealthy-hosts.json")
+    found = related_to(unhealthy, [deploy], SERVICES, AT, severity=Severity.SEV1)
+    assert (found.reason, found.incident) == (Relation.INHIBITED_BY, deploy)
+    # after the watch, a quiet deployment explains nothing
+    assert related_to(unhealthy, [deploy], SERVICES, AT + timedelta(minutes=11)).reason is Relation.NEW
+
+
+def test_held_incidents_and_recoveries_lead_nothing() -> None:
+    held = incident("rds:failover", held="inhibited by inc-y", held_by="inc-y")
+    assert related_to(signal_of("06-alarm-5xx.json"), [held], SERVICES, AT).reason is Relation.NEW
+    assert related_to(signal_of("11-alarm-5xx-ok.json"), [incident("rds:f")], SERVICES, AT).reason is Relation.NEW
+
+
+def test_a_resolved_cause_inhibits_nothing() -> None:
+    cause = incident("rds:failover", status=IncidentStatus.RESOLVED)
+    assert related_to(signal_of("06-alarm-5xx.json"), [cause], SERVICES, AT).reason is Relation.NEW
+
+
+# --- the stage, on both stores ----------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def night_deps(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deps, RecordingChannel, FakeClock]]:
+    clock, channel = FakeClock(AT), RecordingChannel()
+    if request.param == "sqlite":
+        yield make_deps(SqliteStore(tmp_path / "g.db"), clock, channel), channel, clock
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        yield make_deps(DynamoStore(create_table(client), client=client), clock, channel), channel, clock
+
+
+def feed(deps: Deps, name: str) -> dict[str, Any]:
+    outcome: dict[str, Any] = on_event(night(name), "test", deps)["outcomes"][0]
+    return outcome
+
+
+def actionable(channel: RecordingChannel) -> list[str]:
+    return [p.text for p in channel.sent if p.kind in (PageKind.TRIGGER, PageKind.ESCALATION)]
+
+
+def test_an_inhibited_effect_pages_nobody_and_pages_when_its_cause_resolves_while_it_fires(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    cause = feed(deps, "01-rds-failover-started.json")
+    assert cause["reason"] == "OPENED" and len(actionable(channel)) == 1
+    assert "service credentialing-api" in actionable(channel)[0]
+    clock.advance(seconds=60)
+    effect = feed(deps, "06-alarm-5xx.json")
+    assert effect["reason"] == "INHIBITED" and len(actionable(channel)) == 1
+    held = deps.store.get(effect["incident_id"])
+    assert held is not None and held.held_by == cause["incident_id"] and held.pages == ()
+    assert deps.store.get(cause["incident_id"]).related_count == 1  # type: ignore[union-attr]
+
+    clock.advance(minutes=5)
+    deps.pipeline.resolve(cause["incident_id"], by="alice")
+    notice = [p.text for p in channel.sent if p.kind is PageKind.RESOLVE]
+    assert notice and "related (1): credentialing-api-alb-5xx-high" in notice[0]
+    pages = actionable(channel)
+    assert len(pages) == 2 and "credentialing-api-alb-5xx-high" in pages[1]  # still firing: it pages now
+    released = deps.store.get(effect["incident_id"])
+    assert released is not None and released.held is None and released.escalation is not None
+
+
+def test_an_effect_that_recovers_under_its_cause_is_resolved_quietly(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    cause = feed(deps, "01-rds-failover-started.json")
+    effect = feed(deps, "06-alarm-5xx.json")
+    clock.advance(minutes=3)
+    assert feed(deps, "11-alarm-5xx-ok.json")["reason"] == "RESOLVED"
+    deps.pipeline.resolve(cause["incident_id"], by="alice")
+    assert len(actionable(channel)) == 1
+    assert [p for p in channel.sent if p.incident_id == effect["incident_id"]] == []  # not even a notice
+
+
+def test_a_deployment_in_progress_is_watched_and_its_first_alarm_pages_once_with_the_rollback(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    watch = feed(deps, "15-deploy-in-progress.json")
+    assert watch["reason"] == "WATCHING" and actionable(channel) == []
+    clock.advance(minutes=3)
+    alarm = feed(deps, "18-alarm-unhealthy-hosts.json")
+    assert alarm["reason"] == "INHIBITED"
+    deploy = deps.store.get(watch["incident_id"])
+    assert deploy is not None and deploy.held is None and deploy.severity is Severity.SEV1
+    assert len(actionable(channel)) == 1 and "ecs_deployment" in actionable(channel)[0]
+    assert deploy.playbook_outcome is not None  # the rollback was planned on the alarm's evidence
+    clock.advance(seconds=30)
+    assert feed(deps, "19-alarm-5xx-deploy.json")["reason"] == "INHIBITED"
+    assert feed(deps, "22-deploy-failed.json")["reason"] == "ALREADY_OPEN"
+    assert len(actionable(channel)) == 1
+
+
+def test_a_watched_deployment_that_fails_on_its_own_pages(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    watch = feed(deps, "15-deploy-in-progress.json")
+    clock.advance(minutes=4)
+    assert feed(deps, "22-deploy-failed.json")["reason"] == "ALREADY_OPEN"
+    assert len(actionable(channel)) == 1
+    assert deps.store.get(watch["incident_id"]).held is None  # type: ignore[union-attr]
+
+
+def test_a_quiet_deployment_that_completes_resolves_without_a_word(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    watch = feed(deps, "15-deploy-in-progress.json")
+    clock.advance(minutes=12)
+    assert feed(deps, "29-deploy-completed.json")["reason"] == "RESOLVED"
+    assert channel.sent == []
+    assert deps.store.get(watch["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
