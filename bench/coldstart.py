@@ -86,7 +86,7 @@ step("floor: boto3 + DynamoDB client", lambda: __import__("boto3").client("dynam
 step("import app (chalice, observability, gateway)", lambda: __import__("app"))
 step("pydantic (the package)", lambda: __import__("pydantic"))
 step("pydantic BaseModel and Field (its model machinery)", lambda: __import__("pydantic.fields"))
-step("chalicelib.models (classes declared; validators built on first use)", lambda: __import__("chalicelib.models"))
+step("chalicelib.models (the core model classes built)", lambda: __import__("chalicelib.models"))
 step("chalicelib.settings (Settings built)", lambda: __import__("chalicelib.settings"))
 step("chalicelib.config (config classes)", lambda: __import__("chalicelib.config"))
 step("chalicelib.sources.sns", lambda: __import__("chalicelib.sources.sns"))
