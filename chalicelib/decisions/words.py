@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 STEM = "*"
@@ -30,6 +31,7 @@ def tokens(text: str) -> tuple[str, ...]:
     return tuple(t.lower() for t in _TOKEN.findall(text))
 
 
+@lru_cache(maxsize=4096)  # rule words are config: tokenised once, not at every signal a rule is tried on
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
     """A rule word's tokens; a trailing ``*`` stays on the last token (a stem)."""
     found = tokens(phrase)
