@@ -237,3 +237,22 @@ def test_whole_token_phrases_match_as_token_by_token(haystack: list[str], phrase
     phrase = [w for w in phrase[:-1] if not w.endswith("*")] + phrase[-1:]  # a stem only ends a phrase
     assert words.contains_phrase(tuple(haystack), tuple(phrase)) == _contains_token_by_token(
         tuple(haystack), tuple(phrase))
+
+
+def _any_phrase_in_as_written(texts: list[str], phrases: list[str]) -> bool:
+    """The rule as written before its fast path: every phrase tried on every text's tokens."""
+    wanted = [words.phrase_tokens(p) for p in phrases]
+    for text in texts:
+        hay, joined = words.tokens(text), words._case_joined(text)
+        if any(_contains_token_by_token(hay, w) or (len(w) == 1 and w[0] in joined) for w in wanted):
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["OAuth", "AIGateway", "audit-log-in-s3", "LoginFailures", "author", "idea",
+                                 "AuthenticatedUsers", "api gateway 5xx", "x"]), max_size=3),
+       st.lists(st.sampled_from(["oauth", "aigateway", "login", "auth", "authenticat*", "dea", "api gateway",
+                                 "gateway 5xx", "log in", "", "auth*"]), max_size=4))
+def test_rule_words_match_as_they_did_token_by_token(texts: list[str], phrases: list[str]) -> None:
+    assert words.any_phrase_in(texts, phrases) == _any_phrase_in_as_written(texts, phrases)

@@ -66,10 +66,29 @@ def _case_joined(text: str) -> set[str]:
 
 
 def any_phrase_in(texts: Iterable[str], phrases: Iterable[str]) -> bool:
-    wanted = [phrase_tokens(p) for p in phrases]
+    # A new incident's classification tries every rule's words on every text: one-word rules are
+    # one set intersection per text; stems and several-word phrases are matched token by token.
+    words, stems, longer = _wanted(tuple(phrases))
     for text in texts:
-        hay = tokens(text)
-        joined = _case_joined(text)
-        if any(contains_phrase(hay, w) or (len(w) == 1 and w[0] in joined) for w in wanted):
+        hay, seen = _text_tokens(text)
+        if (not words.isdisjoint(seen) or (stems and any(h.startswith(stems) for h in hay))
+                or any(contains_phrase(hay, w) for w in longer)):
             return True
     return False
+
+
+@lru_cache(maxsize=1024)
+def _wanted(phrases: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """One-word rules (matched whole, or as two tokens a case change split), one-word stems (as
+    prefixes: ``auth*`` → ``auth``), and longer phrases."""
+    wanted = [phrase_tokens(p) for p in phrases]
+    return (frozenset(w[0] for w in wanted if len(w) == 1 and not w[0].endswith(STEM)),
+            tuple(w[0][:-1] for w in wanted if len(w) == 1 and w[0].endswith(STEM)),
+            tuple(w for w in wanted if len(w) > 1))
+
+
+@lru_cache(maxsize=4096)
+def _text_tokens(text: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``text``'s tokens, and the set of them with the case-split pairs joined."""
+    hay = tokens(text)
+    return hay, frozenset(hay) | _case_joined(text)
