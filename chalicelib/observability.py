@@ -40,27 +40,35 @@ class LambdaInvocation:
     """The Lambda context of the invocation being handled, for every log line it writes.
 
     ``bind`` runs at the start of each invocation (app.py's middleware); outside one (the
-    CLI, tests) only what the environment says is known. The fields fixed for an invocation
-    (service, context, X-Ray trace id) are JSON-encoded once, at ``bind``, not on every line."""
+    CLI, tests) only what the environment says is known. ``bind`` only keeps the context: its
+    fields are read, and with the service and X-Ray trace id JSON-encoded, once, at the
+    invocation's first log line, so an invocation that writes none (a storm's repeat below
+    INFO) pays nothing for them."""
 
     def __init__(self) -> None:
         self.cold_start = True
         self.fields: dict[str, Any] = {}
+        self._context: Any = None
+        self._bound = False
+        self._bound_cold = True
         self._encoded: str | None = None
 
     def bind(self, context: Any) -> None:
-        self.fields = {
-            "cold_start": self.cold_start,
-            "function_name": str(getattr(context, "function_name", "") or ""),
-            "function_memory_size": _int(getattr(context, "memory_limit_in_mb", 0)),
-            "function_arn": str(getattr(context, "invoked_function_arn", "") or ""),
-            "function_request_id": str(getattr(context, "aws_request_id", "") or ""),
-        }
+        self._context, self._bound, self._bound_cold = context, True, self.cold_start
         self.cold_start = False
-        self._encoded = _encode_fixed(self.fields)  # the runtime sets the trace id before the handler runs
+        self.fields, self._encoded = {}, None
 
     def current(self) -> dict[str, Any]:
-        if self.fields:
+        if self._bound:
+            if not self.fields:
+                context = self._context
+                self.fields = {
+                    "cold_start": self._bound_cold,
+                    "function_name": str(getattr(context, "function_name", "") or ""),
+                    "function_memory_size": _int(getattr(context, "memory_limit_in_mb", 0)),
+                    "function_arn": str(getattr(context, "invoked_function_arn", "") or ""),
+                    "function_request_id": str(getattr(context, "aws_request_id", "") or ""),
+                }
             return self.fields
         name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")  # a Lambda entry point that has no middleware
         if not name:
@@ -70,9 +78,11 @@ class LambdaInvocation:
 
     def encoded(self) -> str:
         """``"service": …, <context fields>, "xray_trace_id": …`` as JSON members, without braces."""
-        if self.fields and self._encoded is not None:
-            return self._encoded
-        return _encode_fixed(self.current())  # unbound: the environment may change, read it each time
+        if not self._bound:
+            return _encode_fixed(self.current())  # unbound: the environment may change, read it each time
+        if self._encoded is None:  # the runtime sets the trace id before the handler runs
+            self._encoded = _encode_fixed(self.current())
+        return self._encoded
 
 
 # One encoder, built once: json.dumps with any option builds a new one per call.

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from chalicelib.decisions import words
 from chalicelib.decisions.classify import classify
 from chalicelib.handlers import on_event
 from chalicelib.models import IncidentStatus
@@ -130,13 +133,48 @@ def test_the_glance_reads_only_one_cloudwatch_alarm_in_alarm() -> None:
     assert sns.repeat_glance(trigger(1, AlarmDescription="severity: SEV1")).alarm != glance.alarm
     two = trigger(1)
     two["Records"] *= 2
-    nan = trigger(1)
-    nan["Records"][0]["Sns"]["Message"] = nan["Records"][0]["Sns"]["Message"][:-1] + ', "x": NaN}'
     deep = trigger(1)
     deep["Records"][0]["Sns"]["Message"] = "[" * 100_000
-    for event in (two, nan, deep, load_event("sns-cloudwatch-alarm-ok.json"),
+    for event in (two, deep, load_event("sns-cloudwatch-alarm-ok.json"),
                   load_event("sns-http-notification-cloudwatch-alarm.json"), {"Records": "x"}, [], "text"):
         assert sns.repeat_glance(event) is None
+
+
+def test_the_glance_ignores_only_the_per_delivery_members_of_the_alarm_message() -> None:
+    glance = sns.repeat_glance(trigger(1, OldStateValue="OK")).alarm  # re-encoded like the others
+    per_delivery = trigger(2, StateChangeTime="2025-03-14T15:00:00.000+0000", OldStateValue="INSUFFICIENT_DATA",
+                           NewStateReason='Threshold Crossed: 1 datapoint [99.0 (14/03/25 15:00:00)] "quoted"')
+    assert sns.repeat_glance(per_delivery).alarm == glance
+    for change in ({"AlarmActions": []}, {"Trigger": {"Threshold": 11.0}}, {"Region": "EU (Ireland)"},
+                   {"Unexpected": {"StateChangeTime": 1}}, {"StateChangeTime": None}):
+        assert sns.repeat_glance(trigger(1, **change)).alarm != glance, change
+
+
+def test_blanking_keeps_keys_inside_strings_and_changes_nothing_else() -> None:
+    assert sns.blanked('{"StateChangeTime" : "a\\"b", "x": "y"}') == '{"StateChangeTime" : "", "x": "y"}'
+    inside = '{"a": "\\"StateChangeTime\\": \\"v\\"", "OldStateValue": "OK"}'
+    assert sns.blanked(inside) == '{"a": "\\"StateChangeTime\\": \\"v\\"", "OldStateValue": ""}'
+    # a key that ends inside a value already blanked is no key; an invalid escape is no string
+    assert sns.blanked('{"NewStateReason":"x\\"OldStateValue":"y"}') == '{"NewStateReason":"":"y"}'
+    assert sns.blanked('{"NewStateReason":"\\uZZZZ"}') == '{"NewStateReason":"\\uZZZZ"}'
+
+
+@pytest.mark.parametrize("text", ['{"AlarmName": "a", "NewStateValue": "ALARM", "x": NaN, "StateChangeTime": "%s"}',
+                                  '{"AlarmName": "a", "NewStateValue": "ALARM", "StateChangeTime": "%s"',
+                                  '{"NewStateValue": "ALARM", "StateChangeTime": "%s"}'])
+def test_a_message_the_full_path_refuses_is_never_counted_blind(hot: Deps, text: str) -> None:
+    """The glance does not parse: what the full path does not open an incident for (NaN, not JSON,
+    not an alarm) is never remembered, so each delivery keeps its own record and raw payload."""
+    spy = CountingStore(hot.store)
+    hot.pipeline.store = spy
+    for n in range(3):
+        event = trigger(n)
+        event["Records"][0]["Sns"]["Message"] = text % f"2025-03-14T14:0{n}:00.000+0000"
+        assert sns.repeat_glance(event) is not None
+        outcome = handled(hot, event)
+        assert outcome["kind"] == "unknown" and "record_repeat" not in spy.used
+        assert hot.store.get_delivery(outcome["delivery_id"])["outcome"]["raw_sha256"]
+    assert not hot.pipeline._counted
 
 
 @pytest.mark.parametrize("name", [n for n in inbound_event_files() if n.startswith("sns-")])
@@ -181,3 +219,40 @@ def test_purge_drops_only_expired_records_and_long_abandoned_leases(tmp_path: Pa
     assert store.get_delivery("abandoned") is None and store.get_delivery("live") is not None
     assert store.get_delivery("kept") is not None
     assert json.dumps(store.get_delivery("kept")) == '{"status": "done", "outcome": {}}'
+
+
+def _contains_token_by_token(haystack: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """The rule as written before its fast path: every window compared token by token."""
+    n = len(phrase)
+    return n > 0 and any(all(h.startswith(w[:-1]) if w.endswith("*") else h == w
+                             for h, w in zip(haystack[i:i + n], phrase, strict=True))
+                         for i in range(len(haystack) - n + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["auth", "author", "login", "o", "api", "gateway"]), max_size=8),
+       st.lists(st.sampled_from(["auth", "author", "login", "o", "api", "gateway", "auth*", "gate*"]), max_size=3))
+def test_whole_token_phrases_match_as_token_by_token(haystack: list[str], phrase: list[str]) -> None:
+    """A new incident's classification tries every rule's words: its fast path changes no answer."""
+    phrase = [w for w in phrase[:-1] if not w.endswith("*")] + phrase[-1:]  # a stem only ends a phrase
+    assert words.contains_phrase(tuple(haystack), tuple(phrase)) == _contains_token_by_token(
+        tuple(haystack), tuple(phrase))
+
+
+def _any_phrase_in_as_written(texts: list[str], phrases: list[str]) -> bool:
+    """The rule as written before its fast path: every phrase tried on every text's tokens."""
+    wanted = [words.phrase_tokens(p) for p in phrases]
+    for text in texts:
+        hay, joined = words.tokens(text), words._case_joined(text)
+        if any(_contains_token_by_token(hay, w) or (len(w) == 1 and w[0] in joined) for w in wanted):
+            return True
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["OAuth", "AIGateway", "audit-log-in-s3", "LoginFailures", "author", "idea",
+                                 "AuthenticatedUsers", "api gateway 5xx", "x"]), max_size=3),
+       st.lists(st.sampled_from(["oauth", "aigateway", "login", "auth", "authenticat*", "dea", "api gateway",
+                                 "gateway 5xx", "log in", "", "auth*"]), max_size=4))
+def test_rule_words_match_as_they_did_token_by_token(texts: list[str], phrases: list[str]) -> None:
+    assert words.any_phrase_in(texts, phrases) == _any_phrase_in_as_written(texts, phrases)

@@ -162,3 +162,23 @@ def test_each_invocation_lines_carry_its_own_trace_id_and_request_id(monkeypatch
         ("first-request", "1-aaaa", True), ("second-request", "1-bbbb", False)]
     assert set(lines[0]) == POWERTOOLS_FIELDS | {"xray_trace_id", "logger", "outcome"}
     assert lines[0]["outcome"] == {"reason": "NEW_INCIDENT", "pages": 1} and lines[0]["location"].endswith(":7")
+
+
+def test_an_invocation_that_writes_no_line_reads_nothing_of_its_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17 goal 1: binding is on every event's path; the context is read at the first line only."""
+    reads: list[str] = []
+
+    class Context:
+        def __getattr__(self, name: str) -> str:
+            reads.append(name)
+            return "on_alarm_sns" if name == "function_name" else "7"
+
+    invocation = observability.LambdaInvocation()
+    monkeypatch.setattr(observability, "_encode_fixed", lambda fields: reads.append("encoded") or "")
+    for _ in range(3):
+        invocation.bind(Context())
+    assert reads == []
+    invocation.encoded()
+    invocation.encoded()
+    assert reads.count("encoded") == 1 and "function_name" in reads
+    assert invocation.current()["cold_start"] is False  # the third invocation's

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from chalicelib.models import (
 )
 from chalicelib.store import Claim, Repeat, bounds, full_timeline, open_store
 from chalicelib.store.dynamodb import DynamoStore
+from chalicelib.store.sqlite import SqliteStore
 from tests.conftest import CONFIG, T0
 
 
@@ -333,3 +336,40 @@ def test_a_raised_incident_counts_its_new_severity_and_a_resolved_one_nothing(an
     any_store.save(any_store.get("inc-1").model_copy(update={"status": IncidentStatus.RESOLVED}))
     assert any_store.record_repeat("r-2", "inc-1", Severity.SEV1, {}, T0, 14) is Repeat.NOT_COUNTABLE
     assert any_store.get("inc-1").count == raised.count + 1
+
+
+def test_record_repeat_takes_over_an_abandoned_lease_and_a_forgotten_record(any_store: Any) -> None:
+    countable(any_store)
+    assert any_store.claim_delivery("r-1", T0, 60) is Claim.CLAIMED  # its worker died
+    assert any_store.record_repeat("r-1", "inc-1", 2, {"n": 1}, T0 + timedelta(seconds=61), 14) is Repeat.COUNTED
+    assert any_store.get_delivery("r-1") == {"status": "done", "outcome": {"n": 1}}
+    past_window = T0 + timedelta(days=15)
+    assert any_store.record_repeat("r-1", "inc-1", 2, {"n": 2}, past_window, 14) is Repeat.COUNTED
+    assert any_store.get_delivery("r-1") == {"status": "done", "outcome": {"n": 2}}
+    assert any_store.get("inc-1").count == 12
+
+
+def test_a_sqlite_repeat_is_one_statement_and_a_refused_one_writes_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "x.db")
+    countable(store)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    assert store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.COUNTED
+    # one statement (traced once per trigger step): no BEGIN, SELECT or COMMIT round trips of its own
+    assert len(set(statements)) == 1 and statements[0].startswith("INSERT INTO repeat_requests")
+    assert store.record_repeat("r-2", "inc-1", Severity.SEV1, {}, T0, 14) is Repeat.NOT_COUNTABLE
+    assert store.get_delivery("r-2") is None and store.get("inc-1").count == 11
+
+
+def test_a_sqlite_repeat_waits_for_another_process_s_write_lock_then_fails_cleanly(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "x.db", busy_timeout_s=0.01)
+    countable(store)
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process mid-write
+    try:
+        with pytest.raises(StoreError, match="busy"):
+            store.record_repeat("r-1", "inc-1", 2, {}, T0, 14)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.COUNTED

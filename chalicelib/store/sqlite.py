@@ -11,7 +11,11 @@ same transaction as the incident write that added it.
 
 A repeat past the timeline's repeat entries (``record_repeat``) touches three columns of the
 incident row (``repeats``, ``repeat_seen``, ``version``), never its ``doc``: every read adds
-them in, and the next full write folds them into the doc. Expired delivery records are purged
+them in, and the next full write folds them into the doc. It is one statement, an INSERT into the
+``repeat_requests`` view whose trigger does the work (a single write statement takes the write
+lock first, as ``BEGIN IMMEDIATE`` does; its ``RAISE(ABORT)`` undoes it all). Durability is
+unchanged: WAL with ``synchronous=NORMAL`` (a commit survives a process crash; a power loss may
+drop the last commits, never corrupt the file). Expired delivery records are purged
 every ``PURGE_EVERY`` completed deliveries, so the file stays the size of the dedupe window.
 """
 
@@ -49,12 +53,30 @@ CREATE TABLE IF NOT EXISTS timeline (
     incident_id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (incident_id, seq)
 );
 CREATE TABLE IF NOT EXISTS docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE VIEW IF NOT EXISTS repeat_requests AS SELECT NULL AS delivery_id, NULL AS incident_id, NULL AS severity,
+    NULL AS outcome, NULL AS ts, NULL AS expires_at, NULL AS seen;
+CREATE TRIGGER IF NOT EXISTS repeat_counted_v1 INSTEAD OF INSERT ON repeat_requests BEGIN
+    SELECT RAISE(ABORT, 'in_progress') FROM deliveries WHERE id = NEW.delivery_id AND status = 'leased'
+        AND NOT coalesce(lease_until <= NEW.ts, 0);
+    SELECT RAISE(ABORT, 'duplicate') FROM deliveries WHERE id = NEW.delivery_id AND status <> 'leased'
+        AND NOT (status = 'done' AND coalesce(expires_at <= NEW.ts, 0));
+    SELECT RAISE(ABORT, 'not_countable') WHERE NOT EXISTS (SELECT 1 FROM incidents WHERE id = NEW.incident_id
+        AND repeat_sev IS NOT NULL AND repeat_sev <= NEW.severity);
+    INSERT OR REPLACE INTO deliveries (id, status, lease_until, expires_at, outcome)
+        VALUES (NEW.delivery_id, 'done', NULL, NEW.expires_at, NEW.outcome);
+    UPDATE incidents SET repeats = repeats + 1, version = version + 1,
+        repeat_seen = max(coalesce(repeat_seen, ''), NEW.seen) WHERE id = NEW.incident_id;
+END;
 """
 # Columns added since the first layout: a file written before them gets them on open.
 _ADDED_COLUMNS = {"repeats": "INTEGER NOT NULL DEFAULT 0", "repeat_seen": "TEXT", "repeat_sev": "INTEGER"}
 # What every read of incidents takes: the doc and the counters record_repeat keeps beside it.
 _INCIDENT_BY_ID = "SELECT doc, version, repeats, repeat_seen FROM incidents WHERE id = ?"
 _INCIDENTS = "SELECT doc, version, repeats, repeat_seen FROM incidents ORDER BY opened_at, id"
+_REPEAT = "INSERT INTO repeat_requests VALUES (?, ?, ?, ?, ?, ?, ?)"
+_REFUSED = {"in_progress": Repeat.IN_PROGRESS, "duplicate": Repeat.DUPLICATE, "not_countable": Repeat.NOT_COUNTABLE}
+# One encoder, built once: json.dumps with an option builds a new one per call.
+_encode = json.JSONEncoder(default=str).encode
 
 
 class SqliteStore:
@@ -121,40 +143,25 @@ class SqliteStore:
         expires = (now + timedelta(days=keep_days)).timestamp()
         with self._lock:  # a single statement commits atomically on its own
             self._conn.execute("INSERT OR REPLACE INTO deliveries (id, status, expires_at, outcome) "
-                               "VALUES (?, 'done', ?, ?)", (delivery_id, expires, json.dumps(outcome, default=str)))
+                               "VALUES (?, 'done', ?, ?)", (delivery_id, expires, _encode(outcome)))
             self._count_completed(now)
 
     def record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: dict[str, Any],
                       now: datetime, keep_days: int) -> Repeat:
+        # One INSERT into the ``repeat_requests`` view, whose trigger applies the claim's rule (new,
+        # abandoned lease, or forgotten record), completes the delivery and counts the repeat: one
+        # statement is one write transaction (SQLite takes the write lock before the trigger's
+        # first read, like BEGIN IMMEDIATE), and a RAISE(ABORT) undoes all of it, so a refused
+        # repeat leaves the delivery unclaimed for the full path. One round trip instead of four.
         ts = now.timestamp()
-        expires = ts + keep_days * 86400
-        try:
-            return self._record_repeat(delivery_id, incident_id, severity, json.dumps(outcome, default=str),
-                                       now, ts, expires)
-        except _NotCountable:  # rolled back: the delivery stays unclaimed for the full path
-            return Repeat.NOT_COUNTABLE
-
-    def _record_repeat(self, delivery_id: str, incident_id: str, severity: int, outcome: str, now: datetime,
-                       ts: float, expires: float) -> Repeat:
-        with self._write() as db:
-            # the claim's rule (new, abandoned lease, or forgotten record), completed at once
-            claimed = db.execute(
-                "INSERT INTO deliveries (id, status, expires_at, outcome) VALUES (?, 'done', ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET status = 'done', lease_until = NULL, "
-                "expires_at = excluded.expires_at, outcome = excluded.outcome "
-                "WHERE (deliveries.status = 'leased' AND deliveries.lease_until <= ?) "
-                "OR (deliveries.status = 'done' AND deliveries.expires_at <= ?)",
-                (delivery_id, expires, outcome, ts, ts)).rowcount
-            if claimed != 1:
-                row = db.execute("SELECT status FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-                return Repeat.IN_PROGRESS if row and row[0] == "leased" else Repeat.DUPLICATE
-            counted = db.execute(
-                "UPDATE incidents SET repeats = repeats + 1, version = version + 1, "
-                "repeat_seen = max(coalesce(repeat_seen, ''), ?) "
-                "WHERE id = ? AND repeat_sev IS NOT NULL AND repeat_sev <= ?",
-                (now.isoformat(), incident_id, severity)).rowcount
-            if counted != 1:
-                raise _NotCountable()
+        with self._lock:
+            try:
+                self._conn.execute(_REPEAT, (delivery_id, incident_id, severity, _encode(outcome), ts,
+                                             ts + keep_days * 86400, now.isoformat()))
+            except sqlite3.IntegrityError as exc:
+                return _REFUSED.get(str(exc), Repeat.NOT_COUNTABLE)
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"sqlite store busy: {exc}") from exc
             self._count_completed(now)
         return Repeat.COUNTED
 
@@ -278,9 +285,6 @@ class SqliteStore:
             if done != 1:
                 raise ConflictError(f"document {key} changed since version {expected_version}")
 
-
-class _NotCountable(Exception):
-    """The incident does not count this repeat: the delivery's claim is rolled back with it."""
 
 
 def _incident(doc: str, version: int, repeats: int, repeat_seen: str | None) -> Incident:
