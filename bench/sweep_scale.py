@@ -1,8 +1,10 @@
 """Sweep at scale: N Sev1s due in the same minute, the sweep's hand-off and the consumer's batches.
 
-On moto (in process: DynamoDB and SQS, calls counted with botocore's before-call hook), as the
-deployed functions run them: the scheduled sweep reads the ``due`` index and sends the ids to
-the sweep queue; the consumer (``handlers.on_sweep_messages``) takes them ten at a time and pages.
+On moto DynamoDB (in process, calls counted with botocore's before-call hook) and an in-process
+queue in SQS's place (moto's SendMessage re-counts the whole queue for every message: 5,000
+messages take it tens of minutes and gigabytes), as the deployed functions run them: the
+scheduled sweep reads the ``due`` index and sends the ids to the sweep queue; the consumer
+(``handlers.on_sweep_messages``) takes them ten at a time and pages.
 Reported: the sweep's calls and wall time, and per consumer batch its wall time and calls per
 incident (README, "Sweep at scale", turns them into Lambda concurrency and cost).
 
@@ -32,6 +34,26 @@ os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "benc
 
 OPENED = datetime(2025, 3, 14, 14, 0, tzinfo=UTC)  # a Friday, 10:00 in New York
 DUE = OPENED + timedelta(minutes=5)  # a Sev1's second step
+
+
+class LocalQueue:
+    """SQS's SendMessageBatch and ReceiveMessage for one queue, in process, counted like the rest."""
+
+    def __init__(self, calls: Counter[str]) -> None:
+        self.calls, self.messages, self.sent = calls, [], 0
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.update(["SendMessageBatch"])
+        assert 1 <= len(Entries) <= 10 and QueueUrl
+        for entry in Entries:
+            self.sent += 1
+            self.messages.append({"MessageId": f"m-{self.sent}", "Body": entry["MessageBody"]})
+        return {"Successful": [{"Id": e["Id"], "MessageId": f"m-{self.sent}"} for e in Entries], "Failed": []}
+
+    def receive_message(self, QueueUrl: str, MaxNumberOfMessages: int) -> dict[str, Any]:
+        self.calls.update(["ReceiveMessage"])
+        taken, self.messages = self.messages[:MaxNumberOfMessages], self.messages[MaxNumberOfMessages:]
+        return {"Messages": taken}
 
 
 class Clock:
@@ -68,13 +90,13 @@ def main() -> None:
     with mock_aws(), tempfile.TemporaryDirectory() as folder:
         session = boto3.session.Session()
         session.events.register("before-call.*.*", lambda model, **_: calls.update([model.name]))
-        dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+        dynamodb, sqs = session.client("dynamodb"), LocalQueue(calls)
         props = json.loads((ROOT / ".chalice" / "merge-template.json").read_text())["Resources"]
         table = props["IncidentsTable"]["Properties"]
         dynamodb.create_table(TableName="bench", KeySchema=table["KeySchema"],
                               AttributeDefinitions=table["AttributeDefinitions"],
                               GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"], BillingMode="PAY_PER_REQUEST")
-        queue = sqs.create_queue(QueueName="bench-sweep", Attributes={"VisibilityTimeout": "180"})["QueueUrl"]
+        queue = "https://sqs.us-east-1.amazonaws.com/123456789012/bench-sweep"
         store, clock, channel = DynamoStore("bench", client=dynamodb), Clock(), Quiet()
         deps = build_deps(Settings.from_env({"RESPONDER_AUDIT": f"file://{folder}/audit.jsonl",
                                              "RESPONDER_SWEEP_QUEUE_URL": queue}),
