@@ -28,6 +28,10 @@ def clipped(text: str, limit: int) -> str:
 
 
 class Frozen(BaseModel):
+    # Not defer_build: the first event of a cold start uses most of these classes anyway, and a
+    # deferred class nested in another is built twice (inline in its parent's schema, then on its own
+    # first use). Deferring them all measured 10-16 ms CPU worse for import + first event (one
+    # interleaved run of bench/coldstart.py's steps; within this machine's noise, not better).
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

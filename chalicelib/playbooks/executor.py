@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from chalicelib import playbooks
 from chalicelib.aws import Aws
 from chalicelib.config import ResponderConfig
 from chalicelib.config.playbooks import RateLimit
@@ -37,9 +38,9 @@ from chalicelib.decisions.incidents import IncidentService, raise_severity
 from chalicelib.errors import ChannelError, ConflictError, PlaybookError
 from chalicelib.models import Duty, Frozen, Incident, IncidentStatus, Signal, TimelineEntry, WatchState
 from chalicelib.notify.channels import Transport
-from chalicelib.playbooks import REGISTRY, Playbook
 from chalicelib.playbooks.audit import AuditLog
 from chalicelib.playbooks.context import PlaybookContext
+from chalicelib.playbooks.registry import Playbook
 from chalicelib.playbooks.runtime import resolve
 from chalicelib.playbooks.steps import AddDuty, ApiCall, Note, RaiseSeverity, Step, Watch
 from chalicelib.store import IncidentStore
@@ -97,7 +98,7 @@ class Executor:
 
     def _plan(self, incident: Incident, signal: Signal | None,
               now: datetime) -> tuple[Playbook, list[Step], PlaybookContext]:
-        playbook = REGISTRY.get(incident.playbook or "")
+        playbook = playbooks.get(incident.playbook or "")
         if playbook is None:
             raise PlaybookError(f"no playbook {incident.playbook!r}")
         ctx = PlaybookContext(incident=incident, signal=signal, aws=self.aws, http=self.http, now=now,

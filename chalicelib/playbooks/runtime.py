@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, model_serializer
 
 
 class RuntimeValue(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: built when a plan first holds one, not by every cold start that imports the pipeline
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     label: str                  # what the value is: "last known-good revision"
     reads: tuple[str, ...]      # what it reads: "ecs:DescribeServices cluster=prod services=api"

@@ -15,7 +15,8 @@ _OFFSET_WITHOUT_COLON = re.compile(r"([+-]\d{2})(\d{2})$")
 class Wire(BaseModel):
     """Base of wire models: unknown keys are ignored, because AWS and Sentry add fields."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # defer_build: built on first use, so a cold start builds only the shapes its event arrives in.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 def parse_time(value: Any, default: datetime) -> datetime:

@@ -1,0 +1,57 @@
+"""The first event of a cold start pays only for what it uses (bench/coldstart.py measures it).
+
+Each probe is a fresh interpreter, because what matters is what an import does the first time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+PLAYBOOK_MODULES = """
+import json, sys
+from chalicelib import handlers, playbooks
+before = sorted(m for m in sys.modules if m.rsplit(".", 1)[-1] in playbooks.NAMES)
+found = playbooks.get("deploy-rollback") is not None
+after = sorted(m.rsplit(".", 1)[-1] for m in sys.modules if m.rsplit(".", 1)[-1] in playbooks.NAMES)
+print(json.dumps({"before": before, "found": found, "after": after}))
+"""
+
+MODELS_BUILT = """
+import json
+from chalicelib import handlers
+from chalicelib.playbooks import runtime
+from chalicelib.sources import cloudwatch_alarm, sns
+shapes = {"SnsNotification": sns.SnsNotification, "SnsAlarmMessage": cloudwatch_alarm.SnsAlarmMessage,
+          "CamelAlarmData": cloudwatch_alarm.CamelAlarmData, "RuntimeValue": runtime.RuntimeValue}
+before = {name: cls.__pydantic_complete__ for name, cls in shapes.items()}
+sns.SnsNotification.model_validate({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "x",
+                                    "Timestamp": "2026-11-30T00:00:00Z"})
+after = {name: cls.__pydantic_complete__ for name, cls in shapes.items()}
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def _probe(code: str) -> dict[str, object]:
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return dict(json.loads(result.stdout))
+
+
+def test_importing_the_handlers_loads_no_playbook_until_one_is_asked_for() -> None:
+    probe = _probe(PLAYBOOK_MODULES)
+    assert probe["before"] == []
+    assert probe["found"] is True
+    assert probe["after"] == sorted(__import__("chalicelib.playbooks", fromlist=["NAMES"]).NAMES)
+
+
+def test_wire_shapes_and_playbook_values_build_their_validators_on_first_use_not_at_import() -> None:
+    """An SNS alarm needs two of the twelve CloudWatch wire shapes; a plan's run-time values only
+    when a playbook runs. The core models (``chalicelib.models``) are built at import on purpose."""
+    probe = _probe(MODELS_BUILT)
+    assert probe["before"] == {"SnsNotification": False, "SnsAlarmMessage": False, "CamelAlarmData": False,
+                               "RuntimeValue": False}
+    assert probe["after"] == {"SnsNotification": True, "SnsAlarmMessage": False, "CamelAlarmData": False,
+                              "RuntimeValue": False}
