@@ -141,3 +141,32 @@ def test_a_resolve_cancels_no_transaction(counted: tuple[Deps, DynamoCalls, Firs
     assert outcome["reason"] == "RESOLVED"
     print("resolve", calls.take())
     assert calls.cancelled == 0
+
+
+def test_a_sweep_that_pages_writes_the_incident_twice(counted: tuple[Deps, DynamoCalls, FirstPageChannel],
+                                                      clock: FakeClock) -> None:
+    from chalicelib import handlers
+
+    deps, calls, channel = counted
+    [opened] = on_event(trigger(0), "sns", deps)["outcomes"]
+    incident_writes: list[str] = []
+
+    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+        items = [params] if model.name == "PutItem" else [
+            body for entry in params.get("TransactItems", []) for body in entry.values()]
+        incident_writes.extend(model.name for body in items
+                               if body.get("Item", body.get("Key", {})).get("pk", {}).get("S", "").startswith("INCIDENT#"))
+
+    deps.store.client.meta.events.register("provide-client-params.dynamodb.*", note)
+    for _ in range(120):  # until the sweep pages the next step
+        clock.advance(minutes=1)
+        sent, incident_writes[:] = len(channel.sent), []
+        handlers.sweep(deps)
+        if len(channel.sent) > sent:
+            break
+    else:
+        pytest.fail("no escalation page within two hours")
+    # the step queued and leased in one write, then the page's result: not queue, lease, result
+    assert len(incident_writes) == 2, incident_writes
+    assert calls.cancelled == 0
+    assert deps.store.get(opened["incident_id"]).pages[-1].status.value == "sent"

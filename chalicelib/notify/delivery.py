@@ -179,11 +179,21 @@ class Escalator:
         _forget_oldest(self._reported)
 
     def advance(self, incident_id: str, now: datetime, current: Incident | None = None) -> list[PageRecord]:
-        """Queue what is due and send it; ``current``: the incident as the caller just wrote it."""
-        current = self.escalate(incident_id, now, current)
-        current = self.incidents.update(incident_id, lambda incident: comms.reminders_due(incident, self.config, now),
-                                        current)
-        return self.deliver(incident_id, now, current)
+        """Queue what is due and send it; ``current``: the incident as the caller just wrote it.
+
+        Queueing and leasing are one write (as ``opened`` does for a new incident): each write of
+        the incident is billed on DynamoDB, and the lease is what keeps one page per step under
+        races either way. If this worker dies after it, the leases expire and the sweep sends."""
+        taken: list[PageRecord] = []
+
+        def queued_and_claimed(incident: Incident) -> Incident:
+            incident = comms.reminders_due(self._due(incident, now), self.config, now)
+            claimed, pages = self._claimed(incident, now)
+            taken[:] = pages
+            return claimed
+
+        incident = self.incidents.update(incident_id, queued_and_claimed, current)
+        return self.send_claimed(incident, list(taken), now)
 
     def opened(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
         """A new incident as ``advance`` would leave it just before sending: due steps queued and
@@ -200,11 +210,12 @@ class Escalator:
 
     def escalate(self, incident_id: str, now: datetime, current: Incident | None = None) -> Incident:
         """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
-        def due(incident: Incident) -> Incident:
-            # a silenced incident whose window ended pages now; a flapping one quiet long enough resolves
-            incident = silences.window_ended(settled(incident, self.config, now), self.config, now)
-            return escalation.escalate(incident, self.config, now, self.ack_link)
-        return self.incidents.update(incident_id, due, current)
+        return self.incidents.update(incident_id, lambda incident: self._due(incident, now), current)
+
+    def _due(self, incident: Incident, now: datetime) -> Incident:
+        # a silenced incident whose window ended pages now; a flapping one quiet long enough resolves
+        incident = silences.window_ended(settled(incident, self.config, now), self.config, now)
+        return escalation.escalate(incident, self.config, now, self.ack_link)
 
     def escalate_now(self, incident_id: str, now: datetime, why: str) -> list[PageRecord]:
         """A human is needed now (a playbook could not act, a verification failed): page the next
