@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from chalicelib.cli import main
 from chalicelib.models import IncidentStatus, PageStatus
-from chalicelib.store import open_store
+from chalicelib.store import full_timeline, open_store
 from tests.conftest import EVENTS_DIR, create_table
 
 NIGHT = EVENTS_DIR / "night"
@@ -81,7 +81,7 @@ def test_night_replay_pages_once_per_problem_and_records_every_event(store_url: 
     assert len(held) == len(incidents) - 2 and all(i.held_by in paged for i in held)
     # the rollback was planned at the first alarm (dry run off prod): its playbook ran on the deploy's incident
     assert deploy.playbook == "deploy-rollback" and any("playbook" in e.what or "deploy-rollback" in e.what
-                                                        for e in store.timeline(deploy.id))
+                                                        for e in full_timeline(store, deploy))
 
 
 def test_simulate_names_the_service_of_a_signal(capsys: pytest.CaptureFixture[str],

@@ -180,6 +180,42 @@ def test_every_entry_is_kept_while_the_record_holds_a_window(any_store: Any) -> 
     assert [e.what for e in any_store.timeline("inc-1", 10, 3)] == ["note: 9 ", "note: 10 ", "note: 11 "]
 
 
+def test_a_long_entry_still_in_the_window_is_whole_on_the_full_timeline(any_store: Any) -> None:
+    stored = any_store.create(incident().noted(TimelineEntry(at=T0, what="opened")))
+    whole = "note: " + "w" * 3000
+    stored = any_store.save(stored.noted(TimelineEntry(at=T0, by="alice", what=whole)))
+    stored = any_store.save(stored.noted(TimelineEntry(at=T0, by="alice", what="note: short")))
+    record = any_store.get("inc-1")
+    assert record.timeline[1].what != whole  # the window holds it cut short
+    assert [e.what for e in full_timeline(any_store, record)] == ["opened", whole, "note: short"]
+    # and an incident in memory with an entry not stored yet shows it too
+    pending = record.noted(TimelineEntry(at=T0, what="not saved yet"))
+    assert full_timeline(any_store, pending)[-1].what == "not saved yet"
+
+
+def test_dynamodb_writes_each_entry_whole_once_and_only_when_the_window_cannot_hold_it(dynamo_store: Any) -> None:
+    """An entry has a record of its own only once it leaves the window (or the window cuts it short):
+    most incident writes are then one plain Put instead of a transaction with an item per entry."""
+    puts: list[str] = []
+
+    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+        items = [params] if model.name == "PutItem" else [
+            body for entry in params.get("TransactItems", []) for body in entry.values()]
+        puts.extend(body["Item"]["pk"]["S"].split("#")[-1] for body in items
+                    if body.get("Item", {}).get("pk", {}).get("S", "").startswith("TL#"))
+
+    dynamo_store.client.meta.events.register("provide-client-params.dynamodb.*", note)
+    stored = dynamo_store.create(incident().noted(TimelineEntry(at=T0, what="opened")))
+    for n in range(1, 40):
+        stored = dynamo_store.save(stored.noted(TimelineEntry(at=T0, what=f"e{n}" + ("L" * 1200 if n == 38 else ""))))
+    window = bounds.TIMELINE_HEAD + bounds.TIMELINE_TAIL
+    # 40 entries, a window of 30: the 10 after the head left it, each once; the long one when added
+    assert sorted(int(seq) for seq in puts) == [*range(5, 5 + 40 - window), 38]
+    assert len(puts) == len(set(puts))
+    assert [e.what[:3] for e in full_timeline(dynamo_store, dynamo_store.get("inc-1"))] == [
+        "ope", *(f"e{n}"[:3] for n in range(1, 40))]
+
+
 @pytest.mark.parametrize("target", ["resolved", "missing"])
 def test_a_stale_open_key_heals_on_read_and_a_new_incident_opens(any_store: Any, target: str) -> None:
     """The old DynamoStore raised on a pointer to a missing incident and never let the key open again."""

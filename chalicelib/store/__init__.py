@@ -41,6 +41,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib.models import Incident, TimelineEntry
+from chalicelib.store import bounds
 
 
 class Claim(StrEnum):
@@ -115,15 +116,20 @@ TIMELINE_PAGE = 100
 
 def full_timeline(store: IncidentStore, incident: Incident) -> builtins.list[TimelineEntry]:
     """Every entry of ``incident``'s timeline, oldest first (for the API detail and the
-    post-mortem: never the event path). An incident stored before entries had records of their
-    own (or not stored at all) answers with the entries it holds."""
-    entries: builtins.list[TimelineEntry] = []
-    for start in range(0, incident.timeline_stored, TIMELINE_PAGE):
-        entries += store.timeline(incident.id, start, TIMELINE_PAGE)
-    if len(entries) < incident.timeline_stored:
-        return with_repeats_line(incident, list(incident.timeline))
-    unsaved = incident.timeline_count - incident.timeline_stored
-    return with_repeats_line(incident, entries + (list(incident.timeline[-unsaved:]) if unsaved > 0 else []))
+    post-mortem: never the event path): the record's window, with the entries omitted from it and
+    those it cuts short read from their own records (``bounds.leaving_window``). Whatever has no
+    record (an incident stored before entries had records of their own) answers from the window."""
+    seqs = {bounds.window_seq(incident, i): e for i, e in enumerate(incident.timeline)}
+    omitted = range(bounds.TIMELINE_HEAD, bounds.TIMELINE_HEAD + incident.timeline_omitted)
+    cut = [seq for seq, e in seqs.items() if len(e.what) >= bounds.WINDOW_TEXT_MAX and seq < incident.timeline_stored]
+    found: dict[int, TimelineEntry] = {}
+    for start, stop in [*((s, min(s + TIMELINE_PAGE, omitted.stop)) for s in range(omitted.start, omitted.stop,
+                                                                                    TIMELINE_PAGE)),
+                        *((seq, seq + 1) for seq in cut)]:
+        page = store.timeline(incident.id, start, stop - start)
+        if len(page) == stop - start:  # else some have no record: their numbers are unknown, the window answers
+            found |= dict(zip(range(start, stop), page, strict=True))
+    return with_repeats_line(incident, [found.get(seq) or seqs[seq] for seq in sorted({*seqs, *found})])
 
 
 def repeats_line(incident: Incident) -> TimelineEntry | None:

@@ -51,6 +51,26 @@ def unsaved_entries(incident: Incident) -> list[tuple[int, TimelineEntry]]:
     return [(first + i, entry) for i, entry in enumerate(incident.timeline[-new:])]
 
 
+def window_seq(incident: Incident, index: int) -> int:
+    """The sequence number of ``incident.timeline[index]``: the head's are 0–4, the rest come after the omitted."""
+    return index + (incident.timeline_omitted if index >= TIMELINE_HEAD else 0)
+
+
+def leaving_window(incident: Incident) -> list[tuple[int, TimelineEntry]]:
+    """The entries a store that keeps the rest in the window only (DynamoDB) writes as records of their
+    own with ``incident``: those ``bounded`` drops from the window now, and new ones the window cuts
+    short (at ``WINDOW_TEXT_MAX`` characters or more: written whole when added, so never again). Every
+    other entry is exact in the window until it leaves, so each entry is written whole exactly once."""
+    dropped = range(TIMELINE_HEAD, TIMELINE_HEAD + max(0, len(incident.timeline) - TIMELINE_HEAD - TIMELINE_TAIL))
+    out = []
+    for index, entry in enumerate(incident.timeline):
+        seq, long = window_seq(incident, index), len(entry.what) >= WINDOW_TEXT_MAX
+        new = seq >= incident.timeline_stored
+        if (index in dropped and not (long and not new)) or (new and long):
+            out.append((seq, entry))
+    return out
+
+
 def bounded(incident: Incident) -> Incident:
     """The record to store: the timeline window and finished pages trimmed, all entries counted as stored."""
     timeline, omitted = incident.timeline, incident.timeline_omitted

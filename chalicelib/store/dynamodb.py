@@ -52,6 +52,7 @@ from __future__ import annotations
 import builtins
 import functools
 import json
+import logging
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -69,6 +70,7 @@ DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU
 # its bytes never change: a new dictionary gets a new file and both stay readable.
 DOC_DICTIONARY = Path(__file__).with_name("incident_doc.zdict")
 DOC_DICTIONARY_ID = 0x862FC867  # its Adler-32, which each stream's header carries
+log = logging.getLogger("responder")
 TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 
 
@@ -189,9 +191,11 @@ class DynamoStore:
     # --- incidents --------------------------------------------------------------------
 
     def create(self, incident: Incident) -> Incident | None:
-        entries = self._unsaved(incident)
+        """The open key and the incident in one transaction (with any entry that needs a record of
+        its own). Its repeat counter comes with its next write (``save``: the guard read here is
+        None, so that write arms it); until then no repeat is counted blind."""
+        entries = self._records(incident)
         stored = bounds.bounded(incident).model_copy(update={"version": 1})
-        guard = bounds.repeat_floor(stored)
         items = [
             {"Put": {"TableName": self.table,
                      "Item": {"pk": _s(f"OPENKEY#{incident.key}"), "incident_id": _s(incident.id)},
@@ -199,19 +203,24 @@ class DynamoStore:
             {"Put": {"TableName": self.table, "Item": self._incident_item(stored),
                      "ConditionExpression": "attribute_not_exists(pk)"}},
             *self._entry_puts(incident.id, entries),
-            *([{"Put": {"TableName": self.table, "Item": {
-                "pk": _s(_counter_pk(incident.id)), "repeats": _n(0), "repeat_sev": _n(guard)}}}]
-              if guard is not None else []),
         ]
         try:
             self._transact(items, f"create {incident.id}")
         except _Guarded:
             return None  # the key has an open incident (or a stale pointer: get_open heals it)
-        stored._beside = (0, guard)
+        stored._beside = (0, None)
         return stored
 
     def save(self, incident: Incident) -> Incident:
-        entries = self._unsaved(incident)
+        """One conditional PutItem on the version (a transaction only when entries leave the window).
+
+        Beside it, each a plain write of its own: the counter's guard (``bounds.repeat_floor``),
+        rewritten when it changes, narrowed before the incident write and widened after it, so
+        it never counts a repeat the stored record would refuse (a failure between the two leaves
+        it narrower: repeats take the full path, whose write sets it right); and, when the incident
+        resolves, the open key's release after it (a pointer to a resolved incident is stale and
+        heals on read, ``get_open``; released only while it is still this incident's)."""
+        entries = self._records(incident)
         stored = bounds.bounded(incident).model_copy(update={"version": incident.version + 1})
         releasing = stored.status is IncidentStatus.RESOLVED and not incident.key_released
         if releasing:
@@ -220,83 +229,94 @@ class DynamoStore:
         # counter's guard: rewritten when it changes, always by the resolving write (it disarms it).
         apart, guard_read = incident._beside or (0, None)
         guard = bounds.repeat_floor(stored)
-        guarding = releasing or (incident._beside is not None and guard_read != guard)
+        guarding = guard_read != guard or (releasing and incident._beside is None)
+        widening = guarding and guard is not None and (guard_read is None or guard < guard_read)
         put = {"TableName": self.table, "Item": self._incident_item(stored, apart),
                "ConditionExpression": "version = :v",
                "ExpressionAttributeValues": {":v": _n(incident.version)}}
         conflict = f"incident {incident.id} changed since version {incident.version}"
         stored._beside = (apart, guard)
-        if not releasing and not entries and not guarding:
-            try:
-                self._call("put_item", **put)
-            except _ConditionFailed:
-                raise ConflictError(conflict) from None
-            return stored
-        release = {"Delete": {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
-                              "ConditionExpression": "incident_id = :id",
-                              "ExpressionAttributeValues": {":id": _s(stored.id)}}}
-        tail = [*self._entry_puts(incident.id, entries), *([self._guard(incident.id, guard)] if guarding else [])]
+        if guarding and not widening:
+            self._call("update_item", **self._guard(incident.id, guard))
         try:
-            self._transact([{"Put": put}, *([release] if releasing else []), *tail], f"save {incident.id}",
-                           optional=1 if releasing else None)
-        except _Guarded:
+            if entries:
+                self._transact([{"Put": put}, *self._entry_puts(incident.id, entries)], f"save {incident.id}")
+            else:
+                self._call("put_item", **put)
+        except (_ConditionFailed, _Guarded):
             raise ConflictError(conflict) from None
+        if widening:
+            self._after_write(f"arm the repeat counter of {incident.id}", "update_item",
+                              self._guard(incident.id, guard))
+        if releasing:
+            self._after_write(f"release the open key of {incident.id}", "delete_item",
+                              {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
+                               "ConditionExpression": "incident_id = :id",
+                               "ExpressionAttributeValues": {":id": _s(stored.id)}})
         return stored
+
+    def _after_write(self, what: str, op: str, params: dict[str, Any]) -> None:
+        """A write that follows a stored incident write: retried when throttled, never raised (the
+        incident is written; what this leaves undone errs on the safe side and heals by itself)."""
+        def attempt() -> None:
+            try:
+                self._call(op, **params)
+            except _ConditionFailed:
+                pass  # not ours to change any more
+
+        try:
+            retried(attempt, what=what, attempts=TRANSIENT_ATTEMPTS, pause=self.pause, retry_on=(TransientError,))
+        except (TransientError, StoreError) as exc:
+            log.warning("dynamodb: left undone after an incident write",
+                        extra={"outcome": {"what": what, "error": type(exc).__name__}})
 
     def _guard(self, incident_id: str, guard: int | None) -> dict[str, Any]:
         """The counter item's guard set to ``guard`` (None: nothing counts until a full write sets it)."""
         update: dict[str, Any] = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))}}
         if guard is None:
-            return {"Update": update | {"UpdateExpression": "REMOVE repeat_sev"}}
-        return {"Update": update | {
-            "UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
-            "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}}
+            return update | {"UpdateExpression": "REMOVE repeat_sev"}
+        return update | {"UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
+                         "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}
 
-    def _transact(self, items: builtins.list[dict[str, Any]], what: str, optional: int | None = None) -> None:
-        """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``.
-
-        Item ``optional`` (the open-key release) is dropped when its condition fails: the key
-        is not ours to release. Any other cancellation wrote nothing and is retried.
-        """
-        drop = [optional]
+    def _transact(self, items: builtins.list[dict[str, Any]], what: str) -> None:
+        """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``;
+        any other cancellation wrote nothing and is retried."""
 
         def attempt() -> None:
             try:
                 self._call("transact_write_items", TransactItems=items)
             except _TransactionCancelled as cancelled:
-                reasons = cancelled.reasons + ["None"] * (len(items) - len(cancelled.reasons))
-                if reasons[0] == "ConditionalCheckFailed":
+                if cancelled.reasons[:1] == ["ConditionalCheckFailed"]:
                     raise _Guarded() from None
-                index = drop[0]
-                if (index is not None and reasons[index] == "ConditionalCheckFailed"
-                        and all(r == "None" for i, r in enumerate(reasons) if i != index)):
-                    del items[index]
-                    drop[0] = None
-                    raise _Interrupted(f"dynamodb {what}: the open key is not this incident's") from None
-                raise _Interrupted(f"dynamodb {what} cancelled: {','.join(reasons)}") from None
+                raise _Interrupted(f"dynamodb {what} cancelled: {','.join(cancelled.reasons)}") from None
 
         try:
             retried(attempt, what=what, attempts=TRANSACTION_ATTEMPTS, pause=self.pause, retry_on=(_Interrupted,))
         except _Interrupted as exc:
             raise TransientError(str(exc)) from exc
 
-    def _unsaved(self, incident: Incident) -> builtins.list[tuple[int, TimelineEntry]]:
-        """The entries to write with the incident (at most what one transaction holds).
+    def _records(self, incident: Incident) -> builtins.list[tuple[int, TimelineEntry]]:
+        """The entries to write as records of their own with the incident (``bounds.leaving_window``:
+        those leaving the record's window, and new ones it cuts short; most writes have none).
 
-        A record from before this layout holds its whole timeline and has stored none on its
-        own: its older entries are written ahead, 100 at a time. They are the entries the
-        stored record holds, so a racing writer that read the same record writes the same thing.
+        More than one transaction holds (a record from before this layout, holding its whole
+        timeline): the stored ones are written ahead, 100 at a time. The stored record fixes their
+        text, so a racing writer that read the same record writes the same thing; new entries are
+        only ever written in the transaction that stores their sequence numbers.
         """
-        entries = bounds.unsaved_entries(incident)
+        new = bounds.unsaved_entries(incident)
         limit = bounds.MAX_NEW_ENTRIES_PER_WRITE
-        if len(entries) <= limit:
-            return entries
-        if incident.timeline_stored != 0 or incident.version == 0:
-            raise StoreError(f"incident {incident.id}: {len(entries)} timeline entries in one write")
-        ahead = entries[:-limit]
+        legacy = incident.timeline_stored == 0 and incident.version > 0
+        if len(new) > limit and not legacy:
+            raise StoreError(f"incident {incident.id}: {len(new)} timeline entries in one write")
+        records = bounds.leaving_window(incident)
+        if len(records) <= limit:
+            return records
+        fixed = len(new) - limit if legacy else incident.timeline_stored  # entries the read record holds
+        ahead = [(seq, entry) for seq, entry in records if seq < fixed]
         for start in range(0, len(ahead), 100):
             self._transact(self._entry_puts(incident.id, ahead[start:start + 100]), f"timeline of {incident.id}")
-        return entries[-limit:]
+        return [(seq, entry) for seq, entry in records if seq >= fixed]
 
     def _entry_puts(self, incident_id: str, entries: builtins.list[tuple[int, TimelineEntry]]
                     ) -> builtins.list[dict[str, Any]]:
