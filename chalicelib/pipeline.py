@@ -370,7 +370,15 @@ class Pipeline:
         """Acknowledge (idempotent; 409 on a resolved incident); whoever was paged is told, on each
         channel (PagerDuty: every alert we opened, less ``pagerduty_key`` when it told us)."""
         now = self.clock()
-        incident = self.incidents.acknowledge(incident_id, by, now, source, pagerduty_key)
+        claimed: list[PageRecord] = []
+
+        def claiming(acked: Incident) -> Incident:  # the notices leased in the acknowledging write
+            prepared, claimed[:] = self.escalator.claim_now(acked, now)
+            return prepared
+
+        incident = self.incidents.acknowledge(incident_id, by, now, source, pagerduty_key, then=claiming)
+        if claimed:
+            return self.escalator.send_and_record(incident, claimed, now)[1]
         if any(p.status is PageStatus.PENDING for p in incident.pages):
             self.escalator.deliver(incident_id, now)
             incident = self.store.get(incident_id) or incident

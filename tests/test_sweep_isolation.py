@@ -175,10 +175,10 @@ def test_a_slow_sweep_stops_starting_incidents_after_its_budget_and_leaves_them_
     escalator = deps.pipeline.escalator
     advance, order = escalator.advance, []
 
-    def slow(incident_id: str, now: Any) -> Any:
+    def slow(incident_id: str, now: Any, current: Any = None) -> Any:
         order.append(incident_id)
         clock.advance(seconds=25)  # this one took 25 s (a channel at its timeout, say)
-        return advance(incident_id, now)
+        return advance(incident_id, now, current)
 
     monkeypatch.setattr(escalator, "advance", slow)
     clock.now = T + timedelta(minutes=5)
@@ -214,9 +214,9 @@ def test_an_incident_whose_last_sweep_failed_is_tried_after_the_others(
     escalator = deps.pipeline.escalator
     advance, order = escalator.advance, []
 
-    def recorded(incident_id: str, now: Any) -> Any:
+    def recorded(incident_id: str, now: Any, current: Any = None) -> Any:
         order.append(incident_id)
-        return advance(incident_id, now)
+        return advance(incident_id, now, current)
 
     monkeypatch.setattr(escalator, "advance", recorded)
     clock.now = T + timedelta(minutes=6)

@@ -390,9 +390,10 @@ class IncidentService:
         return self.update(incident_id, note)
 
     def acknowledge(self, incident_id: str, by: str, now: datetime, source: str = "responder",
-                    pagerduty_key: str | None = None) -> Incident:
+                    pagerduty_key: str | None = None, then: Callable[[Incident], Incident] | None = None) -> Incident:
         """Acknowledge (idempotent). Unsent pages are cancelled; everyone who was paged hears of
-        it on each channel they were paged on, except the PagerDuty alert it came from."""
+        it on each channel they were paged on, except the PagerDuty alert it came from. ``then``
+        changes the acknowledged incident in the same write (the escalator claims those pages)."""
         def ack(incident: Incident) -> Incident:
             if incident.status is IncidentStatus.RESOLVED:
                 raise ConflictError(f"incident {incident.id} is resolved; nothing to acknowledge")
@@ -406,10 +407,14 @@ class IncidentService:
             acked = acked.with_pages(*comms.founder_update(acked, "acknowledged", self.config, now))
             return acked.with_pages(*escalation.acknowledge_pages(
                 acked, now, pagerduty_channels(self.config), by, _heard_from(source, pagerduty_key, incident)))
+        def ack_then(incident: Incident) -> Incident:
+            acked = ack(incident)
+            return then(acked) if then is not None and acked is not incident else acked
+
         current = self.store.get(incident_id)
         if current is not None and current.status is IncidentStatus.ACKNOWLEDGED:
             return current  # idempotent: a second ack changes nothing
-        return self.update(incident_id, ack)
+        return self.update(incident_id, ack_then, current)  # the read above is the first attempt's
 
     def resolve(self, incident_id: str, by: str, now: datetime, source: str = "responder",
                 note: str | None = None, pagerduty_key: str | None = None) -> tuple[Incident, bool]:

@@ -116,7 +116,7 @@ class Escalator:
                 stop: Callable[[], bool] | None = None) -> Processed:
         """Advance each incident that is still due: a batch from the queue, or the in-process sweep's.
 
-        ``also`` runs for each of them too (the executor's verification of watched actions).
+        ``also`` runs for each of them with a watched action too (the executor's verification).
         An incident with nothing due any more (a redelivered message, a sweep that raced
         another) is left alone, with its reason. Each incident is handled on its own: one that
         fails (a store that refuses its item, a bug) is logged by id and exception type,
@@ -130,14 +130,15 @@ class Escalator:
                 continue
             done.incidents += 1
             try:
-                reason = escalation.due_reason(self.store.get(incident_id), now)
-                if reason is not escalation.DueReason.DUE:
+                incident = self.store.get(incident_id)
+                reason = escalation.due_reason(incident, now)
+                if incident is None or reason is not escalation.DueReason.DUE:
                     done.not_due[incident_id] = reason
                     continue
-                for page in self.advance(incident_id, now):
+                for page in self.advance(incident_id, now, incident):  # as read: advancing reads it no more
                     done.sent += page.status is PageStatus.SENT
                     done.failed += page.status is not PageStatus.SENT
-                if also is not None:
+                if also is not None and incident.watch is not None:  # advancing never starts a watch
                     also(incident_id, now)
             except Exception as exc:  # noqa: BLE001 - one incident must never stop the others' pages
                 done.error_ids.append(incident_id)
@@ -204,9 +205,20 @@ class Escalator:
 
     def send_claimed(self, incident: Incident, claimed: list[PageRecord], now: datetime) -> list[PageRecord]:
         """Send the pages ``opened`` claimed on ``incident`` (as stored), then whatever else is due."""
+        return self.send_and_record(incident, claimed, now)[0]
+
+    def send_and_record(self, incident: Incident, claimed: list[PageRecord], now: datetime
+                        ) -> tuple[list[PageRecord], Incident]:
+        """``send_claimed``, and the incident as this worker last wrote it (no read to learn it)."""
         results = [self._send(page, incident) for page in claimed]
         recorded, current = self._record(incident.id, results, now, incident)
-        return recorded + self.deliver(incident.id, now, current)
+        more, current = self._deliver(incident.id, now, current)
+        return recorded + more, current
+
+    def claim_now(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
+        """``incident`` with the pages it may send now leased, for a caller that writes it anyway
+        (an acknowledgement): leased in that write, sent by ``send_and_record``."""
+        return self._claimed(incident, now)
 
     def escalate(self, incident_id: str, now: datetime, current: Incident | None = None) -> Incident:
         """Queue every due step (and a new loop when nobody answered), conditionally on the version."""
@@ -247,15 +259,20 @@ class Escalator:
         return self.incidents.update(incident_id, add)
 
     def deliver(self, incident_id: str, now: datetime, current: Incident | None = None) -> list[PageRecord]:
+        return self._deliver(incident_id, now, current)[0]
+
+    def _deliver(self, incident_id: str, now: datetime, current: Incident | None = None
+                 ) -> tuple[list[PageRecord], Incident]:
         finished: list[PageRecord] = []
         for _ in range(_ROUNDS):
-            incident, claimed = self._claim(incident_id, now, current)
+            latest, claimed = self._claim(incident_id, now, current)
             if not claimed:
                 break
-            results = [self._send(page, incident) for page in claimed]
-            recorded, current = self._record(incident_id, results, now, incident)
+            results = [self._send(page, latest) for page in claimed]
+            recorded, latest = self._record(incident_id, results, now, latest)
+            current = latest
             finished += recorded
-        return finished
+        return finished, latest
 
     def _claim(self, incident_id: str, now: datetime, current: Incident | None = None
                ) -> tuple[Incident, list[PageRecord]]:
