@@ -216,9 +216,13 @@ class Pipeline:
                 prepared, claimed[:] = self.escalator.opened(fresh, now)
                 return prepared
 
+            def resolving(closed: Incident) -> Incident:  # resolved with its notices claimed
+                prepared, claimed[:] = self.escalator.advanced(closed, now)
+                return prepared
+
             joined = (self._join_as_context(signal, classification, now)
                       or self.groups.attach(signal, classification, now))
-            reason, incident = joined or self.incidents.handle(signal, classification, now, opening)
+            reason, incident = joined or self.incidents.handle(signal, classification, now, opening, resolving)
             if reason is Reason.SEVERITY_RAISED and incident is not None:
                 incident = self._still_silenced(signal, classification, incident, now)
             records: tuple[PageRecord, ...] = ()
@@ -228,6 +232,8 @@ class Pipeline:
                 records = tuple(self.escalator.send_claimed(incident, claimed, now))
                 if incident.flap is not None:  # an alarm that recovered and fires again (decisions/flapping.py)
                     incident = self.incidents.carry_flaps(incident, now)
+            elif incident is not None and reason is Reason.RESOLVED and not joined:
+                records = tuple(self.escalator.send_claimed(incident, claimed, now))
             elif incident is not None and reason in (Reason.SEVERITY_RAISED, Reason.RESOLVED):
                 records = tuple(self.escalator.advance(incident.id, now, incident))
             records += self._grouped(signal, classification, reason, incident, now)

@@ -267,10 +267,12 @@ class IncidentService:
         return incident.model_copy(update={"next_action_at": escalation.next_action_at(incident, self.config)})
 
     def handle(self, signal: Signal, c: Classification, now: datetime,
-               opened: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
+               opened: Callable[[Incident], Incident] | None = None,
+               resolved: Callable[[Incident], Incident] | None = None) -> tuple[Reason, Incident | None]:
         """``opened`` changes a new incident before it is stored (the owner a person named is paged
         first; its first pages queued and claimed): in the same write, so no sweep can page the
-        chain's first step meanwhile, and its first pages go out without another write."""
+        chain's first step meanwhile, and its first pages go out without another write.
+        ``resolved`` does the same for a resolving write (its notices claimed in it)."""
         def attempt() -> tuple[Reason, Incident | None]:
             current = self.store.get_open(signal.incident_key)
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
@@ -289,7 +291,10 @@ class IncidentService:
             target = current or (latest if reason is Reason.STALE else None)
             if target is None:
                 return reason, None
-            saved = self.store.save(self._stamped(apply(reason, target, signal, c, now, self.config)))
+            changed = apply(reason, target, signal, c, now, self.config)
+            if reason is Reason.RESOLVED and resolved is not None:
+                changed = resolved(changed)
+            saved = self.store.save(self._stamped(changed))
             if reason is Reason.RESOLVED:
                 self._hand_on_flaps(saved, now)
             return reason, saved

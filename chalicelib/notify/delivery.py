@@ -188,13 +188,16 @@ class Escalator:
         taken: list[PageRecord] = []
 
         def queued_and_claimed(incident: Incident) -> Incident:
-            incident = comms.reminders_due(self._due(incident, now), self.config, now)
-            claimed, pages = self._claimed(incident, now)
-            taken[:] = pages
+            claimed, taken[:] = self.advanced(incident, now)
             return claimed
 
         incident = self.incidents.update(incident_id, queued_and_claimed, current)
         return self.send_claimed(incident, list(taken), now)
+
+    def advanced(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
+        """``incident`` as ``advance`` writes it (due steps queued, pages claimed), for a caller that
+        writes it anyway (a resolve): ``send_claimed`` then sends what it claimed."""
+        return self._claimed(comms.reminders_due(self._due(incident, now), self.config, now), now)
 
     def opened(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
         """A new incident as ``advance`` would leave it just before sending: due steps queued and
