@@ -18,11 +18,12 @@ heartbeat URL at once (and the ack links in flight, which expire within the hour
 from __future__ import annotations
 
 import hmac
+import weakref
 from datetime import datetime
 from typing import Any
 
 from chalicelib.config.routing import SWEEP_HEARTBEAT, Heartbeat
-from chalicelib.decisions.heartbeats import PAGED, Reason, heartbeat_state
+from chalicelib.decisions.heartbeats import PAGED, Reason, heartbeat_state, quiet_until
 from chalicelib.errors import ConflictError, InvalidRequest
 from chalicelib.models import Classification, Signal, SignalKind, Transition
 from chalicelib.notify.links import AckLinks
@@ -53,10 +54,19 @@ def signed_url(links: AckLinks, name: str) -> str:
     return f"{links.base_url}/heartbeats/{name}?sig={signature(links, name)}"
 
 
+# Per store: each heartbeat document this process last read or wrote, its version, and when. The
+# sweep (every minute) reads a document again only once it may say something new
+# (``quiet_until``), and beats on the version it wrote last (a lost race reads it again): on
+# DynamoDB every read is billed.
+Known = tuple[dict[str, Any] | None, int, datetime]
+_known: weakref.WeakKeyDictionary[Any, dict[str, Known]] = weakref.WeakKeyDictionary()
+
+
 class Heartbeats:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline, self.store = pipeline, pipeline.store
         self.configured: dict[str, Heartbeat] = pipeline.config.routing.heartbeats
+        self.known = _known.setdefault(self.store, {})
 
     def config_of(self, name: str) -> Heartbeat:
         if name not in self.configured:
@@ -67,27 +77,33 @@ class Heartbeats:
         """Record a beat (a later one is never overwritten by an earlier one); resolve the
         heartbeat's open incident, if any."""
         self.config_of(name)
+        written = self.known.pop(name, None)  # the first attempt trusts the version this process wrote
 
         def attempt() -> dict[str, Any]:
-            doc, version = self.store.get_doc(incident_key(name))
+            nonlocal written
+            doc, version = written[:2] if written else self.store.get_doc(incident_key(name))
+            written = None
             doc = dict(doc or {"watching_since": now.isoformat()})
             previous = _time(doc.get("last_beat"))
             if previous is None or now > previous:
                 doc |= {"last_beat": now.isoformat(), "by": by}
             self.store.put_doc(incident_key(name), doc, version)
+            self.known[name] = (doc, version + 1, now)
             return doc
-        retried(attempt, what=f"heartbeat {name}")
+        doc = retried(attempt, what=f"heartbeat {name}")
         resolved = None
         if self.store.get_open(incident_key(name)) is not None:
             outcome = self.pipeline.respond(self._signal(name, Transition.RESOLVE, f"beat:{now.isoformat()}",
                                                          f"heartbeat {name} beat again", now),
                                             classification=self._classification(name))
             resolved = outcome.incident_id
-        return self.status(name, now) | {"resolved_incident": resolved}
+        return self.status(name, now, doc) | {"resolved_incident": resolved}
 
-    def status(self, name: str, now: datetime) -> dict[str, Any]:
+    def status(self, name: str, now: datetime, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``doc``: the heartbeat's document as just written (else it is read)."""
         config = self.config_of(name)
-        doc, _ = self.store.get_doc(incident_key(name))
+        if doc is None:
+            doc, _ = self.store.get_doc(incident_key(name))
         last, since = _time((doc or {}).get("last_beat")), _time((doc or {}).get("watching_since"))
         return {"name": name, "every_minutes": config.every_minutes, "grace_minutes": config.grace_minutes,
                 "severity": config.severity.value, "last_beat": last.isoformat() if last else None,
@@ -125,13 +141,20 @@ class Heartbeats:
 
     def _watched(self, name: str, now: datetime) -> tuple[datetime | None, datetime | None]:
         """(last beat, watching since); a heartbeat first seen configured is watched from ``now``."""
-        doc, _ = self.store.get_doc(incident_key(name))
+        known = self.known.get(name)
+        if known is not None and known[0] is not None and known[2] <= now < quiet_until(
+                self.configured[name], _time(known[0].get("last_beat")), _time(known[0].get("watching_since")),
+                known[2]):
+            return _time(known[0].get("last_beat")), _time(known[0].get("watching_since"))
+        doc, version = self.store.get_doc(incident_key(name))
         if doc is None:
-            doc = {"watching_since": now.isoformat()}
+            doc, version = {"watching_since": now.isoformat()}, 1
             try:
                 self.store.put_doc(incident_key(name), doc, 0)
             except ConflictError:  # another worker started watching it first: its start holds
-                doc = self.store.get_doc(incident_key(name))[0] or doc
+                doc, version = self.store.get_doc(incident_key(name))
+                doc = doc or {"watching_since": now.isoformat()}
+        self.known[name] = (doc, version, now)
         return _time(doc.get("last_beat")), _time(doc.get("watching_since"))
 
     def _signal(self, name: str, transition: Transition, what: str, title: str, now: datetime) -> Signal:

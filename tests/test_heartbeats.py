@@ -216,3 +216,50 @@ def test_the_cli_beats_and_lists_heartbeats(cli_store: None, capsys: pytest.Capt
     assert code == 0 and result["state"] == "OK" and result["resolved_incident"], err
     code, _, err = cli(capsys, "heartbeat", "no-such-job", "--now", later)
     assert code == 1 and "no heartbeat 'no-such-job'" in err and err.count("\n") == 1
+
+
+# --- reading less: a document is read again only once it may say something new -----------------
+
+@pytest.mark.parametrize("beat_ago, watched_ago, quiet_for", [
+    (0, None, 60), (59, None, 1),            # OK: until its interval ends (later beats only move it on)
+    (None, 0, 60), (None, 80, 10),           # not seen yet: an interval after the read, or its deadline
+    (60, None, 0), (None, 90, 0), (95, None, 0)])  # late, never arrived, missed: read every time
+def test_a_heartbeat_document_stays_true_until_it_may_say_something_new(
+        beat_ago: int | None, watched_ago: int | None, quiet_for: int) -> None:
+    from chalicelib.decisions.heartbeats import quiet_until
+
+    config = Heartbeat(every_minutes=60, grace_minutes=30, severity=Severity.SEV3)
+    ago = (lambda minutes: None if minutes is None else T0 - timedelta(minutes=minutes))
+    assert quiet_until(config, ago(beat_ago), ago(watched_ago), T0) == T0 + timedelta(minutes=quiet_for)
+
+
+def test_a_sweep_rereads_a_heartbeat_only_when_it_could_matter_and_sees_another_workers_beat(
+        tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> None:
+    """Two Lambdas on one store: the sweeping one caches what it read; a job beats through the other.
+    The sweep sees the beat before it could page wrongly, and pages when that beat is missed."""
+    from chalicelib.store.sqlite import SqliteStore
+    from tests.conftest import make_deps
+
+    class Counting(SqliteStore):
+        reads: list[str] = []
+
+        def get_doc(self, key: str) -> tuple[dict[str, Any] | None, int]:
+            self.reads.append(key)
+            return super().get_doc(key)
+
+    sweeper = make_deps(Counting(str(tmp_path / "s.db")), clock, console)
+    other = make_deps(SqliteStore(str(tmp_path / "s.db")), clock, RecordingChannel())
+    backup = "heartbeat:nightly-backup"
+    assert "nightly-backup" not in sweep_at(sweeper, clock, timedelta(0)).get("heartbeats", {})  # NEVER_SEEN
+    clock.now = T0 + timedelta(minutes=10)
+    heartbeats.Heartbeats(other.pipeline).beat("nightly-backup", "backup-job", clock.now)
+    Counting.reads.clear()
+    for minutes in (11, 600, BACKUP.every_minutes - 1):
+        assert "nightly-backup" not in sweep_at(sweeper, clock, timedelta(minutes=minutes)).get("heartbeats", {})
+    assert backup not in Counting.reads and "heartbeat:escalation-sweep" not in Counting.reads  # its own: written
+    # its first deadline (never arrived, as first read) has passed: the beat is seen, and only late
+    assert sweep_at(sweeper, clock, MISSED_AFTER)["heartbeats"]["nightly-backup"] == "LATE"
+    assert Counting.reads.count(backup) == 1 and paged(console) == []
+    report = sweep_at(sweeper, clock, MISSED_AFTER + timedelta(minutes=10))
+    assert report["heartbeats"]["nightly-backup"] == "MISSED" and paged(console) == [("engineer-on-call",
+                                                                                     PageKind.TRIGGER)]

@@ -39,3 +39,18 @@ def heartbeat_state(config: Heartbeat, last_beat: datetime | None, now: datetime
     if now < last_beat + timedelta(minutes=config.every_minutes):
         return Reason.OK
     return Reason.LATE if now < deadline(config, last_beat) else Reason.MISSED
+
+
+def quiet_until(config: Heartbeat, last_beat: datetime | None, watching_since: datetime | None,
+                read_at: datetime) -> datetime:
+    """Until when a heartbeat's document as read at ``read_at`` still decides like a fresh read:
+    beats only ever move later, so one that was OK stays OK until its interval ends, and one not
+    seen yet stays, at worst, unseen until its deadline or one interval after the read (a beat just
+    after the read is late no sooner). Any other state: not past ``read_at`` (read it every time)."""
+    every = timedelta(minutes=config.every_minutes)
+    state = heartbeat_state(config, last_beat, read_at, watching_since)
+    if state is Reason.OK and last_beat is not None:
+        return last_beat + every
+    if state is Reason.NEVER_SEEN and watching_since is not None:
+        return min(deadline(config, watching_since), read_at + every)
+    return read_at
