@@ -229,8 +229,8 @@ def test_a_heartbeat_document_stays_true_until_it_may_say_something_new(
     from chalicelib.decisions.heartbeats import quiet_until
 
     config = Heartbeat(every_minutes=60, grace_minutes=30, severity=Severity.SEV3)
-    ago = (lambda minutes: None if minutes is None else T0 - timedelta(minutes=minutes))
-    assert quiet_until(config, ago(beat_ago), ago(watched_ago), T0) == T0 + timedelta(minutes=quiet_for)
+    beat_at, watched_at = (None if ago is None else T0 - timedelta(minutes=ago) for ago in (beat_ago, watched_ago))
+    assert quiet_until(config, beat_at, watched_at, T0) == T0 + timedelta(minutes=quiet_for)
 
 
 def test_a_sweep_rereads_a_heartbeat_only_when_it_could_matter_and_sees_another_workers_beat(
