@@ -457,6 +457,9 @@ class Incident(Frozen):
     # repeats counted there, which ``count`` includes and the stored record does not, and its guard
     # (``bounds.repeat_floor``) as read. None when nothing was read beside it. Never serialised.
     _beside: tuple[int, int | None] | None = PrivateAttr(default=None)
+    # The due time (epoch seconds) the store's index held for it as read, if the store keeps one
+    # (DynamoDB's ``due`` index: see store.dynamodb.DUE_SLACK). Never serialised.
+    _due_read: int | None = PrivateAttr(default=None)
 
     @field_validator("kind")
     @classmethod

@@ -294,3 +294,31 @@ def test_a_resolve_whose_key_release_fails_still_lets_the_alarm_open_again() -> 
         client.failing = False  # the heal's conditional delete goes through
         again = deliver("ALARM")
         assert again["reason"] == "OPENED" and again["incident_id"] != first["incident_id"]
+
+
+# --- the due index: an entry moves only when it must ---------------------------------------------
+
+def test_the_due_entry_stays_put_for_a_short_lease_and_is_never_later_than_the_incident() -> None:
+    """Moving a `due` index entry is a delete and a put (2 write units): the sweep's claim write
+    (due now -> its page's 60 s lease) leaves it where it is; the result's write moves it."""
+    from chalicelib.store.dynamodb import DUE_SLACK
+
+    with mock_aws():
+        raw = boto3.client("dynamodb", region_name="us-east-1")
+        store = DynamoStore(create_table(raw), client=raw)
+
+        def indexed() -> int:
+            item = raw.get_item(TableName=store.table, Key={"pk": {"S": "INCIDENT#inc-1"}})["Item"]
+            return int(item["due_at"]["N"])
+
+        step = T0 + timedelta(minutes=30)
+        stored = store.create(incident(next_action_at=step))
+        assert stored is not None and indexed() == int(step.timestamp())
+        leased = store.save(store.get("inc-1").model_copy(update={"next_action_at": step + timedelta(seconds=70)}))
+        assert indexed() == int(step.timestamp())  # within DUE_SLACK: left in place (early, never late)
+        store.save(leased.model_copy(update={"next_action_at": step + timedelta(seconds=DUE_SLACK + 1)}))
+        assert indexed() == int(step.timestamp()) + DUE_SLACK + 1  # beyond it: moved
+        earlier = step + timedelta(seconds=DUE_SLACK)
+        store.save(store.get("inc-1").model_copy(update={"next_action_at": earlier}))
+        assert indexed() == int(earlier.timestamp())  # earlier: always moved (no step waits)
+        assert [d.incident_id for d in store.due(earlier)] == ["inc-1"]

@@ -71,6 +71,11 @@ DOC_COMPRESSION = 6  # zlib level: beyond it the size hardly shrinks and the CPU
 DOC_DICTIONARY = Path(__file__).with_name("incident_doc.zdict")
 DOC_DICTIONARY_ID = 0x862FC867  # its Adler-32, which each stream's header carries
 log = logging.getLogger("responder")
+# An index entry may stay up to this many seconds ahead of the incident's ``next_action_at``
+# (``_due_at``): moving it is a delete and a put in the index (2 write units), and the sweep's
+# claim write (due now → its page's 60 s lease) is followed within a second by the result's write,
+# which moves it anyway. A sweep that meets it early reads the incident and leaves it (not due).
+DUE_SLACK = 120
 TRANSACTION_ATTEMPTS = TRANSIENT_ATTEMPTS  # a cancelled transaction wrote nothing; beyond this the Lambda retries
 
 
@@ -208,7 +213,7 @@ class DynamoStore:
             self._transact(items, f"create {incident.id}")
         except _Guarded:
             return None  # the key has an open incident (or a stale pointer: get_open heals it)
-        stored._beside = (0, None)
+        stored._beside, stored._due_read = (0, None), _due_at(stored)
         return stored
 
     def save(self, incident: Incident) -> Incident:
@@ -235,7 +240,7 @@ class DynamoStore:
                "ConditionExpression": "version = :v",
                "ExpressionAttributeValues": {":v": _n(incident.version)}}
         conflict = f"incident {incident.id} changed since version {incident.version}"
-        stored._beside = (apart, guard)
+        stored._beside, stored._due_read = (apart, guard), _due_at(stored)
         if guarding and not widening:
             self._call("update_item", **self._guard(incident.id, guard))
         try:
@@ -455,10 +460,9 @@ class DynamoStore:
                 "opened_at": _s(incident.opened_at.isoformat()),
                 "timeline_count": _n(incident.timeline_count),
                 "docz": {"B": deflate_doc(doc.model_dump_json().encode())}}
-        if incident.next_action_at is not None:
-            # whole seconds, rounded down: the sweep runs each minute, a second early is harmless
-            item |= {"due_shard": _n(due_shard(incident.id, self.due_shards)),
-                     "due_at": _n(int(incident.next_action_at.timestamp()))}
+        due = _due_at(incident)
+        if due is not None:
+            item |= {"due_shard": _n(due_shard(incident.id, self.due_shards)), "due_at": _n(due)}
         return item
 
 
@@ -497,6 +501,7 @@ def _incident(item: dict[str, Any], counter: dict[str, Any] | None = None) -> In
     if apart:
         incident = bounds.with_repeats(incident, incident.version, apart, counter.get("repeat_seen", {}).get("S"))
     incident._beside = (apart, guard)
+    incident._due_read = int(item["due_at"]["N"]) if "due_at" in item else None
     return incident
 
 
@@ -522,6 +527,16 @@ def inflate_doc(data: bytes) -> bytes:
         raise StoreError("an incident doc deflated with an unknown dictionary")
     inflater = zlib.decompressobj(zdict=doc_dictionary())
     return inflater.decompress(data) + inflater.flush()
+
+
+def _due_at(incident: Incident) -> int | None:
+    """The due time the index holds for ``incident``: its ``next_action_at`` in whole seconds, rounded
+    down (the sweep runs each minute, a second early is harmless), or the one it held as read when
+    that is at most ``DUE_SLACK`` earlier (never later: no step waits for it)."""
+    if incident.next_action_at is None:
+        return None
+    due, held = int(incident.next_action_at.timestamp()), incident._due_read
+    return held if held is not None and held <= due <= held + DUE_SLACK else due
 
 
 def _counter_pk(incident_id: str) -> str:
