@@ -414,11 +414,11 @@ class Incident(Frozen):
     facts: tuple[tuple[str, str], ...] = ()
     pages: tuple[PageRecord, ...] = ()
     # The stored incident holds a bounded window of its timeline (the first entries and the
-    # latest ones, see chalicelib.store.bounds); every entry is also stored once on its own
-    # and ``IncidentStore.timeline`` reads them all.
+    # latest ones, see chalicelib.store.bounds); every entry is also stored whole once on its own
+    # (on DynamoDB once it leaves the window) and ``store.full_timeline`` reads them all.
     timeline: tuple[TimelineEntry, ...] = ()
     timeline_omitted: int = 0  # entries between the window's head and tail (on the full timeline only)
-    timeline_stored: int = 0   # entries the store already holds on their own (set by the store)
+    timeline_stored: int = 0   # entries the store has written (in the window or on their own; set by the store)
     pages_rolled_up: int = 0   # old finished pages dropped from ``pages`` (their facts are on the timeline)
     annotation_count: int = 0  # informational signals received while open (the first few are on the timeline)
     note_count: int = 0        # notes written by people

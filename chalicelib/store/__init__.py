@@ -19,7 +19,7 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      pointer and the incident are written in one transaction.
 ``save``             optimistic concurrency: write only if the stored version is the one
                      read; a resolved incident releases its key in the same transaction.
-``timeline``         the full timeline of an incident, a page of entries by sequence number;
+``timeline``         the timeline entries stored on their own, a page by sequence number;
                      the incident record itself holds a bounded window (``store.bounds``)
 ``due``              the ids of incidents whose ``next_action_at`` has come, oldest first, for
                      the scheduled sweep (an index on that time, so the sweep never scans; ids
@@ -28,7 +28,8 @@ concurrent Lambdas can never open two incidents for one key or process one deliv
                      executor's per-target action log, for its rate limit and breaker).
 
 Every write is bounded whatever the events: ``bounds.bounded`` trims the incident record and
-each new timeline entry is stored once on its own, in the same transaction.
+each timeline entry is stored whole once on its own, in the same transaction as the write that
+added it (SQLite) or moved it out of the record's window (DynamoDB); ``full_timeline`` reads both.
 
 The same contract tests (``tests/test_store_contract.py``) run against both.
 """

@@ -1,15 +1,17 @@
 """What a stored incident may hold: bounded by construction, whatever arrives.
 
-Both stores pass every incident they write through ``bounded`` and store the timeline
-entries ``unsaved_entries`` names as records of their own, so the incident record stays
+Both stores pass every incident they write through ``bounded`` and store timeline entries
+as records of their own (SQLite each new one, ``unsaved_entries``; DynamoDB, where each record
+is billed, those ``leaving_window`` names), so the incident record stays
 small (DynamoDB refuses items over 400 KB; a bricked incident can never resolve) while
 nothing is lost:
 
 - **Timeline**: the record keeps a window, the first ``TIMELINE_HEAD`` entries (what opened
   it, who was paged first) and the latest ``TIMELINE_TAIL``, each cut to ``WINDOW_TEXT_MAX``
   characters; ``timeline_omitted`` counts the entries between them. Every entry, at up to
-  ``models.TIMELINE_TEXT_MAX`` characters, is written once as its own record with its
-  sequence number, in the same transaction as the incident.
+  ``models.TIMELINE_TEXT_MAX`` characters, is written whole once as its own record with its
+  sequence number, in the same transaction as the incident write that added it (SQLite) or
+  that moved it out of the window or added it cut short (DynamoDB).
 - **Pages**: every page still in flight (pending, sending, failed) stays. Of the finished
   ones the record keeps the latest ``PAGES_RECENT`` and, for each (kind, role, person,
   channel, delivered), the latest one: who was reached is what acknowledge and resolve

@@ -10,31 +10,34 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
   ~300–400 bytes instead of ~1.2–1.8 KB, so most incident writes are one unit, not two; the
   stream's header names its dictionary by checksum, so items deflated without one, and items
   holding ``doc``, plain JSON, from before, are read as well), and while
-  something is scheduled ``due_shard``/``due_at`` (the sparse ``due`` index); written on every
-  change but a counted repeat.
+  something is scheduled ``due_shard``/``due_at`` (the sparse ``due`` index; left up to
+  ``DUE_SLACK`` early rather than moved); written on every change but a counted repeat.
 - repeat counter ``REPEATS#<id>``: ``repeats``/``repeat_seen`` (the repeats ``record_repeat``
   counted: the incident's ``count`` is its doc's plus these, never folded) and ``repeat_sev``,
   the guard (``bounds.repeat_floor``; absent: nothing counts here). Read with the incident in one
-  BatchGetItem; created with it, its guard rewritten in the write that changes it.
-- timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, in the
-  transaction of the incident write that added it.
+  BatchGetItem; armed by the first write after create, its guard rewritten (narrowed before the
+  incident write, widened after it) when it changes.
+- timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, whole, in
+  the transaction of the incident write that moves it out of the record's window, or adds it
+  cut short there (``bounds.leaving_window``); an entry the window holds exactly has none yet.
 - open key ``OPENKEY#<key>``: incident_id; exists while that incident is open (written by
-  create, deleted by the resolving write).
+  create, deleted after the resolving write).
 - document ``DOC#<key>``: version, body (JSON): playbook action logs, tokens, ack links.
 
-The full timeline is read (BatchGetItem over the known sequence range) only by the API's
-detail and the post-mortem; the event path never reads it. A counted repeat is
-``record_repeat``: an UpdateItem of the small counter item guarded by ``repeat_sev``, then the
-delivery's conditional Put, no transaction (~2 write units whatever the incident's size). Other
-changes without entries (or a guard change) are one conditional PutItem, with entries one transaction.
+The full timeline (``store.full_timeline``: the window, and the records of what left it) is
+read only by the API's detail and the post-mortem; the event path never reads it. A counted
+repeat is ``record_repeat``: an UpdateItem of the small counter item guarded by ``repeat_sev``,
+then the delivery's conditional Put, no transaction (~2 write units whatever the incident's
+size). Any other change is one conditional PutItem (a transaction bills each item twice), with
+entries leaving the window one transaction; a resolve disarms the counter before it and
+releases the open key after it, each a plain write.
 
 Transactions read ``CancellationReasons`` item by item: only a failed condition on the item
 the write guards (the open key on create, the incident's version on save) is a conflict
-(``None`` from create, ``ConflictError`` from save). The resolving write's open-key delete
-failing its condition means the key is no longer this incident's: the write is repeated
-without it. Anything else (throttling, a concurrent transaction, a validation error) wrote
-nothing and is retried a few times, then raised as ``TransientError``. A pointer to a
-resolved or missing incident heals on read: ``get_open`` deletes it conditionally.
+(``None`` from create, ``ConflictError`` from save). Anything else (throttling, a concurrent
+transaction, a validation error) wrote nothing and is retried a few times, then raised as
+``TransientError``. A pointer to a resolved or missing incident (a release that failed, a
+Lambda that died after the resolving write) heals on read: ``get_open`` deletes it conditionally.
 
 The ``due`` index is keys-only (an incident write costs the index a few dozen bytes, not the
 whole record again) and sharded: ``due_shard`` is a stable hash of the incident id modulo
