@@ -365,8 +365,9 @@ class DynamoStore:
         incident = self.get(incident_id)
         if incident is not None and incident.is_open:
             return incident
-        # Pointer and incident are written in one transaction, and GetItem is serialisable with
-        # it: a pointer to a resolved or missing incident is stale. Heal it, unless it moved on.
+        # Pointer and incident are created in one transaction, and the pointer is released only
+        # after the resolving write: a pointer to a resolved or missing incident is stale (a
+        # release that failed, or is about to happen). Heal it, unless it moved on.
         try:
             self._call("delete_item", TableName=self.table, Key={"pk": _s(f"OPENKEY#{key}")},
                        ConditionExpression="incident_id = :id", ExpressionAttributeValues={":id": _s(incident_id)})
