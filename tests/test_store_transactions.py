@@ -281,13 +281,15 @@ def test_a_resolve_whose_key_release_fails_still_lets_the_alarm_open_again() -> 
         raw = boto3.client("dynamodb", region_name="us-east-1")
         client = ReleaseFails(raw)
         store = DynamoStore(create_table(raw), client=client, pause=lambda attempt: None)
-        deps = make_deps(store, FakeClock(), RecordingChannel())
+        clock = FakeClock()
+        deps = make_deps(store, clock, RecordingChannel())
 
         def deliver(state: str) -> dict[str, Any]:
             event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), NewStateValue=state)
             return dict(on_event(event, "sns", deps)["outcomes"][0])
 
         first = deliver("ALARM")
+        clock.advance(minutes=15)  # longer than the flapping window: the recovery resolves at once
         assert deliver("OK")["reason"] == "RESOLVED" and client.refused == TRANSACTION_ATTEMPTS
         key = store.get(first["incident_id"]).key
         assert raw.get_item(TableName=store.table, Key={"pk": {"S": "OPENKEY#" + key}}).get("Item")
