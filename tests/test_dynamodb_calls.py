@@ -141,11 +141,11 @@ def test_a_resolve_is_plain_writes_and_cancels_no_transaction(counted: tuple[Dep
     clock.advance(minutes=15)  # longer than the flapping window: the recovery resolves at once
     [outcome] = on_event(trigger(1, NewStateValue="OK", OldStateValue="ALARM"), "sns", deps)["outcomes"]
     assert outcome["reason"] == "RESOLVED"
-    # the delivery claimed; the open key and the incident read; the counter disarmed, the incident
-    # resolved with its notices leased, the key released (no transaction: each would bill twice); a
-    # recovery this soon leaves the key's flap record; the notices' results; the delivery completed
-    assert calls.calls == ["PutItem", "GetItem", "BatchGetItem", "UpdateItem", "PutItem", "DeleteItem",
-                           "GetItem", "PutItem", "PutItem", "PutItem"]
+    # the overrides (a minute old); the delivery claimed; the open key and the incident read; the
+    # counter disarmed, the incident resolved with its notices leased, the key released (no
+    # transaction: each would bill twice); the notices' results; the delivery completed
+    assert calls.calls == ["GetItem", "PutItem", "GetItem", "BatchGetItem", "UpdateItem", "PutItem", "DeleteItem",
+                           "PutItem", "PutItem"]
     assert calls.cancelled == 0
     assert deps.store.get_open(deps.store.get(outcome["incident_id"]).key) is None
 
