@@ -283,7 +283,7 @@ class Pipeline:
         """Noise control (issue 14 §1): a new incident a silence or maintenance window matches is
         recorded in the ``silenced`` state and pages nobody until the window ends."""
         verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
-                                       now, self.config.routing.zone)
+                                       now, self.config.routing.zone, self.config.services)
         if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
             return silences.silenced(fresh, verdict, now)
         if verdict.reason is silences.SilenceReason.SEV1_NOT_SILENCED:
@@ -297,7 +297,7 @@ class Pipeline:
         if incident.status is not IncidentStatus.SILENCED:
             return incident
         verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
-                                       now, self.config.routing.zone)
+                                       now, self.config.routing.zone, self.config.services)
         if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
             return incident
         return self.incidents.update(incident.id, lambda i: silences.lifted(
