@@ -10,11 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from chalicelib import config
-from chalicelib.config.services import ServicesConfig
-from chalicelib.decisions import grouping
+from chalicelib.config.services import InhibitMatch, ServicesConfig
 from chalicelib.decisions.grouping import Relation, related_to, service_of
 from chalicelib.errors import ConfigError
 from chalicelib.handlers import on_event
@@ -86,9 +86,80 @@ def test_the_shipped_config_holds_an_example_service() -> None:
     assert "credentialing-api" in config.load().services.services
 
 
-def test_cause_and_effect_rules_name_rules_of_the_severity_matrix() -> None:
-    names = {rule.name for rule in CONFIG.severity.rules}
-    assert grouping.CAUSE_RULES <= names and grouping.EFFECT_RULES <= names
+# The cause and effect sets as they were written in decisions/grouping.py before they became config.
+CAUSE_RULES = {"no-healthy-targets", "rds-failover", "rds-cluster-failover", "rds-instance-unavailable",
+               "ecs-deployment"}
+CAUSE_KINDS = {"ecs_deployment"}
+EFFECT_RULES = {"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5xx", "managed-frontend-5xx", "lambda-api-errors",
+                "rds-database-connections", "ecs-task-stopped", "sentry-metric-alert-critical",
+                "sentry-metric-alert-warning", "sentry-fatal", "sentry-error"}
+EFFECT_KINDS = {"sentry_issue", "sentry_event_alert", "sentry_error", "sentry_metric_alert"}
+EFFECT_METRICS = {"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
+                  "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
+                  "httpcode_elb_5xx_count", "5xxerror", "5xxerrorrate"}
+
+
+def side(match: InhibitMatch) -> tuple[str, frozenset[str]]:
+    """One matcher side as (field, values): the shipped rules each match on one field."""
+    given = [(name, frozenset(str(v).lower() for v in values))
+             for name, values in (("rule", match.rule), ("kind", match.kind), *match.facts.items()) if values]
+    assert len(given) == 1, match
+    return given[0]
+
+
+def test_the_shipped_inhibit_rules_are_the_cause_and_effect_sets_that_were_in_code() -> None:
+    rules = SERVICES.inhibit_rules
+    causes = {side(r.source_matchers) for r in rules}
+    effects = {side(r.target_matchers) for r in rules}
+    assert causes == {("rule", frozenset(CAUSE_RULES)), ("kind", frozenset(CAUSE_KINDS))}
+    assert effects == {("rule", frozenset(EFFECT_RULES)), ("kind", frozenset(EFFECT_KINDS)),
+                       ("metric", frozenset(EFFECT_METRICS))}
+    # any cause explains any effect, as before: every pair has its rule, and each once
+    assert sorted((side(r.source_matchers), side(r.target_matchers)) for r in rules) == sorted(
+        (c, e) for c in causes for e in effects)
+    assert all(r.equal == ("service",) for r in rules)
+
+
+def write_inhibit_rules(tmp_path: Path, rules: list[dict[str, Any]]) -> Path:
+    shipped = yaml.safe_load((config.DEFAULT_DIR / "services.yaml").read_text())
+    return write_services(tmp_path, yaml.safe_dump({**shipped, "inhibit_rules": rules}))
+
+
+GOOD = {"name": "failover-explains-5xx", "source_matchers": {"rule": "rds-failover"},
+        "target_matchers": {"kind": ["alarm"], "facts": {"metric": ["HTTPCode_Target_5XX_Count"]}}}
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"colour": "red"}, "unknown field 'colour'"),
+    ({"source_matchers": {"rule": "rds-failover", "alarm_name": "x"}}, "source_matchers.alarm_name is not a matcher"),
+    ({"target_matchers": {"metric": "Latency"}}, "target_matchers.metric is not a matcher field"),
+    ({"source_matchers": {"kind": "rds_evnt"}}, "source_matchers: kind 'rds_evnt' is produced by no registered"),
+    ({"target_matchers": {"facts": {"metrik": ["Latency"]}}}, "target_matchers: facts: fact 'metrik' is declared"),
+    ({"target_matchers": {"facts": {"version_targeted": ["yes"]}}}, "takes bool values"),
+    ({"target_matchers": {}}, "target_matchers: give at least one of rule, kind, facts"),
+    ({"source_matchers": "rds-failover"}, "source_matchers must be a mapping"),
+    ({"equal": ["service", "region"]}, "equal must be [service]"),
+])
+def test_a_bad_inhibit_rule_is_refused_at_load_naming_the_rule(tmp_path: Path, change: dict[str, Any],
+                                                               named: str) -> None:
+    folder = write_inhibit_rules(tmp_path, [{**GOOD, **change}])
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "inhibit rule 'failover-explains-5xx'" in str(error.value) and named in str(error.value)
+    assert "services.yaml" in str(error.value)
+
+
+def test_an_inhibit_rule_naming_a_rule_severity_yaml_lacks_is_refused(tmp_path: Path) -> None:
+    folder = write_inhibit_rules(tmp_path, [{**GOOD, "source_matchers": {"rule": ["rds-failover", "rds-failovr"]}}])
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "inhibit_rules[0].source_matchers.rule" in str(error.value)
+    assert "inhibit rule 'failover-explains-5xx': no rule 'rds-failovr' in severity.yaml" in str(error.value)
+
+
+def test_inhibit_rule_names_are_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="names repeat: failover-explains-5xx"):
+        config.load(write_inhibit_rules(tmp_path, [GOOD, GOOD]))
 
 
 def write_services(tmp_path: Path, text: str) -> Path:
@@ -161,6 +232,27 @@ def test_held_incidents_and_recoveries_lead_nothing() -> None:
     held = incident("rds:failover", held="inhibited by inc-y", held_by="inc-y")
     assert related_to(signal_of("06-alarm-5xx.json"), [held], SERVICES, AT).reason is Relation.NEW
     assert related_to(signal_of("11-alarm-5xx-ok.json"), [incident("rds:f")], SERVICES, AT).reason is Relation.NEW
+
+
+def test_a_change_of_the_inhibit_rules_changes_the_decision(tmp_path: Path) -> None:
+    failover = incident("rds:failover", opened=AT - timedelta(hours=3))  # outside the grouping window
+    latency, rule = signal_of("08-alarm-latency.json"), "default"  # no rule of its own: its metric says
+    assert related_to(latency, [failover], SERVICES, AT, rule=rule).reason is Relation.INHIBITED_BY
+    shipped = SERVICES.inhibit_rules
+    without = [r.model_dump() for r in shipped if r.name != "outage-explains-slow-metrics"]
+    services = config.load(write_inhibit_rules(tmp_path, without)).services
+    assert related_to(latency, [failover], services, AT, rule=rule).reason is Relation.NEW
+    # and a new rule: an open connections alarm now explains the 5xx (shipped, both are effects)
+    connections = incident("alarm:db-connections", kind="alarm", rule="rule:rds-database-connections",
+                           opened=AT - timedelta(hours=3))
+    five_xx = signal_of("06-alarm-5xx.json")
+    assert related_to(five_xx, [connections], SERVICES, AT, rule="rule:load-balancer-5xx").reason is Relation.NEW
+    added = {"name": "connections-explain-5xx", "source_matchers": {"rule": ["rds-database-connections"]},
+             "target_matchers": {"rule": ["load-balancer-5xx"]}, "equal": ["service"]}
+    services = config.load(write_inhibit_rules(tmp_path, [*without, added])).services
+    found = related_to(five_xx, [connections], services, AT, rule="rule:load-balancer-5xx")
+    assert (found.reason, found.incident) == (Relation.INHIBITED_BY, connections)
+    assert found.why.endswith("inhibit rule connections-explain-5xx")
 
 
 def test_a_resolved_cause_inhibits_nothing() -> None:

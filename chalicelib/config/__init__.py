@@ -112,6 +112,12 @@ def _load_yaml(folder: Path) -> ResponderConfig:
         if rule.playbook and rule.playbook not in REGISTRY:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
+    rule_names = {rule.name for rule in severity.rules}
+    for index, inhibit in enumerate(services.inhibit_rules):
+        for side, name in inhibit.rule_names():
+            if name not in rule_names:
+                raise ConfigError(str(folder / "services.yaml"), f"inhibit_rules[{index}].{side}.rule",
+                                  f"inhibit rule {inhibit.name!r}: no rule {name!r} in severity.yaml")
     from chalicelib.decisions.oncall import same_person_warnings
     from chalicelib.decisions.silences import unmapped_service_warning
 

@@ -6,9 +6,10 @@ key has nothing open, what the service's open incidents make of it, the way Aler
 inhibition does (a *source* alert silences *target* alerts with the same ``equal`` labels;
 here the label is the service, ``config/services.yaml``):
 
-- ``INHIBITED_BY``: an open *cause* of the service (no healthy targets, an RDS failover or
-  unavailable instance, a failing deployment) explains this *effect* (5xx, latency,
-  connection alarms, Sentry errors and spikes), whatever its severity;
+- ``INHIBITED_BY``: an open *cause* of the service explains this *effect*, whatever its
+  severity: an inhibit rule of ``services.yaml`` has the cause among its sources and the effect
+  among its targets (shipped: no healthy targets, an RDS failover or unavailable instance, a
+  deployment explain 5xx, latency, connection alarms, Sentry errors and spikes);
 - ``INHIBITED_BY`` too: a deployment of the service is being watched (runbook §2: alarms are
   watched for 10 minutes after a deployment starts): anything of the service attaches to it;
 - ``GROUPED``: another incident of the service opened within the grouping window, and this
@@ -34,7 +35,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from chalicelib.config import ResponderConfig
-from chalicelib.config.services import ServicesConfig
+from chalicelib.config.services import InhibitRule, ServicesConfig
 from chalicelib.decisions import comms, escalation
 from chalicelib.decisions.incidents import IncidentService, Reason
 from chalicelib.decisions.words import any_phrase_in
@@ -47,22 +48,8 @@ MAX_RELATED = 50   # (id, title) pairs an incident lists; ``related_count`` coun
 MAX_MEMBERS = 20   # incidents a service's group document remembers (the newest)
 IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
 
-# What explains other signals of its service, and what is explained (severity.yaml rule names).
-CAUSE_RULES = frozenset({"no-healthy-targets", "rds-failover", "rds-cluster-failover", "rds-instance-unavailable",
-                         "ecs-deployment"})
-CAUSE_KINDS = frozenset({SignalKind.ECS_DEPLOYMENT.value})
-EFFECT_RULES = frozenset({"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5xx", "managed-frontend-5xx",
-                          "lambda-api-errors", "rds-database-connections", "ecs-task-stopped",
-                          "sentry-metric-alert-critical", "sentry-metric-alert-warning", "sentry-fatal",
-                          "sentry-error"})
-EFFECT_KINDS = frozenset({SignalKind.SENTRY_ISSUE.value, SignalKind.SENTRY_EVENT_ALERT.value,
-                          SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_METRIC_ALERT.value})
 # Kinds that never send a recovery (one Sentry event each): held, they are resolved with their cause.
 ONE_SHOT_KINDS = frozenset({SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_EVENT_ALERT.value})
-# Latency and connection metrics have no rule of their own (they are Sev3 by default).
-EFFECT_METRICS = frozenset({"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
-                            "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
-                            "httpcode_elb_5xx_count", "5xxerror", "5xxerrorrate"})
 
 _ECS_SERVICE_ARN = re.compile(r":service/(?P<cluster>[^/]+)/(?P<service>[^/]+)$")
 _ECS_TASK_ARN = re.compile(r":task/(?P<cluster>[^/]+)/")
@@ -75,12 +62,6 @@ class Relation(StrEnum):
     GROUPED = "GROUPED"            # joins the service's incident opened within the window
     INHIBITED_BY = "INHIBITED_BY"  # an open cause (or a watched deployment) of the service explains it
     NEW = "NEW"                    # pages on its own
-
-
-class Role(StrEnum):
-    CAUSE = "cause"
-    EFFECT = "effect"
-    OTHER = "other"
 
 
 class Related(NamedTuple):
@@ -134,18 +115,17 @@ def _rule(rule: str) -> str:
     return rule.removeprefix("rule:")
 
 
-def role_of(signal: Signal, rule: str) -> Role:
-    """Cause, effect or neither: by the rule that classified it, its kind, or the metrics it watches."""
-    if _rule(rule) in CAUSE_RULES or signal.kind in CAUSE_KINDS:
-        return Role.CAUSE
-    if (_rule(rule) in EFFECT_RULES or signal.kind in EFFECT_KINDS
-            or any(str(m).lower() in EFFECT_METRICS for m in signal.fact_values("metric"))):
-        return Role.EFFECT
-    return Role.OTHER
-
-
-def is_cause(incident: Incident) -> bool:
-    return _rule(incident.rule) in CAUSE_RULES or incident.kind in CAUSE_KINDS
+def inhibited_by(cause: Incident, kind: str, rule: str, facts: Iterable[tuple[str, object]],
+                 services: ServicesConfig) -> InhibitRule | None:
+    """The first inhibit rule (services.yaml) under which the open incident ``cause`` explains an
+    effect of ``kind`` classified by ``rule`` with ``facts`` (a new signal, or an incident that
+    opened before its cause), or None. Both are of one service: the caller's filter."""
+    facts = tuple(facts)
+    for inhibit in services.inhibit_rules:
+        if (inhibit.source_matchers.matches(cause.kind, _rule(cause.rule), cause.facts)
+                and inhibit.target_matchers.matches(kind, _rule(rule), facts)):
+            return inhibit
+    return None
 
 
 def watching(incident: Incident, now: datetime) -> bool:
@@ -173,11 +153,12 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
     if watched:
         target = max(watched, key=newest)
         return Related(Relation.INHIBITED_BY, target, f"during the watch of deployment {target.id} of {service}")
-    role = role_of(signal, rule)
-    causes = [i for i in live if i.held is None and is_cause(i)]
-    if role is Role.EFFECT and causes:
-        target = max(causes, key=newest)
-        return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}")
+    causes = [(i, by) for i in live
+              if i.held is None and (by := inhibited_by(i, signal.kind, rule, signal.facts, services))]
+    if causes:
+        target, by = max(causes, key=lambda found: newest(found[0]))
+        return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}, "
+                                                      f"inhibit rule {by.name}")
     window = timedelta(minutes=services.grouping.window_minutes)
     recent = [i for i in live if i.held is None and now - i.opened_at <= window]
     if recent:
