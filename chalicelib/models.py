@@ -452,6 +452,9 @@ class Incident(Frozen):
     watch_until: datetime | None = None
     related: tuple[tuple[str, str], ...] = ()
     related_count: int = 0
+    # A cause that opened after its effects had paged holds them (decisions/grouping.took_over):
+    # their ids (also in ``related``); its pages say so, since those effects page no further.
+    took_over: tuple[str, ...] = ()
     version: int = 0
     # What a store keeps beside the record and read with it (DynamoDB's repeat counter item): the
     # repeats counted there, which ``count`` includes and the stored record does not, and its guard

@@ -21,6 +21,13 @@ incident it joined lists it (``related``). Its repeats and its recovery land on 
 incident, so when the cause resolves, whatever is still firing is released and pages on its
 own; whatever recovered was resolved quietly. Every signal is still recorded.
 
+A cause can arrive after its effects (the 5xx alarm fires before RDS reports the failover).
+``effects_of`` finds the service's open incidents it explains that paged on their own before it
+opened; the new cause takes them over (``took_over``): its pages name them (they page no further),
+and each is held under it (``held_under``): its escalation stops, its timeline says why, and when
+the cause resolves it is released like any held effect (a fresh chain if it still fires), or, if it
+recovered meanwhile, its resolve notice reaches whoever it paged. Nobody is un-paged silently.
+
 ``ServiceGroups`` applies the decision with the store: each service's paging and watched
 incidents are listed in one small document (``group:<service>``), read once per trigger of a
 mapped service; the hot path (``Pipeline.repeat``) never comes here.
@@ -37,10 +44,19 @@ from typing import NamedTuple
 from chalicelib.config import ResponderConfig
 from chalicelib.config.services import InhibitRule, ServicesConfig
 from chalicelib.decisions import comms, escalation
-from chalicelib.decisions.incidents import IncidentService, Reason
+from chalicelib.decisions.incidents import IncidentService, Reason, ever_paged
 from chalicelib.decisions.words import any_phrase_in
 from chalicelib.errors import ConflictError
-from chalicelib.models import Classification, Incident, Severity, Signal, SignalKind, TimelineEntry, Transition
+from chalicelib.models import (
+    Classification,
+    Incident,
+    IncidentStatus,
+    Severity,
+    Signal,
+    SignalKind,
+    TimelineEntry,
+    Transition,
+)
 from chalicelib.store import IncidentStore
 from chalicelib.store.retry import retried
 
@@ -173,6 +189,42 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
 # --- incidents as the decisions leave them (pure) ---------------------------------------------
 
 
+def effects_of(cause: Incident, open_incidents: Iterable[Incident],
+               services: ServicesConfig) -> list[tuple[Incident, InhibitRule]]:
+    """The incidents a new cause takes over: of its service, open and paging on their own (not
+    held, not silenced: those never paged), opened before it, explained by it under an inhibit rule."""
+    found = []
+    for incident in open_incidents:
+        if (incident.id == cause.id or incident.service != cause.service or incident.held is not None
+                or incident.status not in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+                or incident.opened_at > cause.opened_at):
+            continue
+        by = inhibited_by(cause, incident.kind, incident.rule, incident.facts, services)
+        if by is not None:
+            found.append((incident, by))
+    return sorted(found, key=lambda pair: (pair[0].opened_at, pair[0].id))
+
+
+def took_over(cause: Incident, effects: Iterable[tuple[Incident, InhibitRule]], now: datetime) -> Incident:
+    """A new cause listing the effects it takes over, before its first page is written (which names them)."""
+    for effect, by in effects:
+        cause = with_related(cause, effect, f"paged before this opened (inhibit rule {by.name}); held under this "
+                                            "now, its escalation stopped", now, taken=True)
+    return cause
+
+
+def held_under(effect: Incident, cause: Incident, now: datetime) -> Incident:
+    """An effect that paged, taken over by ``cause``: held under it, nothing more of its chain sent
+    (its chain is kept: its acknowledgement and resolve notices reach whoever it paged)."""
+    if not effect.is_open or effect.held is not None:
+        return effect  # resolved or held meanwhile: the cause's page names it all the same
+    stopped = escalation.cancel_unsent(effect, now, f"held under {cause.id}")
+    return stopped.noted(TimelineEntry(at=now, what=f"held under {cause.id} ({cause.title}), which opened after "
+                                                    f"it: its escalation stops (it paged already); "
+                                                    f"{cause.id}'s pages name it"),
+                         held=f"held under {cause.id}, which opened after it", held_by=cause.id)
+
+
 def held(fresh: Incident, relation: Related) -> Incident:
     """A new incident that pages nobody: no chain, no pages, no duties (its target has them)."""
     assert relation.incident is not None
@@ -192,14 +244,17 @@ def watched(fresh: Incident, minutes: int) -> Incident:
                        escalation=None, pages=(), duties=())
 
 
-def with_related(incident: Incident, member: Incident, why: str, now: datetime) -> Incident:
-    """``incident`` listing ``member``, which it holds, on its timeline and in ``related``."""
+def with_related(incident: Incident, member: Incident, why: str, now: datetime, *, taken: bool = False) -> Incident:
+    """``incident`` listing ``member``, which it holds, on its timeline and in ``related``
+    (``taken``: a member that paged before, taken over, ``took_over``)."""
     related = incident.related if len(incident.related) >= MAX_RELATED else (
         *incident.related, (member.id, member.title))
+    what = "took over" if taken else "related"
     return incident.noted(TimelineEntry(at=now, delivery_id=None,
-                                        what=f"related: {member.title} ({member.id}, SEV{member.severity.value}), "
-                                             f"{why}; not paged"),
-                          related=related, related_count=incident.related_count + 1, last_seen=now)
+                                        what=f"{what}: {member.title} ({member.id}, SEV{member.severity.value}), "
+                                             f"{why}" + ("" if taken else "; not paged")),
+                          related=related, related_count=incident.related_count + 1, last_seen=now,
+                          took_over=(*incident.took_over, member.id) if taken else incident.took_over)
 
 
 def released(incident: Incident, why: str, now: datetime, config: ResponderConfig,
@@ -210,8 +265,12 @@ def released(incident: Incident, why: str, now: datetime, config: ResponderConfi
     if severity is not None and severity < incident.severity:
         owner = config.severity.matrix[severity].owner
         incident = incident.model_copy(update={"severity": severity, "owner": owner})
-    # a raise of its own started its chain already (incidents.raise_severity): it goes on
+    # a raise of its own started its chain already (incidents.raise_severity): it goes on; one
+    # taken over after it paged starts afresh (it is a problem of its own now), keeping who it reached
     chain = incident.escalation or escalation.start(incident.severity, config, now)
+    if ever_paged(incident) and incident.escalation is not None:
+        chain = escalation.start(incident.severity, config, now, restart=escalation.restart_of(incident.escalation) + 1,
+                                 previous=incident.escalation)
     started = incident.noted(TimelineEntry(at=now, what=f"paging on its own: {why}"), held=None, held_by=None,
                              watch_until=None, escalation=chain)
     started = started.model_copy(update={"duties": (*started.duties, *comms.opening_duties(started, config))})
@@ -254,6 +313,17 @@ class ServiceGroups:
             return (reason, incident) if incident is not None else None
         self.incidents.update(target.id, lambda i: with_related(i, incident, relation.why, now))
         return (Reason.GROUPED if relation.reason is Relation.GROUPED else Reason.INHIBITED), incident
+
+    def taking_over(self, fresh: Incident, now: datetime) -> Incident:
+        """A new cause that will page lists the open effects of its service that paged before it."""
+        if fresh.service is None or fresh.held is not None or fresh.status is not IncidentStatus.OPEN:
+            return fresh
+        return took_over(fresh, effects_of(fresh, self.members(fresh.service), self.config().services), now)
+
+    def hold_taken(self, cause: Incident, now: datetime) -> None:
+        """Hold what ``cause`` took over under it (once it is stored: its page named them)."""
+        for effect_id in cause.took_over:
+            self.incidents.update(effect_id, lambda effect: held_under(effect, cause, now))
 
     def members(self, service: str) -> list[Incident]:
         doc, _ = self.store.get_doc(f"group:{service}")

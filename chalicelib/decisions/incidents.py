@@ -123,12 +123,19 @@ def close(incident: Incident, by: str, what: str, now: datetime, config: Respond
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by,
         changed_at=changed_at or now)
-    if incident.held:  # it never paged (decisions/grouping.py): nobody to tell, nothing owed
+    if incident.held and not ever_paged(incident):  # it never paged (decisions/grouping.py): nobody to tell
         return closed
-    closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
+    if not incident.held:  # a held one's cause owes the duties
+        closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
     return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
                                                        _heard_from(source, pagerduty_key, incident)),
                              *comms.founder_update(closed, "resolved", config, now))
+
+
+def ever_paged(incident: Incident) -> bool:
+    """Did a page calling for action reach anyone (an effect a late cause took over had paged)?"""
+    state = incident.escalation
+    return bool(state and state.reached) or any(p.kind.calls_for_action and p.delivered for p in incident.pages)
 
 
 def _heard_from(source: str, pagerduty_key: str | None, incident: Incident) -> str | None:
