@@ -12,6 +12,8 @@ here the label is the service, ``config/services.yaml``):
   deployment explain 5xx, latency, connection alarms, Sentry errors and spikes);
 - ``INHIBITED_BY`` too: a deployment of the service is being watched (runbook §2: alarms are
   watched for 10 minutes after a deployment starts): anything of the service attaches to it;
+- ``TAKES_OVER``: this signal is the cause of open effects of the service that paged before
+  it: it opens and pages on its own, naming them, and holds them (never grouped into them);
 - ``GROUPED``: another incident of the service opened within the grouping window, and this
   signal is no more severe than it (a worse one pages on its own, as in ``context.py``);
 - ``NEW``: pages on its own.
@@ -77,6 +79,7 @@ _DIMENSIONS = {"LoadBalancer": "load_balancer", "TargetGroup": "target_group",
 class Relation(StrEnum):
     GROUPED = "GROUPED"            # joins the service's incident opened within the window
     INHIBITED_BY = "INHIBITED_BY"  # an open cause (or a watched deployment) of the service explains it
+    TAKES_OVER = "TAKES_OVER"      # a cause of the service's open effects, which paged before it: it pages, holds them
     NEW = "NEW"                    # pages on its own
 
 
@@ -131,17 +134,34 @@ def _rule(rule: str) -> str:
     return rule.removeprefix("rule:")
 
 
-def inhibited_by(cause: Incident, kind: str, rule: str, facts: Iterable[tuple[str, object]],
-                 services: ServicesConfig) -> InhibitRule | None:
-    """The first inhibit rule (services.yaml) under which the open incident ``cause`` explains an
-    effect of ``kind`` classified by ``rule`` with ``facts`` (a new signal, or an incident that
-    opened before its cause), or None. Both are of one service: the caller's filter."""
-    facts = tuple(facts)
+class Traits(NamedTuple):
+    """What inhibit rules match on, of a new signal or of an open incident (its opening signal's)."""
+
+    kind: str
+    rule: str  # the severity.yaml rule's name, without ``rule:``
+    facts: tuple[tuple[str, object], ...]
+
+    @classmethod
+    def of_signal(cls, signal: Signal, rule: str) -> Traits:
+        return cls(str(signal.kind), _rule(rule), tuple(signal.facts))
+
+    @classmethod
+    def of(cls, incident: Incident) -> Traits:
+        return cls(str(incident.kind), _rule(incident.rule), tuple(incident.facts))
+
+
+def inhibit_rule(cause: Traits, effect: Traits, services: ServicesConfig) -> InhibitRule | None:
+    """The first inhibit rule (services.yaml) under which ``cause`` explains ``effect``, or None.
+    Both are of one service (``equal: [service]``): the caller's filter."""
     for inhibit in services.inhibit_rules:
-        if (inhibit.source_matchers.matches(cause.kind, _rule(cause.rule), cause.facts)
-                and inhibit.target_matchers.matches(kind, _rule(rule), facts)):
+        if inhibit.source_matchers.matches(*cause) and inhibit.target_matchers.matches(*effect):
             return inhibit
     return None
+
+
+def paging_on_its_own(incident: Incident) -> bool:
+    """Open, not held, not silenced: an incident whose pages went out."""
+    return incident.held is None and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
 
 
 def watching(incident: Incident, now: datetime) -> bool:
@@ -169,12 +189,18 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
     if watched:
         target = max(watched, key=newest)
         return Related(Relation.INHIBITED_BY, target, f"during the watch of deployment {target.id} of {service}")
-    causes = [(i, by) for i in live
-              if i.held is None and (by := inhibited_by(i, signal.kind, rule, signal.facts, services))]
+    mine = Traits.of_signal(signal, rule)
+    causes = [(i, by) for i in live if i.held is None and (by := inhibit_rule(Traits.of(i), mine, services))]
     if causes:
         target, by = max(causes, key=lambda found: newest(found[0]))
         return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}, "
                                                       f"inhibit rule {by.name}")
+    # a cause after its effects: it opens and pages, naming them, and takes them over (``effects_of``)
+    effects = [i for i in live if paging_on_its_own(i) and inhibit_rule(mine, Traits.of(i), services)]
+    if effects:
+        target = max(effects, key=newest)
+        return Related(Relation.TAKES_OVER, target, f"a cause of {', '.join(sorted(i.id for i in effects))} "
+                                                    f"on {service}, which paged before it: it takes them over")
     window = timedelta(minutes=services.grouping.window_minutes)
     recent = [i for i in live if i.held is None and now - i.opened_at <= window]
     if recent:
@@ -191,15 +217,14 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
 
 def effects_of(cause: Incident, open_incidents: Iterable[Incident],
                services: ServicesConfig) -> list[tuple[Incident, InhibitRule]]:
-    """The incidents a new cause takes over: of its service, open and paging on their own (not
-    held, not silenced: those never paged), opened before it, explained by it under an inhibit rule."""
+    """The incidents a new cause takes over: of its service, paging on their own (not held, not
+    silenced: those never paged), opened before it, explained by it under an inhibit rule."""
     found = []
     for incident in open_incidents:
-        if (incident.id == cause.id or incident.service != cause.service or incident.held is not None
-                or incident.status not in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+        if (incident.id == cause.id or incident.service != cause.service or not paging_on_its_own(incident)
                 or incident.opened_at > cause.opened_at):
             continue
-        by = inhibited_by(cause, incident.kind, incident.rule, incident.facts, services)
+        by = inhibit_rule(Traits.of(cause), Traits.of(incident), services)
         if by is not None:
             found.append((incident, by))
     return sorted(found, key=lambda pair: (pair[0].opened_at, pair[0].id))
@@ -306,8 +331,8 @@ class ServiceGroups:
         relation = related_to(signal, self.members(c.service), services, now, rule=c.rule, severity=c.severity,
                               service=c.service)
         target = relation.incident
-        if target is None:
-            return None
+        if target is None or relation.reason is Relation.TAKES_OVER:
+            return None  # it pages on its own (a late cause takes its effects over as it opens: Pipeline)
         reason, incident = self.incidents.handle(signal, c, now, lambda fresh: held(fresh, relation))
         if reason is not Reason.OPENED or incident is None:
             return (reason, incident) if incident is not None else None

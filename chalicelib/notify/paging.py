@@ -54,12 +54,6 @@ def render(incident: Incident, kind: PageKind, ack_url: str | None = None, verb:
         parts.append(incident.resource)
     if incident.service:
         parts.append(f"service {incident.service}")
-    if kind in (PageKind.TRIGGER, PageKind.ESCALATION) and incident.took_over:  # they page no further: say so
-        titles = dict(incident.related)
-        shown = "; ".join(f"{titles.get(i, i)} ({i})" for i in incident.took_over[:5])
-        more = len(incident.took_over) - min(len(incident.took_over), 5)
-        parts.append(f"holds {len(incident.took_over)} paged before it: {shown}"
-                     + (f" and {more} more" if more else ""))
     if kind is PageKind.RESOLVE and incident.related_count:  # what it held, resolved with it or paging now
         shown = "; ".join(title for _, title in incident.related[:5])
         more = incident.related_count - min(len(incident.related), 5)
