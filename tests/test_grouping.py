@@ -441,6 +441,7 @@ def test_a_late_cause_takes_over_the_effect_that_paged_and_its_page_names_it(
     assert notice and "related (1): credentialing-api-alb-5xx-high" in notice[0]
     released = deps.store.get(effect["incident_id"])
     assert released is not None and released.held is None
+    assert released.duties == held.duties  # owed once, when it first opened
     again = [p for p in channel.sent[before:] if p.kind in (PageKind.TRIGGER, PageKind.ESCALATION)]
     assert [p.incident_id for p in again] == [effect["incident_id"]]  # a fresh chain: its first step again
 

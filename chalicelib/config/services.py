@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from chalicelib.config.severity import Strict, undeclared_facts
+from chalicelib.config.severity import Strict, fact_value_lists, undeclared_facts
 from chalicelib.sources import registry
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -77,12 +77,7 @@ class InhibitMatch(Strict):
     def _one_is_a_list(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
 
-    @field_validator("facts", mode="before")
-    @classmethod
-    def _one_value_is_a_list(cls, facts: Any) -> Any:
-        if not isinstance(facts, dict):
-            return facts
-        return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
+    _one_value_is_a_list = field_validator("facts", mode="before")(fact_value_lists)
 
     @model_validator(mode="after")
     def _index(self) -> InhibitMatch:

@@ -40,6 +40,13 @@ def _spelling(value: dict[Any, Any], severity: Any) -> Any:
     return next(k for k in value if severity_value(k) == severity)
 
 
+def fact_value_lists(facts: Any) -> Any:
+    """``{name: value}`` → ``{name: (value,)}``: one value may stand for a list of one."""
+    if not isinstance(facts, dict):
+        return facts
+    return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
+
+
 class MatrixRow(Strict):
     definition: str
     response: str
@@ -77,12 +84,7 @@ class Match(Strict):
             raise ValueError(f"kind {unknown[0]!r} is produced by no registered source")
         return kinds
 
-    @field_validator("facts", mode="before")
-    @classmethod
-    def _one_value_is_a_list(cls, facts: Any) -> Any:
-        if not isinstance(facts, dict):
-            return facts
-        return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
+    _one_value_is_a_list = field_validator("facts", mode="before")(fact_value_lists)
 
     @field_validator("words")
     @classmethod

@@ -292,12 +292,16 @@ def released(incident: Incident, why: str, now: datetime, config: ResponderConfi
         incident = incident.model_copy(update={"severity": severity, "owner": owner})
     # a raise of its own started its chain already (incidents.raise_severity): it goes on; one
     # taken over after it paged starts afresh (it is a problem of its own now), keeping who it reached
-    chain = incident.escalation or escalation.start(incident.severity, config, now)
-    if ever_paged(incident) and incident.escalation is not None:
-        chain = escalation.start(incident.severity, config, now, restart=escalation.restart_of(incident.escalation) + 1,
-                                 previous=incident.escalation)
+    before = incident.escalation
+    chain = before or escalation.start(incident.severity, config, now)
+    taken = before is not None and ever_paged(incident)
+    if taken:
+        chain = escalation.start(incident.severity, config, now, restart=escalation.restart_of(chain) + 1,
+                                 previous=before)
     started = incident.noted(TimelineEntry(at=now, what=f"paging on its own: {why}"), held=None, held_by=None,
                              watch_until=None, escalation=chain)
+    if taken:  # its duties and the founders' word were written when it first opened
+        return started
     started = started.model_copy(update={"duties": (*started.duties, *comms.opening_duties(started, config))})
     return started.with_pages(*comms.founder_update(started, "opened", config, now))
 
