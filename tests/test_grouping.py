@@ -473,3 +473,10 @@ def test_every_form_of_a_late_causes_pages_says_what_it_holds_and_its_resolve_no
         assert "holds 1 paged before" in render.sms_text(page)
     assert render.content(cause, PageKind.RESOLVE, CONFIG).holds is None  # the notice lists it as related
     assert render.content(incident("rds:failover"), PageKind.TRIGGER, CONFIG).holds is None
+
+
+def test_only_a_cause_looks_for_effects_to_take_over() -> None:
+    assert grouping.is_a_cause(incident("rds:failover"), SERVICES)
+    assert grouping.is_a_cause(incident("ecs:x", kind="ecs_deployment", rule="default"), SERVICES)
+    assert not grouping.is_a_cause(paged_effect(), SERVICES)
+    assert not grouping.is_a_cause(incident("rds:failover"), ServicesConfig())

@@ -159,6 +159,12 @@ def inhibit_rule(cause: Traits, effect: Traits, services: ServicesConfig) -> Inh
     return None
 
 
+def is_a_cause(incident: Incident, services: ServicesConfig) -> bool:
+    """Is ``incident`` a source of any inhibit rule (something it could explain)?"""
+    traits = Traits.of(incident)
+    return any(inhibit.source_matchers.matches(*traits) for inhibit in services.inhibit_rules)
+
+
 def paging_on_its_own(incident: Incident) -> bool:
     """Open, not held, not silenced: an incident whose pages went out."""
     return incident.held is None and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
@@ -345,9 +351,11 @@ class ServiceGroups:
 
     def taking_over(self, fresh: Incident, now: datetime) -> Incident:
         """A new cause that will page lists the open effects of its service that paged before it."""
-        if fresh.service is None or fresh.held is not None or fresh.status is not IncidentStatus.OPEN:
-            return fresh
-        return took_over(fresh, effects_of(fresh, self.members(fresh.service), self.config().services), now)
+        services = self.config().services
+        if (fresh.service is None or fresh.held is not None or fresh.status is not IncidentStatus.OPEN
+                or not is_a_cause(fresh, services)):
+            return fresh  # most new incidents: no store read
+        return took_over(fresh, effects_of(fresh, self.members(fresh.service), services), now)
 
     def hold_taken(self, cause: Incident, now: datetime) -> None:
         """Hold what ``cause`` took over under it (once it is stored: its page named them)."""
