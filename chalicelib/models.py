@@ -443,8 +443,9 @@ class Incident(Frozen):
     silenced_until: datetime | None = None
     flap: FlapState | None = None
     # Grouping and inhibition (decisions/grouping.py): the service the incident's resources belong
-    # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``; or a
-    # deployment watched until ``watch_until``); ``related`` the (id, title) of the incidents held
+    # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``, or held under
+    # it after paging, when it is a cause that opened later; or a deployment watched until
+    # ``watch_until``); ``related`` the (id, title) of the incidents held
     # by this one (the first MAX_RELATED), ``related_count`` all of them.
     service: str | None = None
     held: str | None = None
