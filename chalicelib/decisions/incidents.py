@@ -222,8 +222,9 @@ def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now:
             what=f"fired again {quiet} after recovering (state change #{flap.count}): the held recovery "
                  f"is void, nobody paged again: {signal.title}"))
     if verdict is flapping.FlapReason.HELD and (current.held or current.status is IncidentStatus.SILENCED):
-        # it paged nobody: a quick recovery resolves at once, so a recovered effect never pages on its
-        # own after its cause resolves, nor a recovered silenced alarm when its window ends
+        # nobody is being paged for it (held under a cause, or silenced): a quick recovery resolves at
+        # once, so a recovered effect never pages on its own after its cause resolves, nor a recovered
+        # silenced alarm when its window ends (an effect taken over after paging still gets its notice)
         return reason, current.model_copy(update={"flap": flap})
     flap = flap.model_copy(update={"quiet_since": now if recovered else None})
     if verdict is flapping.FlapReason.HELD:
