@@ -1,0 +1,177 @@
+"""Attacks on flapping (issue 14 §3): a quick recovery held open and quiet, resolved by the sweep.
+
+Each test attacks one promise (the page path never goes silent; nothing an event says is lost; no
+PHI) or the acceptance, on both stores wherever a store is involved."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from chalicelib.handlers import on_event
+from chalicelib.models import IncidentStatus, PageKind
+from chalicelib.store import full_timeline
+from chalicelib.store.dynamodb import DynamoStore
+from chalicelib.store.sqlite import SqliteStore
+from chalicelib.wiring import Deps
+from tests.conftest import T0, FakeClock, RecordingChannel, copy_config, create_table, make_deps, new_id, sns_event
+from tests.test_flapping import SHIPPED, flapping_world
+from tests.test_grouping import AT, feed
+from tests.test_silences import ALARM, WINDOW, World, worlds
+
+STORES = ["sqlite", "dynamodb"]
+
+
+def actionable(channel: RecordingChannel, incident_id: str | None = None) -> list[Any]:
+    return [p for p in channel.sent if p.kind in (PageKind.TRIGGER, PageKind.ESCALATION)
+            and (incident_id is None or p.incident_id == incident_id)]
+
+
+def sweep_for(deps: Deps, clock: FakeClock, minutes: int) -> None:
+    for _ in range(minutes):
+        clock.advance(minutes=1)
+        deps.pipeline.sweep()
+
+
+@pytest.fixture(params=STORES)
+def night(request: Any, tmp_path: Path) -> Iterator[tuple[Deps, RecordingChannel, FakeClock]]:
+    """The shipped config (its example service, its flapping settings) on either store."""
+    clock, channel = FakeClock(AT), RecordingChannel()
+    if request.param == "sqlite":
+        yield make_deps(SqliteStore(tmp_path / "n.db"), clock, channel), channel, clock
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        yield make_deps(DynamoStore(create_table(client), client=client), clock, channel), channel, clock
+
+
+def test_a_cause_alarm_whose_quick_recovery_the_sweep_resolves_releases_the_effects_it_held(
+        night: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    """Attacks the page path: a cause's held recovery resolved by the sweep must release its still-firing effects."""
+    deps, channel, clock = night
+    cause = feed(deps, "18-alarm-unhealthy-hosts.json")
+    assert cause["reason"] == "OPENED"
+    clock.advance(seconds=20)
+    effect = feed(deps, "06-alarm-5xx.json")
+    assert effect["reason"] == "INHIBITED" and actionable(channel, effect["incident_id"]) == []
+    clock.advance(minutes=3)
+    assert feed(deps, "25-alarm-unhealthy-hosts-ok.json")["reason"] == "RECOVERY_HELD"
+    sweep_for(deps, clock, 12)
+    assert deps.store.get(cause["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+    released = deps.store.get(effect["incident_id"])
+    assert released is not None and released.held is None
+    assert len(actionable(channel, effect["incident_id"])) == 1  # the 5xx alarm still fires: it pages now
+
+
+@pytest.fixture(params=STORES)
+def world(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[World]:
+    """The shipped config, flapping ``{4, 10, 10}``, through the app on either store."""
+    yield from worlds(request.param, tmp_path, clock, console)
+
+
+def test_a_silenced_alarm_that_flaps_and_recovers_inside_its_window_never_pages(world: World) -> None:
+    """Attacks silences: a flapping hold (not only a first quick recovery) of a silenced alarm must not
+    page when the window ends while the recovery is held."""
+    window = {**WINDOW, "ends_at": (T0 + timedelta(minutes=10)).isoformat()}
+    assert world.silence(window).status_code == 201
+    for minute, state in ((0, "ALARM"), (1, "OK"), (2, "ALARM"), (3, "OK")):
+        world.clock.now = T0 + timedelta(minutes=minute)
+        world.alarm(state)
+    sweep_for(world.deps, world.clock, 20)  # the window ends at +10, the recovery (+3) is quiet from then
+    assert actionable(world.console) == [] and world.console.sent == []
+    assert all(i.status is IncidentStatus.RESOLVED for i in world.deps.store.list())
+
+
+SEV1 = "Checkout API returns 5xx.\nseverity: SEV1"
+
+
+def alarm(deps: Deps, state: str, description: str | None = None) -> dict[str, Any]:
+    """The checkout 5xx alarm (a SEV2 by the matrix, SEV1 when its description says so) in ``state``."""
+    changes: dict[str, Any] = {"NewStateValue": state}
+    if description:
+        changes["AlarmDescription"] = description
+    [outcome] = on_event(sns_event(ALARM, message_id=new_id(), **changes), "sns", deps)["outcomes"]
+    return dict(outcome)
+
+
+def paged(channel: RecordingChannel) -> list[tuple[str, PageKind]]:
+    return [(p.person, p.kind) for p in actionable(channel)]
+
+
+def test_a_worse_severity_while_a_recovery_is_held_pages_the_new_owner_at_once(world: World) -> None:
+    """Attacks the page path: a SEV1 trigger during a held recovery must page the SEV1 chain in that delivery."""
+    opened = alarm(world.deps, "ALARM")
+    assert paged(world.console) == [("engineer-on-call", PageKind.TRIGGER)]
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK")["reason"] == "RECOVERY_HELD"
+    world.clock.advance(minutes=1)
+    raised = alarm(world.deps, "ALARM", SEV1)
+    assert raised["reason"] == "SEVERITY_RAISED" and raised["incident_id"] == opened["incident_id"]
+    assert raised["pages"] >= 1 and paged(world.console)[1:] == [("giles", PageKind.ESCALATION)] or \
+        paged(world.console)[1:] == [("giles", PageKind.TRIGGER)]
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.flap is not None and incident.flap.quiet_since is None
+    sweep_for(world.deps, world.clock, 11)  # the SEV1 chain goes on: backup at +5, on-call at +10
+    assert [person for person, _ in paged(world.console)][1:] == ["giles", "christian", "engineer-on-call"]
+    assert world.deps.store.get(opened["incident_id"]).is_open  # type: ignore[union-attr]
+
+
+def test_a_chain_resumed_after_a_void_hold_pages_each_step_that_fell_due_once(world: World) -> None:
+    """Attacks escalation: steps that fell due during the hold page once each after a re-fire, none twice."""
+    alarm(world.deps, "ALARM", SEV1)
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK", SEV1)["reason"] == "RECOVERY_HELD"
+    sweep_for(world.deps, world.clock, 7)  # +8: backup's step (+5) fell due, paused
+    assert paged(world.console) == [("giles", PageKind.TRIGGER)]
+    assert alarm(world.deps, "ALARM", SEV1)["reason"] == "ALREADY_OPEN"
+    sweep_for(world.deps, world.clock, 4)  # +12: backup now, on-call at +10
+    assert [person for person, _ in paged(world.console)] == ["giles", "christian", "engineer-on-call"]
+    sweep_for(world.deps, world.clock, 2)
+    assert len(paged(world.console)) == 3
+
+
+def test_an_acknowledged_alarm_that_recovers_quickly_is_resolved_after_the_stable_period_once(world: World) -> None:
+    """Attacks acknowledgement: a held recovery of an acknowledged incident resolves once, told once, never re-pages."""
+    opened = alarm(world.deps, "ALARM")
+    world.clock.advance(minutes=1)
+    world.deps.pipeline.acknowledge(opened["incident_id"], by="engineer-on-call")
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK")["reason"] == "RECOVERY_HELD"
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "ALARM")["reason"] == "ALREADY_OPEN"  # fired again: still acknowledged, nobody paged
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK")["reason"] == "FLAPPING"  # the fourth change in ten minutes
+    sweep_for(world.deps, world.clock, 11)
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED
+    assert incident.acknowledged_by == "engineer-on-call"
+    kinds = Counter(p.kind for p in world.console.sent)
+    assert kinds[PageKind.TRIGGER] == 1 and kinds[PageKind.RESOLVE] == 1 and kinds[PageKind.ESCALATION] == 0
+
+
+def test_insufficient_data_between_states_is_noted_and_neither_voids_nor_extends_a_hold(world: World) -> None:
+    """Attacks "nothing is lost": INSUFFICIENT_DATA during a hold is on the timeline, changes nothing."""
+    opened = alarm(world.deps, "ALARM")
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "INSUFFICIENT_DATA")["reason"] == "ANNOTATED"
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK")["reason"] == "RECOVERY_HELD"  # two minutes after its trigger
+    world.clock.advance(minutes=5)
+    assert alarm(world.deps, "INSUFFICIENT_DATA")["reason"] == "ANNOTATED"
+    sweep_for(world.deps, world.clock, 4)  # +11: quiet for 9 minutes since the OK
+    assert world.deps.store.get(opened["incident_id"]).is_open  # type: ignore[union-attr]
+    sweep_for(world.deps, world.clock, 1)
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.flap is not None
+    assert incident.flap.count == 2
+    timeline = [e.what for e in full_timeline(world.deps.store, incident)]
+    assert sum(1 for t in timeline if t.startswith("noted: ")) == 2
+    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
