@@ -6,7 +6,7 @@ PHI) or the acceptance, on both stores wherever a store is involved."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -175,3 +175,71 @@ def test_insufficient_data_between_states_is_noted_and_neither_voids_nor_extends
     timeline = [e.what for e in full_timeline(world.deps.store, incident)]
     assert sum(1 for t in timeline if t.startswith("noted: ")) == 2
     assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
+
+
+@pytest.fixture(params=STORES)
+def shared(request: Any, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Stores on one database: each call is another Lambda's connection to it."""
+    if request.param == "sqlite":
+        yield lambda: SqliteStore(tmp_path / "shared.db")
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = create_table(client)
+        yield lambda: DynamoStore(table, client=client)
+
+
+def without_flapping(tmp_path: Path) -> dict[str, str]:
+    folder = tmp_path / "no-flapping"
+    folder.mkdir()
+    copy_config(folder)
+    routing = yaml.safe_load((folder / "routing.yaml").read_text())
+    del routing["flapping"]
+    (folder / "routing.yaml").write_text(yaml.safe_dump(routing))
+    return {"RESPONDER_CONFIG_DIR": str(folder)}
+
+
+def test_without_flapping_config_a_quick_recovery_resolves_at_once_and_a_refire_pages_again(
+        shared: Callable[[], Any], tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> None:
+    """Attacks a config without ``flapping:``: nothing is held, each fire is its own incident and page."""
+    deps = make_deps(shared(), clock, console, without_flapping(tmp_path))
+    first = alarm(deps, "ALARM")
+    clock.advance(minutes=1)
+    assert alarm(deps, "OK")["reason"] == "RESOLVED"
+    clock.advance(minutes=1)
+    second = alarm(deps, "ALARM")
+    assert second["reason"] == "OPENED" and second["incident_id"] != first["incident_id"]
+    assert paged(console) == [("engineer-on-call", PageKind.TRIGGER)] * 2
+    incident = deps.store.get(first["incident_id"])
+    assert incident is not None and incident.flap is None
+
+
+def test_a_hold_left_by_a_config_with_flapping_does_not_pause_the_chain_under_one_without(
+        shared: Callable[[], Any], tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> None:
+    """Attacks the page path across a deploy that drops ``flapping:``: the alarm fires again during the
+    hold and its chain must go on (founder at +60), not wait for a resolve that no config will make."""
+    before = make_deps(shared(), clock, console)
+    after = make_deps(shared(), clock, console, without_flapping(tmp_path))
+    opened = alarm(before, "ALARM")
+    clock.advance(minutes=1)
+    assert alarm(before, "OK")["reason"] == "RECOVERY_HELD"
+    clock.advance(minutes=1)
+    assert alarm(after, "ALARM")["reason"] == "ALREADY_OPEN"
+    sweep_for(after, clock, 60)
+    assert paged(console) == [("engineer-on-call", PageKind.TRIGGER), ("giles", PageKind.ESCALATION)]
+    assert after.store.get(opened["incident_id"]).is_open  # type: ignore[union-attr]
+
+
+def test_a_hold_left_by_a_config_with_flapping_resolves_under_one_without(
+        shared: Callable[[], Any], tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> None:
+    """Attacks a deploy that drops ``flapping:`` during a hold: the recovered alarm is resolved by the next
+    sweep, not left open forever with its chain paused."""
+    before = make_deps(shared(), clock, console)
+    after = make_deps(shared(), clock, console, without_flapping(tmp_path))
+    opened = alarm(before, "ALARM")
+    clock.advance(minutes=1)
+    assert alarm(before, "OK")["reason"] == "RECOVERY_HELD"
+    sweep_for(after, clock, 10)  # the sweep looks at it when the old config would have resolved it
+    incident = after.store.get(opened["incident_id"])
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED
+    assert Counter(p.kind for p in console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
