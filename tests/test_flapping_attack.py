@@ -243,3 +243,82 @@ def test_a_hold_left_by_a_config_with_flapping_resolves_under_one_without(
     incident = after.store.get(opened["incident_id"])
     assert incident is not None and incident.status is IncidentStatus.RESOLVED
     assert Counter(p.kind for p in console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
+
+
+def test_a_refire_on_another_lambda_that_remembered_the_alarm_voids_the_hold(
+        shared: Callable[[], Any], clock: FakeClock, console: RecordingChannel) -> None:
+    """Attacks the hot path: lambda A remembers the alarm as a plain repeat; after B held its recovery, A's
+    re-fire must take the full path (the hold void, the change counted), not be counted under the hold."""
+    a, b = make_deps(shared(), clock, console), make_deps(shared(), clock, console)
+    opened = alarm(a, "ALARM")
+    clock.advance(minutes=1)
+    assert alarm(b, "OK")["reason"] == "RECOVERY_HELD"
+    clock.advance(minutes=1)
+    again = alarm(a, "ALARM")
+    assert again["reason"] == "ALREADY_OPEN" and again["incident_id"] == opened["incident_id"]
+    incident = a.store.get(opened["incident_id"])
+    assert incident is not None and incident.flap is not None
+    assert incident.flap.quiet_since is None and incident.flap.count == 3
+    sweep_for(b, clock, 60)  # not resolved by the sweep as if quiet; the chain goes on to the founder at +60
+    assert paged(console) == [("engineer-on-call", PageKind.TRIGGER), ("giles", PageKind.ESCALATION)]
+    assert a.store.get(opened["incident_id"]).is_open  # type: ignore[union-attr]
+
+
+def test_a_redelivered_trigger_during_a_hold_is_a_duplicate_and_leaves_the_hold(world: World) -> None:
+    """Attacks redelivery: SNS delivering the opening ALARM again (same MessageId) is no new trigger."""
+    first = sns_event(ALARM, message_id=new_id(), NewStateValue="ALARM")
+    [opened] = on_event(first, "sns", world.deps)["outcomes"]
+    world.clock.advance(minutes=1)
+    ok = sns_event(ALARM, message_id=new_id(), NewStateValue="OK")
+    assert on_event(ok, "sns", world.deps)["outcomes"][0]["reason"] == "RECOVERY_HELD"
+    world.clock.advance(minutes=1)
+    for again in (first, ok):
+        assert on_event(again, "sns", world.deps)["outcomes"][0]["reason"] == "DUPLICATE"
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.flap is not None
+    assert incident.flap.quiet_since == T0 + timedelta(minutes=1) and incident.flap.count == 2
+    sweep_for(world.deps, world.clock, 9)
+    assert world.deps.store.get(opened["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("winner", ["trigger", "sweep"])
+def test_a_trigger_racing_the_sweeps_resolve_is_never_lost(
+        winner: str, shared: Callable[[], Any], clock: FakeClock, console: RecordingChannel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attacks the race: a re-fire on lambda B between the sweep's read and its resolving write (and the
+    sweep's resolve between B's read and write) ends with the alarm firing on exactly one open, paged incident."""
+    sweeper, firer = make_deps(shared(), clock, console), make_deps(shared(), clock, console)
+    opened = alarm(sweeper, "ALARM")
+    clock.advance(minutes=1)
+    assert alarm(sweeper, "OK")["reason"] == "RECOVERY_HELD"
+    clock.advance(minutes=10)  # quiet for the stable period: this sweep resolves it
+    fired: list[dict[str, Any]] = []
+    if winner == "trigger":
+        save = sweeper.store.save
+
+        def trigger_first(incident: Any) -> Any:
+            if incident.status is IncidentStatus.RESOLVED and not fired:
+                fired.append(alarm(firer, "ALARM"))
+            return save(incident)
+        monkeypatch.setattr(sweeper.store, "save", trigger_first)
+        sweeper.pipeline.sweep()
+    else:
+        save = firer.store.save
+
+        def sweep_first(incident: Any) -> Any:
+            if not fired:
+                fired.append({})
+                sweeper.pipeline.sweep()
+            return save(incident)
+        monkeypatch.setattr(firer.store, "save", sweep_first)
+        fired.append(alarm(firer, "ALARM"))
+    outcome = fired[-1]
+    open_now = [i for i in sweeper.store.list() if i.is_open]
+    assert len(open_now) == 1 and open_now[0].id == outcome["incident_id"]
+    if winner == "trigger":
+        assert outcome["reason"] == "ALREADY_OPEN" and outcome["incident_id"] == opened["incident_id"]
+        assert open_now[0].flap is not None and open_now[0].flap.quiet_since is None
+        assert Counter(p.kind for p in console.sent) == {PageKind.TRIGGER: 1}
+    else:
+        assert outcome["reason"] == "OPENED" and outcome["incident_id"] != opened["incident_id"]
+        assert Counter(p.kind for p in console.sent) == {PageKind.TRIGGER: 2, PageKind.RESOLVE: 1}
