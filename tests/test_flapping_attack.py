@@ -5,6 +5,9 @@ PHI) or the acceptance, on both stores wherever a store is involved."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -24,7 +27,8 @@ from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, RecordingChannel, copy_config, create_table, make_deps, new_id, sns_event
 from tests.test_flapping import SHIPPED, flapping_world
-from tests.test_grouping import AT, feed
+from tests.test_grouping import AT, NIGHT, feed
+from tests.test_night_replay import store_url  # noqa: F401  (the fixture: the CLI on either store)
 from tests.test_silences import ALARM, WINDOW, World, worlds
 
 STORES = ["sqlite", "dynamodb"]
@@ -350,3 +354,29 @@ def test_only_alarms_are_held_a_heartbeat_that_beats_again_resolves_at_once() ->
 
     assert flapping.opened("heartbeat", T0, CONFIG.routing.flapping) is None
     assert flapping.opened("alarm", T0, CONFIG.routing.flapping) is not None
+
+
+def test_a_quick_recovery_replayed_through_the_cli_is_held_and_the_escalate_command_resolves_it(
+        store_url: str) -> None:
+    """Attacks the replay: the night's 5xx alarm replayed without its cause is held (not lost, not open
+    for ever): ``escalate --now`` after the stable period resolves it, one page and one resolve notice."""
+    from chalicelib.cli import main
+    from chalicelib.store import open_store
+
+    for name, at in (("06-alarm-5xx.json", "2025-03-15T06:01:02Z"), ("10-alarm-5xx-repeat.json", "2025-03-15T06:02:02Z"),
+                     ("11-alarm-5xx-ok.json", "2025-03-15T06:04:02Z")):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["replay", str(NIGHT / name), "--now", at]) == 0
+    reasons = [json.loads(line)["reason"] for line in out.getvalue().splitlines()]
+    assert reasons == ["RECOVERY_HELD"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["escalate", "--now", "2025-03-15T06:13:02Z"]) == 0
+        store = open_store(store_url, dynamodb_client=boto3.client("dynamodb", region_name="us-east-1")
+                           if store_url.startswith("dynamodb") else None)
+        assert [i.status for i in store.list()] == [IncidentStatus.OPEN]
+        assert main(["escalate", "--now", "2025-03-15T06:14:02Z"]) == 0
+    [incident] = store.list()
+    assert incident.status is IncidentStatus.RESOLVED and incident.count == 2
+    assert Counter((p.kind, p.status.value) for p in incident.pages) == {
+        (PageKind.TRIGGER, "sent"): 1, (PageKind.RESOLVE, "sent"): 1}
