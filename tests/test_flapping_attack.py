@@ -380,3 +380,36 @@ def test_a_quick_recovery_replayed_through_the_cli_is_held_and_the_escalate_comm
     assert incident.status is IncidentStatus.RESOLVED and incident.count == 2
     assert Counter((p.kind, p.status.value) for p in incident.pages) == {
         (PageKind.TRIGGER, "sent"): 1, (PageKind.RESOLVE, "sent"): 1}
+
+
+def test_an_effect_inhibited_by_a_cause_whose_recovery_is_held_pages_when_the_sweep_resolves_the_cause(
+        night: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    """Attacks inhibition: a cause recovered and held still holds new effects; the sweep's resolve must
+    release them: the still-firing 5xx alarm pages, once."""
+    deps, channel, clock = night
+    cause = feed(deps, "18-alarm-unhealthy-hosts.json")
+    clock.advance(minutes=3)
+    assert feed(deps, "25-alarm-unhealthy-hosts-ok.json")["reason"] == "RECOVERY_HELD"
+    clock.advance(minutes=1)
+    effect = feed(deps, "06-alarm-5xx.json")
+    assert effect["reason"] == "INHIBITED"
+    sweep_for(deps, clock, 9)  # +13: the cause quiet for 10 minutes since +3
+    assert deps.store.get(cause["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+    assert len(actionable(channel, effect["incident_id"])) == 1
+    sweep_for(deps, clock, 5)
+    assert len(actionable(channel, effect["incident_id"])) == 1
+
+
+def test_a_maintenance_window_starting_during_a_hold_leaves_its_resolve_notice(world: World) -> None:
+    """Attacks silences: a silence that starts while a paged alarm's recovery is held must not swallow the
+    resolve notice owed to whoever was paged."""
+    opened = alarm(world.deps, "ALARM")
+    world.clock.advance(minutes=1)
+    assert alarm(world.deps, "OK")["reason"] == "RECOVERY_HELD"
+    world.clock.advance(minutes=1)
+    window = {**WINDOW, "starts_at": world.clock.now.isoformat()}
+    assert world.silence(window).status_code == 201
+    sweep_for(world.deps, world.clock, 10)
+    assert world.deps.store.get(opened["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+    assert [(p.person, p.kind) for p in world.console.sent] == [
+        ("engineer-on-call", PageKind.TRIGGER), ("engineer-on-call", PageKind.RESOLVE)]
