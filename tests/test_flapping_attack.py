@@ -26,7 +26,6 @@ from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, RecordingChannel, copy_config, create_table, make_deps, new_id, sns_event
-from tests.test_flapping import SHIPPED, flapping_world
 from tests.test_grouping import AT, NIGHT, feed
 from tests.test_night_replay import store_url  # noqa: F401  (the fixture: the CLI on either store)
 from tests.test_silences import ALARM, WINDOW, World, worlds
@@ -357,7 +356,7 @@ def test_only_alarms_are_held_a_heartbeat_that_beats_again_resolves_at_once() ->
 
 
 def test_a_quick_recovery_replayed_through_the_cli_is_held_and_the_escalate_command_resolves_it(
-        store_url: str) -> None:
+        store_url: str) -> None:  # noqa: F811
     """Attacks the replay: the night's 5xx alarm replayed without its cause is held (not lost, not open
     for ever): ``escalate --now`` after the stable period resolves it, one page and one resolve notice."""
     from chalicelib.cli import main
