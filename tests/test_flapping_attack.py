@@ -412,3 +412,24 @@ def test_a_maintenance_window_starting_during_a_hold_leaves_its_resolve_notice(w
     assert world.deps.store.get(opened["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
     assert [(p.person, p.kind) for p in world.console.sent] == [
         ("engineer-on-call", PageKind.TRIGGER), ("engineer-on-call", PageKind.RESOLVE)]
+
+
+def test_a_shift_notice_still_lists_an_incident_whose_recovery_is_held() -> None:
+    """Attacks the shift-notice sweep: a held recovery is open until the sweep resolves it, so the incoming
+    on-call is told of it (it may fire again on their watch and resume its chain)."""
+    from chalicelib.decisions.incidents import Reason, flap_decision, new_incident
+    from chalicelib.decisions.shifts import Handover, notice_text, open_for_role
+    from chalicelib.models import Transition
+    from tests.test_flapping import C, flapping_config, signal
+
+    config = flapping_config()
+    opened = new_incident("inc-held", signal(Transition.TRIGGER, 0), C, T0, config)
+    reason, held = flap_decision(Reason.RESOLVED, opened, signal(Transition.RESOLVE, 1), T0 + timedelta(minutes=1),
+                                 config)
+    assert reason is Reason.RECOVERY_HELD and held is not None
+    listed = open_for_role([held], "engineering-oncall", config.routing)
+    assert listed == [held]
+    text = notice_text("engineering-oncall", Handover(at=T0 + timedelta(minutes=2), until=None, people=("x",),
+                                                 incoming=("x",)), listed,
+                       config.routing.zone)
+    assert "inc-held open: db-cpu-high" in text
