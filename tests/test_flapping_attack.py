@@ -26,7 +26,7 @@ from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
 from tests.conftest import T0, FakeClock, RecordingChannel, copy_config, create_table, make_deps, new_id, sns_event
-from tests.test_grouping import AT, NIGHT, feed
+from tests.test_grouping import NIGHT, feed, night_deps  # noqa: F401  (the fixture: shipped config, either store)
 from tests.test_night_replay import store_url  # noqa: F401  (the fixture: the CLI on either store)
 from tests.test_silences import ALARM, WINDOW, World, worlds
 
@@ -44,22 +44,10 @@ def sweep_for(deps: Deps, clock: FakeClock, minutes: int) -> None:
         deps.pipeline.sweep()
 
 
-@pytest.fixture(params=STORES)
-def night(request: Any, tmp_path: Path) -> Iterator[tuple[Deps, RecordingChannel, FakeClock]]:
-    """The shipped config (its example service, its flapping settings) on either store."""
-    clock, channel = FakeClock(AT), RecordingChannel()
-    if request.param == "sqlite":
-        yield make_deps(SqliteStore(tmp_path / "n.db"), clock, channel), channel, clock
-        return
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        yield make_deps(DynamoStore(create_table(client), client=client), clock, channel), channel, clock
-
-
 def test_a_cause_alarm_whose_quick_recovery_the_sweep_resolves_releases_the_effects_it_held(
-        night: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:  # noqa: F811
     """Attacks the page path: a cause's held recovery resolved by the sweep must release its still-firing effects."""
-    deps, channel, clock = night
+    deps, channel, clock = night_deps
     cause = feed(deps, "18-alarm-unhealthy-hosts.json")
     assert cause["reason"] == "OPENED"
     clock.advance(seconds=20)
@@ -382,10 +370,10 @@ def test_a_quick_recovery_replayed_through_the_cli_is_held_and_the_escalate_comm
 
 
 def test_an_effect_inhibited_by_a_cause_whose_recovery_is_held_pages_when_the_sweep_resolves_the_cause(
-        night: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:  # noqa: F811
     """Attacks inhibition: a cause recovered and held still holds new effects; the sweep's resolve must
     release them: the still-firing 5xx alarm pages, once."""
-    deps, channel, clock = night
+    deps, channel, clock = night_deps
     cause = feed(deps, "18-alarm-unhealthy-hosts.json")
     clock.advance(minutes=3)
     assert feed(deps, "25-alarm-unhealthy-hosts-ok.json")["reason"] == "RECOVERY_HELD"
