@@ -421,3 +421,23 @@ def test_a_shift_notice_still_lists_an_incident_whose_recovery_is_held() -> None
                                                  incoming=("x",)), listed,
                        config.routing.zone)
     assert "inc-held open: db-cpu-high" in text
+
+
+def test_a_flapping_sev1_nobody_acknowledges_still_escalates_and_everyone_paged_hears_the_resolve_once(
+        world: World) -> None:
+    """Attacks the page path under the acceptance's storm: 30 transitions in 20 minutes of a SEV1 are one
+    incident and one trigger page, but holds must not freeze its chain (backup, on-call, the 15-minute loop)."""
+    reasons: Counter[str] = Counter()
+    for n in range(30):
+        reasons[alarm(world.deps, "ALARM" if n % 2 == 0 else "OK", SEV1)["reason"]] += 1
+        world.clock.advance(seconds=40)
+        world.deps.pipeline.sweep()
+    assert reasons == {"OPENED": 1, "RECOVERY_HELD": 1, "ALREADY_OPEN": 1, "FLAPPING": 27}
+    assert paged(world.console) == [("giles", PageKind.TRIGGER)] + [
+        (person, PageKind.ESCALATION) for person in ("christian", "engineer-on-call") + (
+            "giles", "christian", "engineer-on-call")]
+    sweep_for(world.deps, world.clock, 12)
+    [incident] = world.deps.store.list()
+    assert incident.status is IncidentStatus.RESOLVED
+    assert sorted(p.person for p in world.console.sent if p.kind is PageKind.RESOLVE) == [
+        "christian", "engineer-on-call", "giles"]
