@@ -441,3 +441,21 @@ def test_a_flapping_sev1_nobody_acknowledges_still_escalates_and_everyone_paged_
     assert incident.status is IncidentStatus.RESOLVED
     assert sorted(p.person for p in world.console.sent if p.kind is PageKind.RESOLVE) == [
         "christian", "engineer-on-call", "giles"]
+
+
+def test_a_late_cause_alarm_whose_recovery_is_held_hands_back_the_effect_it_took_over(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:  # noqa: F811
+    """Attacks a late cause: the unhealthy-hosts alarm takes over the 5xx alarm that paged, then recovers
+    within minutes; when the sweep resolves it the 5xx alarm, still firing, must page afresh."""
+    deps, channel, clock = night_deps
+    effect = feed(deps, "06-alarm-5xx.json")
+    clock.advance(seconds=30)
+    cause = feed(deps, "18-alarm-unhealthy-hosts.json")
+    assert deps.store.get(effect["incident_id"]).held_by == cause["incident_id"]  # type: ignore[union-attr]
+    clock.advance(minutes=3)
+    assert feed(deps, "25-alarm-unhealthy-hosts-ok.json")["reason"] == "RECOVERY_HELD"
+    sweep_for(deps, clock, 11)
+    assert deps.store.get(cause["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+    released = deps.store.get(effect["incident_id"])
+    assert released is not None and released.held is None
+    assert len(actionable(channel, effect["incident_id"])) == 2  # its first page, and its fresh chain's
