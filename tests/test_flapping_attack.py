@@ -351,20 +351,19 @@ def test_a_quick_recovery_replayed_through_the_cli_is_held_and_the_escalate_comm
         (PageKind.TRIGGER, "sent"): 1, (PageKind.RESOLVE, "sent"): 1}
 
 
-def test_an_effect_inhibited_by_a_cause_whose_recovery_is_held_pages_when_the_sweep_resolves_the_cause(
+def test_an_effect_arriving_while_its_causes_recovery_is_held_pages_at_once_and_once(
         night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:  # noqa: F811
-    """Attacks inhibition: a cause recovered and held still holds new effects; the sweep's resolve must
-    release them: the still-firing 5xx alarm pages, once."""
+    """Attacks inhibition: a cause that recovered (its recovery held) explains nothing new: the 5xx
+    alarm arriving then pages at once, not when the sweep resolves the cause, and only once."""
     deps, channel, clock = night_deps
     cause = feed(deps, "18-alarm-unhealthy-hosts.json")
     clock.advance(minutes=3)
     assert feed(deps, "25-alarm-unhealthy-hosts-ok.json")["reason"] == "RECOVERY_HELD"
     clock.advance(minutes=1)
     effect = feed(deps, "06-alarm-5xx.json")
-    assert effect["reason"] == "INHIBITED"
+    assert effect["reason"] == "OPENED" and len(actionable(channel, effect["incident_id"])) == 1
     sweep_for(deps, clock, 9)  # +13: the cause quiet for 10 minutes since +3
     assert deps.store.get(cause["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
-    assert len(actionable(channel, effect["incident_id"])) == 1
     sweep_for(deps, clock, 5)
     assert len(actionable(channel, effect["incident_id"])) == 1
 
