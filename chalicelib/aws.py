@@ -4,10 +4,19 @@
 executor's writes reach boto3. ``ClientError`` and connection errors become
 ``PlaybookError`` (``retryable`` for throttling, 5xx and timeouts); messages carry the
 service, operation and AWS error code, never parameters or response bodies.
+
+``new_client(service)`` builds the clients the app's own adapters use (the store, Secrets
+Manager, the sweep queue, SNS pages). In the deployed zip ``scripts/package`` ships, beside this
+module, botocore's data for just those services and operations (``SHIPPED_OPERATIONS``), cut from
+the zip's own botocore and stored as plain JSON: a cold start then parses a few KB instead of
+botocore's 1.2 MB endpoints.json and the gzipped service model, and lists 4 service folders
+instead of 400 (``bench/coldstart.py`` measures it). Without that folder (a work tree, tests)
+clients come from stock boto3. Playbooks call any service and operation, so ``Aws`` uses stock.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from chalicelib.errors import PlaybookError, ResponderError, from_client_error
@@ -38,6 +47,49 @@ class Aws:
             return result
         except (ClientError, BotoCoreError) as exc:
             raise from_client_error(exc, service, operation, into=_playbook_error) from None
+
+
+# The operations each adapter calls, in botocore's names (what scripts/package keeps of each model).
+SHIPPED_OPERATIONS: dict[str, tuple[str, ...]] = {
+    # chalicelib/store/dynamodb.py
+    "dynamodb": ("BatchGetItem", "DeleteItem", "GetItem", "PutItem", "Query", "Scan", "TransactWriteItems",
+                 "UpdateItem"),
+    "secretsmanager": ("GetSecretValue",),  # chalicelib/secrets.py
+    "sqs": ("SendMessageBatch",),  # chalicelib/notify/sweep_queue.py
+    "sns": ("Publish",),  # chalicelib/notify/channels.py
+}
+SHIPPED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aws_data")
+_sessions: dict[str, Any] = {}
+
+
+def new_client(service: str, data: str = SHIPPED_DATA) -> Any:
+    """A client for one of ``SHIPPED_OPERATIONS``' services, from the shipped data when the zip
+    carries it, else from stock boto3. Its requests are the same either way."""
+    if service in SHIPPED_OPERATIONS and os.path.isfile(os.path.join(data, "endpoints.json")):
+        if data not in _sessions:
+            _sessions[data] = _shipped_session(data)
+        return _sessions[data].client(service)
+    import boto3
+
+    return boto3.client(service)
+
+
+def _shipped_session(data: str) -> Any:
+    """A boto3 session (so the user agent and boto3's handlers are stock) whose botocore loader
+    reads only ``data``. The loader counts that folder as botocore's own data, as it is: otherwise
+    botocore would feed its legacy endpoint into the endpoint rules and could resolve differently."""
+    import boto3.session
+    import botocore.loaders
+    import botocore.session
+
+    class ShippedLoader(botocore.loaders.Loader):
+        def is_builtin_path(self, path: str) -> bool:
+            return path.startswith(data) or bool(super().is_builtin_path(path))
+
+    core = botocore.session.Session()
+    core.register_component("data_loader", ShippedLoader(extra_search_paths=[data],
+                                                         include_default_search_paths=False))
+    return boto3.session.Session(botocore_session=core)
 
 
 def _playbook_error(message: str, retryable: bool) -> ResponderError:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from chalicelib import config as config_module
-from chalicelib.aws import Aws
+from chalicelib.aws import Aws, new_client
 from chalicelib.config import ResponderConfig, RoutingConfig
 from chalicelib.decisions.incidents import NewId
 from chalicelib.errors import ConfigError
@@ -164,9 +164,7 @@ class _LazyClients:
 
     def get(self, name: str) -> Any:
         if name not in self._clients:
-            import boto3
-
-            self._clients[name] = boto3.client(name)
+            self._clients[name] = new_client(name)
         return self._clients[name]
 
 
