@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from chalicelib import coldstart
 from chalicelib.errors import PlaybookError, ResponderError, from_client_error
 
 
@@ -65,13 +66,14 @@ _sessions: dict[str, Any] = {}
 def new_client(service: str, data: str = SHIPPED_DATA) -> Any:
     """A client for one of ``SHIPPED_OPERATIONS``' services, from the shipped data when the zip
     carries it, else from stock boto3. Its requests are the same either way."""
-    if service in SHIPPED_OPERATIONS and os.path.isfile(os.path.join(data, "endpoints.json")):
-        if data not in _sessions:
-            _sessions[data] = _shipped_session(data)
-        return _sessions[data].client(service)
-    import boto3
+    with coldstart.loading():  # boto3's import and the client's build: hundreds of thousands of objects
+        if service in SHIPPED_OPERATIONS and os.path.isfile(os.path.join(data, "endpoints.json")):
+            if data not in _sessions:
+                _sessions[data] = _shipped_session(data)
+            return _sessions[data].client(service)
+        import boto3
 
-    return boto3.client(service)
+        return boto3.client(service)
 
 
 def _shipped_session(data: str) -> Any:
