@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from chalicelib import coldstart
 from chalicelib import config as config_module
 from chalicelib.aws import Aws, new_client
 from chalicelib.config import ResponderConfig, RoutingConfig
@@ -184,10 +185,11 @@ def learn_public_url(url: str | None) -> None:
 def get_deps() -> Deps:
     global _deps
     if _deps is None:
-        settings = Settings.from_env()
-        if _public_url and settings.public_url is None:
-            settings = settings.model_copy(update={"public_url": _public_url})
-        _deps = build_deps(settings)
+        with coldstart.loading():  # the config, the store, the channels: built once, kept for the process
+            settings = Settings.from_env()
+            if _public_url and settings.public_url is None:
+                settings = settings.model_copy(update={"public_url": _public_url})
+            _deps = build_deps(settings)
     return _deps
 
 

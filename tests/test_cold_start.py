@@ -9,6 +9,7 @@ import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,17 +69,20 @@ gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase
 import app
 start = len(runs)
 app._handlers()
-from chalicelib import aws
+from chalicelib import aws, wiring
 aws.new_client("dynamodb")
+wiring.get_deps()
 print(json.dumps({"collections_while_loading": len(runs) - start, "enabled": gc.isenabled(),
                   "frozen": gc.get_freeze_count()}))
 """
 
 
-def test_in_lambda_the_first_events_imports_and_client_build_run_without_the_collector() -> None:
-    """chalicelib/coldstart.py: nothing loaded is garbage, so the collector is not run over it;
-    afterwards it is on again and what was loaded is frozen. Outside Lambda nothing changes."""
-    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"}
+def test_in_lambda_the_first_events_imports_and_builds_run_without_the_collector(tmp_path: Path) -> None:
+    """chalicelib/coldstart.py: nothing loaded or built once per process (the handlers' modules, a
+    client, the deps) is garbage, so the collector is not run over it; afterwards it is on again
+    and all that is frozen. Outside Lambda nothing changes."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "RESPONDER_LINK_SECRET": "k" * 32,
+           "RESPONDER_STORE": f"sqlite:///{tmp_path / 'state.db'}", "RESPONDER_AUDIT": f"file://{tmp_path}/a.jsonl"}
     lambda_env = env | {"AWS_LAMBDA_FUNCTION_NAME": "alarm-responder-prod-on_alarm_sns"}
     in_lambda, outside = (json.loads(subprocess.run([sys.executable, "-c", COLLECTOR], cwd=ROOT, env=e, check=True,
                                                     capture_output=True, text=True).stdout) for e in (lambda_env, env))
