@@ -100,6 +100,7 @@ def ship_aws_data(botocore_data: Path, into: Path, operations: dict[str, tuple[s
     if operations is None:
         _project_on_path()
         from chalicelib.aws import SHIPPED_OPERATIONS as operations
+    shutil.rmtree(into, ignore_errors=True)  # a copy left in the work tree would ride along, maybe stale
     for service, wanted in sorted(operations.items()):
         version = max(p.name for p in (botocore_data / service).iterdir() if p.is_dir())  # botocore's latest
         folder = botocore_data / service / version
