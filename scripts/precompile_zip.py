@@ -26,6 +26,7 @@ import fnmatch
 import gzip
 import json
 import py_compile
+import re
 import shutil
 import sys
 import tempfile
@@ -95,8 +96,10 @@ def _undocumented(part: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in part.items() if key != "documentation"}
 
 
-def ship_aws_data(botocore_data: Path, into: Path, operations: dict[str, tuple[str, ...]] | None = None) -> list[str]:
-    """Write the trimmed data ``chalicelib.aws.new_client`` loads; return the services written."""
+def ship_aws_data(botocore_data: Path, into: Path, boto3_version: str,
+                  operations: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Write the trimmed data ``chalicelib.aws.new_client`` loads, and the shipped boto3's version
+    (its clients' user agent names it); return the services written."""
     if operations is None:
         _project_on_path()
         from chalicelib.aws import SHIPPED_OPERATIONS as operations
@@ -113,7 +116,16 @@ def ship_aws_data(botocore_data: Path, into: Path, operations: dict[str, tuple[s
     _write_json(into / "endpoints.json", endpoints)
     for name in ("partitions", "sdk-default-configuration", "_retry"):
         _write_json(into / f"{name}.json", _read_json(botocore_data / name))
+    (into / "boto3-version").write_text(boto3_version + "\n", encoding="ascii")
     return sorted(operations)
+
+
+def shipped_version(package: Path) -> str:
+    """``__version__`` as the package's ``__init__.py`` assigns it."""
+    found = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", (package / "__init__.py").read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{package}: no __version__")
+    return found.group(1)
 
 
 def compile_config(config_dir: Path) -> None:
@@ -134,7 +146,7 @@ def precompile(source: Path, target: Path) -> int:
         if (config_dir / "severity.yaml").exists():
             compile_config(config_dir)
         if (root / "botocore" / "data").is_dir():
-            ship_aws_data(root / "botocore" / "data", root / "chalicelib" / "aws_data")
+            ship_aws_data(root / "botocore" / "data", root / "chalicelib" / "aws_data", shipped_version(root / "boto3"))
         compileall.compile_dir(root, quiet=1, workers=0, legacy=False,
                                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         count = 0

@@ -4,7 +4,10 @@ and a client built from it sends the same requests and reads the same answers as
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -57,7 +60,9 @@ VARYING_HEADERS = {"authorization", "x-amz-date", "amz-sdk-invocation-id", "x-am
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("aws_data")
-    precompile_zip.ship_aws_data(Path(botocore.__file__).parent / "data", folder)
+    installed = Path(boto3.__file__).parent
+    assert precompile_zip.shipped_version(installed) == boto3.__version__
+    precompile_zip.ship_aws_data(Path(botocore.__file__).parent / "data", folder, precompile_zip.shipped_version(installed))
     return str(folder)
 
 
@@ -126,3 +131,12 @@ def test_without_shipped_data_clients_are_stock_boto3(tmp_path: Path, monkeypatc
     everything = len(boto3.client("dynamodb").meta.service_model.operation_names)
     assert len(aws.new_client("dynamodb", data=str(tmp_path)).meta.service_model.operation_names) == everything
     assert aws.new_client("ecs", data=str(tmp_path)).meta.service_model.service_name == "ecs"
+
+
+def test_a_client_from_the_shipped_data_does_not_import_boto3(shipped: str) -> None:
+    """boto3 (and s3transfer, multiprocessing) stay out of a cold start that uses only these clients."""
+    code = ("import json, sys; from chalicelib import aws; aws.new_client('dynamodb', data=sys.argv[1]); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 's3transfer', 'botocore'})))")
+    result = subprocess.run([sys.executable, "-c", code, shipped], cwd=ROOT, capture_output=True, text=True, check=True,
+                            env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert json.loads(result.stdout) == ["botocore"]
