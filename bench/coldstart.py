@@ -99,10 +99,10 @@ step("chalicelib.pipeline (decisions, notify, store, playbook executor)", lambda
 step("chalicelib.handlers (wiring, secrets)", lambda: __import__("chalicelib.handlers"))
 from chalicelib import config
 step("config.load() (YAML, validation; at the first event)", config.load)
-step("boto3 (the package)", lambda: __import__("boto3"))
-step("the store's DynamoDB client (chalicelib.aws: the shipped data)",
+step("botocore (its session module)", lambda: __import__("botocore.session"))
+step("the store's DynamoDB client (chalicelib.aws: the shipped data, no boto3)",
      lambda: __import__("chalicelib.store.dynamodb", fromlist=["DynamoStore"]).DynamoStore("t").client)
-step("not the first event's: a stock boto3 DynamoDB client (the floor's)",
+step("not the first event's: boto3 and a stock DynamoDB client (the floor's)",
      lambda: __import__("boto3").client("dynamodb", region_name="us-east-1"))
 print(json.dumps(steps))
 """
