@@ -15,7 +15,8 @@
 3. **Classify.** ``classify`` applies the severity matrix and rules (pure).
 4. **Decide and apply.** ``incidents.decide`` returns a ``Reason`` (``OPENED``,
    ``ALREADY_OPEN``, ``SEVERITY_RAISED``, ``RESOLVED``, ``NO_OPEN_INCIDENT``, ``ANNOTATED``,
-   ``RECORDED``, ``STALE``; ``FLAPPING`` for a flapping alarm's state change, see
+   ``RECORDED``, ``STALE``; ``RECOVERY_HELD`` for an alarm that recovers within minutes
+   of firing and ``FLAPPING`` for a flapping alarm's state change, see
    ``decisions/flapping.py``); ``IncidentService`` applies it with conditional writes, so two
    concurrent workers never open two incidents for one key. A new incident that a silence or
    maintenance window matches opens ``silenced`` and pages nobody (``_silenced``,

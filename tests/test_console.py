@@ -22,7 +22,7 @@ from chalicelib.web import console as console_views
 from chalicelib.web import sessions
 from chalicelib.web.tokens import Role
 from chalicelib.wiring import Deps
-from tests.conftest import T0, FakeClock, RecordingChannel, app_on
+from tests.conftest import T0, FakeClock, RecordingChannel, app_on, sns_event
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -175,6 +175,21 @@ def test_the_incident_page_shows_the_timeline_pages_and_draft_but_never_an_ack_l
     assert "/ack/" not in page
     for link in re.findall(r"https?://\S+/ack/\S+", "\n".join(sent)):
         assert link not in page
+
+
+def test_an_alarm_whose_quick_recovery_is_held_says_when_it_resolves(http: Client, deps: Deps,
+                                                                     clock: FakeClock) -> None:
+    http.lambda_.invoke("on_alarm_sns", sns_event("sns-cloudwatch-alarm-metric.json", message_id="m-1"))
+    [incident] = deps.store.list()
+    cookie, _ = log_in(http, deps)
+    assert 'id="recovering"' not in text(http.http.get(f"/console/incidents/{incident.id}", headers={"Cookie": cookie}))
+    clock.advance(minutes=2)
+    http.lambda_.invoke("on_alarm_sns", sns_event("sns-cloudwatch-alarm-ok.json", message_id="m-2"))
+    page = text(http.http.get(f"/console/incidents/{incident.id}", headers={"Cookie": cookie}))
+    [line] = re.findall(r'<span id="recovering">([^<]+)</span>', page)
+    recovered, resolves = (console_views._when(t, deps.config.routing.zone)
+                           for t in (clock.now, clock.now + timedelta(minutes=10)))
+    assert line == f"recovered {recovered}; resolves {resolves} unless it fires again (escalation waits)"
 
 
 def test_titles_are_escaped(http: Client, deps: Deps) -> None:

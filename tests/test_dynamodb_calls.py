@@ -133,10 +133,12 @@ def test_a_repeat_whose_delivery_write_fails_takes_its_count_back(
     assert retried["reason"] == "ALREADY_OPEN" and deps.store.get(opened["incident_id"]).count == 2
 
 
-def test_a_resolve_cancels_no_transaction(counted: tuple[Deps, DynamoCalls, FirstPageChannel]) -> None:
+def test_a_resolve_cancels_no_transaction(counted: tuple[Deps, DynamoCalls, FirstPageChannel],
+                                         clock: FakeClock) -> None:
     deps, calls, _ = counted
     on_event(trigger(0), "sns", deps)
     calls.take()
+    clock.advance(minutes=15)  # longer than the flapping window: the recovery resolves at once
     [outcome] = on_event(trigger(1, NewStateValue="OK", OldStateValue="ALARM"), "sns", deps)["outcomes"]
     assert outcome["reason"] == "RESOLVED"
     print("resolve", calls.take())

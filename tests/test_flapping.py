@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from chalicelib.config.routing import Flapping
-from chalicelib.decisions import flapping
+from chalicelib.decisions import escalation, flapping
 from chalicelib.decisions.flapping import FlapReason, StableReason
 from chalicelib.decisions.incidents import Reason, flap_decision, new_incident, settled
 from chalicelib.models import Classification, IncidentStatus, PageKind, Severity, Signal, Transition
@@ -89,40 +89,87 @@ def flapping_config(transitions: int = 4) -> Any:
     return CONFIG.model_copy(update={"routing": routing})
 
 
-def test_a_recovery_resolves_until_the_alarm_flaps_then_it_is_held_and_the_sweep_resolves_it() -> None:
-    config = flapping_config(transitions=2)
+@pytest.mark.parametrize(("n", "held_as", "held_text", "fired_as", "fired_text", "after"), [
+    # N=2: the recovery one minute after firing makes it flapping
+    (2, Reason.FLAPPING, "flapping from now, state change #2 (2 in 10 min): recovered: db-cpu-high; resolves "
+     "after 10 quiet minutes unless it fires again", Reason.FLAPPING, "flapping, state change #3", "flapping"),
+    # N=4: not flapping yet, but a recovery one minute after firing may be the first flap: held
+    (4, Reason.RECOVERY_HELD, "recovered 60 s after firing (state change #2): held, resolves after 10 quiet "
+     "minutes unless it fires again", Reason.ALREADY_OPEN, "fired again 2 min after recovering (state change #3)",
+     "recovering"),
+], ids=["flapping", "held"])
+def test_a_quick_recovery_is_held_quiet_with_its_chain_paused_and_the_sweep_resolves_it(
+        n: int, held_as: Reason, held_text: str, fired_as: Reason, fired_text: str, after: str) -> None:
+    """Held, not resolved; the chain waits; the same OK again changes nothing; a trigger ends the
+    quiet period (nobody paged again); quiet for S minutes, the sweep resolves it."""
+    config = flapping_config(transitions=n)
     incident = new_incident("inc-1", signal(Transition.TRIGGER, 0), C, T0, config)
     assert incident.flap is not None and incident.flap.count == 1
-    reason, held = flap_decision(Reason.RESOLVED, incident, signal(Transition.RESOLVE, 1), T0 + timedelta(minutes=1),
-                                 config)
-    assert reason is Reason.FLAPPING and held is not None and held.is_open
-    assert held.flap is not None and held.flap.quiet_since == T0 + timedelta(minutes=1)
-    assert "flapping from now, state change #2" in held.timeline[-1].what
+    reason, held = flap_decision(Reason.RESOLVED, incident, signal(Transition.RESOLVE, 1),
+                                 T0 + timedelta(minutes=1), config)
+    assert reason is held_as and held is not None and held.is_open and held.flap is not None
+    assert held.flap.count == 2 and held.flap.last is Transition.RESOLVE
+    assert (held.flap.since is not None) is (held_as is Reason.FLAPPING)
+    assert held.flap.quiet_since == T0 + timedelta(minutes=1)
+    assert held.timeline[-1].what.startswith(held_text)
     assert bounds.repeat_floor(held.model_copy(update={"count": 50})) is None  # its next trigger takes the full path
+    # the chain waits while the recovery is held: nothing is due before the hold ends
+    late = T0 + timedelta(hours=2)
+    assert escalation.due_steps(held, config, late) == [] and escalation.due_steps(incident, config, late) != []
+    assert escalation.next_action_at(held, config) == T0 + timedelta(minutes=11)
     assert flapping.stable(held, T0 + timedelta(minutes=10), config.routing.flapping) is StableReason.NOT_YET
     assert settled(held, config, T0 + timedelta(minutes=10)) is held
-    # a second OK while quiet is not a change, and resolves nothing
+    # the same OK again is not a change and resolves nothing
     again, same = flap_decision(Reason.RESOLVED, held, signal(Transition.RESOLVE, 2), T0 + timedelta(minutes=2),
                                 config)
-    assert again is Reason.FLAPPING and same is not None and same.flap == held.flap
-    # it fires again: the quiet period ends, nobody is paged
+    assert again is held_as and same is not None and same.flap == held.flap
+    # it fires again: counted on the same incident, the hold is void, the chain goes on, nobody paged again
     reason, firing = flap_decision(Reason.ALREADY_OPEN, held, signal(Transition.TRIGGER, 3),
                                    T0 + timedelta(minutes=3), config)
-    assert reason is Reason.FLAPPING and firing is not None and firing.flap is not None
+    assert reason is fired_as and firing is not None and firing.flap is not None
     assert firing.flap.quiet_since is None and firing.flap.count == 3
+    assert firing.timeline[-1].what.startswith(fired_text)
+    assert escalation.due_steps(firing, config, late) != []
     assert flapping.stable(firing, T0 + timedelta(hours=1), config.routing.flapping) is StableReason.FIRING
+    # quiet for S minutes: the sweep resolves it
     resolved = settled(held, config, T0 + timedelta(minutes=11))
     assert resolved.status is IncidentStatus.RESOLVED
-    assert resolved.timeline[-1].what == "resolved: quiet for 10 minutes after flapping (2 state changes)"
+    assert resolved.timeline[-1].what == f"resolved: quiet for 10 minutes after {after} (2 state changes)"
 
 
-def test_below_n_changes_a_recovery_resolves_as_before() -> None:
+def test_a_recovery_after_a_longer_firing_resolves_at_once() -> None:
     config = flapping_config(transitions=4)
     incident = new_incident("inc-1", signal(Transition.TRIGGER, 0), C, T0, config)
-    reason, counted = flap_decision(Reason.RESOLVED, incident, signal(Transition.RESOLVE, 1),
-                                    T0 + timedelta(minutes=1), config)
+    reason, counted = flap_decision(Reason.RESOLVED, incident, signal(Transition.RESOLVE, 11),
+                                    T0 + timedelta(minutes=11), config)  # more than M (10) after firing
     assert reason is Reason.RESOLVED and counted is not None and counted.flap is not None
-    assert counted.flap.count == 2 and counted.flap.last is Transition.RESOLVE
+    assert counted.flap.count == 2 and counted.flap.last is Transition.RESOLVE and counted.flap.quiet_since is None
+    assert flapping.stable(counted, T0 + timedelta(hours=1), config.routing.flapping) is StableReason.NOT_HELD
+
+
+def test_a_quick_recovery_of_an_incident_that_paged_nobody_resolves_at_once() -> None:
+    """Held under a cause or silenced, it never paged: holding its recovery would only let it page
+    later (an effect still open when its cause resolves, a silenced one when its window ends)."""
+    config = flapping_config(transitions=4)
+    incident = new_incident("inc-1", signal(Transition.TRIGGER, 0), C, T0, config)
+    for quiet in (incident.model_copy(update={"held": "inhibited", "held_by": "inc-0"}),
+                  incident.model_copy(update={"status": IncidentStatus.SILENCED})):
+        reason, after = flap_decision(Reason.RESOLVED, quiet, signal(Transition.RESOLVE, 1),
+                                      T0 + timedelta(minutes=1), config)
+        assert reason is Reason.RESOLVED and after is not None and after.flap is not None
+        assert after.flap.quiet_since is None and after.flap.count == 2
+
+
+def test_a_recovery_is_held_only_within_m_minutes_of_its_trigger() -> None:
+    state = flapping.opened("alarm", T0, SETTINGS)
+    assert state is not None
+    for minutes, expected in ((1, FlapReason.HELD), (9.9, FlapReason.HELD), (10, FlapReason.NOT_FLAPPING),
+                              (45, FlapReason.NOT_FLAPPING)):
+        at = T0 + timedelta(minutes=minutes)
+        recovered = flapping.changed(state, at, SETTINGS).model_copy(update={"last": Transition.RESOLVE})
+        assert flapping.on_change(recovered, at, SETTINGS, "alarm") is expected, minutes
+        fired = recovered.model_copy(update={"last": Transition.TRIGGER})
+        assert flapping.on_change(fired, at, SETTINGS, "alarm") is FlapReason.NOT_FLAPPING
 
 
 def test_a_worse_severity_still_raises_a_flapping_incident_and_ends_its_quiet_period() -> None:
@@ -149,11 +196,24 @@ def flapping_world(kind: str, tmp_path: Path, clock: FakeClock, console: Recordi
     yield from worlds(kind, tmp_path, clock, console, {"RESPONDER_CONFIG_DIR": str(folder)})
 
 
+SHIPPED = CONFIG.routing.flapping.model_dump() if CONFIG.routing.flapping else {}
+QUICK = {"transitions": 2, "minutes": 5, "stable_minutes": 10}
+
+
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def flappy(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[World]:
     """An alarm that fires and recovers within 5 minutes is flapping; it resolves after 10 quiet minutes."""
-    yield from flapping_world(request.param, tmp_path, clock, console,
-                              {"transitions": 2, "minutes": 5, "stable_minutes": 10})
+    yield from flapping_world(request.param, tmp_path, clock, console, QUICK)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def shipped(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[World]:
+    """The shipped ``flapping:`` settings."""
+    yield from flapping_world(request.param, tmp_path, clock, console, SHIPPED)
+
+
+def test_the_shipped_settings_are_the_ones_the_acceptance_runs_with() -> None:
+    assert SHIPPED == {"transitions": 4, "minutes": 10, "stable_minutes": 10}
 
 
 def deliver(world: World, state: str) -> dict[str, Any]:
@@ -168,8 +228,21 @@ def world_event(world: World, state: str) -> list[dict[str, Any]]:
     return list(on_event(event, "sns", world.deps)["outcomes"])
 
 
-def test_acceptance_30_transitions_in_20_minutes_are_one_incident_one_page_one_resolve(flappy: World) -> None:
-    world = flappy
+@pytest.fixture(params=[(store, name) for name in ("shipped", "n2") for store in ("sqlite", "dynamodb")],
+                ids=lambda p: "-".join(p))
+def any_flappy(request: Any, tmp_path: Path, clock: FakeClock,
+               console: RecordingChannel) -> Iterator[tuple[World, dict[str, int], dict[str, int]]]:
+    """Both stores, with the shipped settings (N=4: a held recovery and a trigger come before it is
+    known to flap) and with N=2 (flapping from the first recovery)."""
+    store, name = request.param
+    settings, before_flapping = (SHIPPED, {"RECOVERY_HELD": 1, "ALREADY_OPEN": 1}) if name == "shipped" else (QUICK, {})
+    for world in flapping_world(store, tmp_path, clock, console, settings):
+        yield world, settings, before_flapping
+
+
+def test_acceptance_30_transitions_in_20_minutes_are_one_incident_one_page_one_resolve(
+        any_flappy: tuple[World, dict[str, int], dict[str, int]]) -> None:
+    world, settings, before_flapping = any_flappy
     reasons: Counter[str] = Counter()
     incidents = set()
     for n in range(30):  # ALARM, OK, ALARM … every 40 s: 30 transitions in 20 minutes
@@ -178,7 +251,8 @@ def test_acceptance_30_transitions_in_20_minutes_are_one_incident_one_page_one_r
         incidents.add(outcome["incident_id"])
         world.clock.advance(seconds=40)
         world.deps.pipeline.sweep()  # the scheduled sweep keeps running meanwhile
-    assert reasons == {"OPENED": 1, "FLAPPING": 29} and len(incidents) == 1
+    flapping_changes = 29 - sum(before_flapping.values())
+    assert reasons == {"OPENED": 1, **before_flapping, "FLAPPING": flapping_changes} and len(incidents) == 1
     [incident_id] = incidents
     for _ in range(12):  # quiet since the last OK: the sweep resolves it after 10 minutes, not before
         world.clock.advance(minutes=1)
@@ -190,8 +264,10 @@ def test_acceptance_30_transitions_in_20_minutes_are_one_incident_one_page_one_r
     assert timedelta(minutes=10) <= incident.resolved_at - last_ok < timedelta(minutes=11)
     kinds = Counter(p.kind for p in world.console.sent)
     assert kinds == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}  # one page, one resolve notice
+    assert len(world.console.sent) == 2
     timeline = [e.what for e in full_timeline(world.deps.store, incident)]
-    assert any("flapping from now, state change #2" in t for t in timeline)
+    first = settings["transitions"]
+    assert any(f"flapping from now, state change #{first} " in t for t in timeline)
     assert any("state change #20 " in t for t in timeline)  # the flap count, on the timeline
     assert timeline[-1] == "resolve page to engineer-on-call (engineering-oncall) on console: sent"
     assert "resolved: quiet for 10 minutes after flapping (30 state changes)" in timeline
@@ -210,49 +286,72 @@ def test_the_same_alarm_after_the_stable_period_is_a_new_incident(flappy: World)
     assert second["reason"] == "OPENED" and second["incident_id"] != first["incident_id"]
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def shipped(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[World]:
-    """The shipped ``flapping:`` settings."""
-    yield from flapping_world(request.param, tmp_path, clock, console,
-                              CONFIG.routing.flapping.model_dump() if CONFIG.routing.flapping else {})
-
-
-def test_an_alarm_that_recovers_for_good_resolves_at_once_with_the_shipped_settings(shipped: World) -> None:
+def test_an_alarm_that_recovers_for_good_within_minutes_resolves_after_the_stable_period(shipped: World) -> None:
     world = shipped
-    deliver(world, "ALARM")
+    opened = deliver(world, "ALARM")
     world.clock.advance(minutes=3)
-    assert deliver(world, "OK")["reason"] == "RESOLVED"
-    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
-
-
-def test_with_the_shipped_settings_30_transitions_are_two_incidents_instead_of_fifteen(shipped: World) -> None:
-    """The shipped N (4) needs the key's history: the first incident fires and recovers at once (it
-    cannot know yet), hands its two changes on, and the second one is flapping from its first OK."""
-    world = shipped
-    reasons: Counter[str] = Counter()
-    incidents = []
-    for n in range(30):
-        outcome = deliver(world, "ALARM" if n % 2 == 0 else "OK")
-        reasons[outcome["reason"]] += 1
-        if outcome["incident_id"] not in incidents:
-            incidents.append(outcome["incident_id"])
-        world.clock.advance(seconds=40)
-        world.deps.pipeline.sweep()
-    for _ in range(11):
+    assert deliver(world, "OK")["reason"] == "RECOVERY_HELD"
+    for minute in range(1, 12):
         world.clock.advance(minutes=1)
         world.deps.pipeline.sweep()
-    assert reasons == {"OPENED": 2, "RESOLVED": 1, "FLAPPING": 27} and len(incidents) == 2
-    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 2, PageKind.RESOLVE: 2}
-    second = world.deps.store.get(incidents[1])
-    assert second is not None and second.status is IncidentStatus.RESOLVED
-    assert second.flap is not None and second.flap.count == 28
+        incident = world.deps.store.get(opened["incident_id"])
+        assert incident is not None and incident.is_open is (minute < 10), minute
+    assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 1, PageKind.RESOLVE: 1}
+    timeline = [e.what for e in full_timeline(world.deps.store, incident)]
+    assert "resolved: quiet for 10 minutes after recovering (2 state changes)" in timeline
+
+
+def test_an_alarm_that_recovers_after_burning_longer_resolves_at_once(shipped: World) -> None:
+    world = shipped
+    deliver(world, "ALARM")
+    world.clock.advance(minutes=25)
+    assert deliver(world, "OK")["reason"] == "RESOLVED"
+    assert Counter(p.kind for p in world.console.sent)[PageKind.RESOLVE] >= 1
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def long_hold(request: Any, tmp_path: Path, clock: FakeClock, console: RecordingChannel) -> Iterator[World]:
+    """A stable period (90 min) longer than the SEV2 chain's second step (60 min)."""
+    yield from flapping_world(request.param, tmp_path, clock, console,
+                              {"transitions": 4, "minutes": 10, "stable_minutes": 90})
+
+
+def test_a_held_recovery_pauses_the_chain_and_a_new_trigger_resumes_it(long_hold: World) -> None:
+    """Unacknowledged and recovered within minutes: nobody is escalated to while the recovery is held;
+    once it fires again the chain goes on where it was."""
+    world = long_hold
+    opened = deliver(world, "ALARM")
+    world.clock.advance(minutes=1)
+    assert deliver(world, "OK")["reason"] == "RECOVERY_HELD"
+    pages_before = len(world.console.sent)
+    for _ in range(70):  # past the SEV2 chain's next step (+60), still within the hold
+        world.clock.advance(minutes=1)
+        world.deps.pipeline.sweep()
+    assert len(world.console.sent) == pages_before
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.is_open and incident.escalation is not None
+    assert incident.escalation.next_step == 1
+    assert deliver(world, "ALARM")["reason"] == "ALREADY_OPEN"
+    world.clock.advance(minutes=1)
+    world.deps.pipeline.sweep()
+    later = world.deps.store.get(opened["incident_id"])
+    assert later is not None and later.is_open and later.escalation is not None
+    assert later.escalation.next_step == 2  # the chain went on: founder-primary paged
+    assert len(world.console.sent) > pages_before
 
 
 def test_an_alarm_that_fires_again_long_after_recovering_is_not_flapping(shipped: World) -> None:
     world = shipped
+    ids = set()
     for _ in range(3):
-        deliver(world, "ALARM")
+        ids.add(deliver(world, "ALARM")["incident_id"])
         world.clock.advance(minutes=1)
-        assert deliver(world, "OK")["reason"] == "RESOLVED"
-        world.clock.advance(minutes=15)  # more than M (10) after the last change
+        assert deliver(world, "OK")["reason"] == "RECOVERY_HELD"
+        for _ in range(15):  # quiet: the sweep resolves it; more than M (10) after the last change
+            world.clock.advance(minutes=1)
+            world.deps.pipeline.sweep()
+    assert len(ids) == 3
     assert Counter(p.kind for p in world.console.sent) == {PageKind.TRIGGER: 3, PageKind.RESOLVE: 3}
+    for incident_id in ids:
+        incident = world.deps.store.get(incident_id)
+        assert incident is not None and incident.flap is not None and incident.flap.since is None

@@ -101,7 +101,7 @@ def test_a_redelivered_repeat_is_a_duplicate_and_counted_once(hot: Deps) -> None
 def test_after_a_resolve_the_next_trigger_opens_a_new_incident_and_pages(hot: Deps, console: RecordingChannel,
                                                                          clock: FakeClock) -> None:
     first = opened_and_counting(hot)
-    clock.advance(minutes=5)
+    clock.advance(minutes=15)  # longer than the flapping window (10 min): the recovery resolves at once
     assert handled(hot, sns_event("sns-cloudwatch-alarm-ok.json", message_id="ok-1"))["reason"] == "RESOLVED"
     reopened = handled(hot, trigger(1000))
     assert reopened["reason"] == "OPENED" and reopened["incident_id"] != first

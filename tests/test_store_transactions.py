@@ -245,13 +245,15 @@ def test_a_cancelled_resolve_never_leaves_the_key_pointing_at_a_resolved_inciden
         raw = boto3.client("dynamodb", region_name="us-east-1")
         client = CancelsOnce(raw, reason)
         store = DynamoStore(create_table(raw), client=client, pause=lambda attempt: None)
-        deps = make_deps(store, FakeClock(), RecordingChannel())
+        clock = FakeClock()
+        deps = make_deps(store, clock, RecordingChannel())
 
         def deliver(state: str) -> dict[str, Any]:
             event = sns_event("sns-cloudwatch-alarm-metric.json", message_id=new_id(), NewStateValue=state)
             return dict(on_event(event, "sns", deps)["outcomes"][0])
 
         first = deliver("ALARM")
+        clock.advance(minutes=15)  # longer than the flapping window: the recovery resolves at once
         assert deliver("OK")["reason"] == "RESOLVED" and client.cancelled == 1
         pointer = raw.get_item(TableName=store.table, Key={"pk": {"S": "OPENKEY#" + store.get(
             first["incident_id"]).key}}).get("Item")

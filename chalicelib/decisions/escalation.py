@@ -83,6 +83,7 @@ class RepeatReason(StrEnum):
     RESOLVED = "RESOLVED"
     NO_CHAIN = "NO_CHAIN"
     SNOOZED = "SNOOZED"                # a human paused escalation: the loop waits for the snooze to end
+    RECOVERY_HELD = "RECOVERY_HELD"    # its alarm recovered, held until quiet: the loop waits (flapping.py)
 
 
 class DueReason(StrEnum):
@@ -166,10 +167,18 @@ def snoozed(incident: Incident, now: datetime) -> bool:
     return end is not None and now < end
 
 
+def recovery_held(incident: Incident) -> bool:
+    """Its alarm recovered and the recovery is held (decisions/flapping.py): the chain waits. If the
+    alarm fires again the hold ends and whatever fell due meanwhile goes out on the next sweep; if it
+    stays quiet the sweep resolves it."""
+    return incident.flap is not None and incident.flap.quiet_since is not None and incident.is_open
+
+
 def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> list[int]:
     """Indices of this loop's chain steps whose time has come, for an open, unacknowledged incident."""
     state = incident.escalation
-    if state is None or incident.status is not IncidentStatus.OPEN or snoozed(incident, now):
+    if (state is None or incident.status is not IncidentStatus.OPEN or snoozed(incident, now)
+            or recovery_held(incident)):
         return []
     steps = chain_for(state.severity, config).steps
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
@@ -195,6 +204,8 @@ def repeat_decision(incident: Incident, config: ResponderConfig, now: datetime) 
         return RepeatReason.NOT_YET
     if snoozed(incident, now):
         return RepeatReason.SNOOZED
+    if recovery_held(incident):
+        return RepeatReason.RECOVERY_HELD
     return RepeatReason.REPEAT
 
 
@@ -587,11 +598,7 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
                 due.append(page.at + timedelta(minutes=minutes) / 2)
         elif page.status is PageStatus.SENDING and page.lease_until is not None:
             due.append(page.lease_until)
-    end = snooze_end(incident)
-    times += [max(t, end) for t in held] if end is not None else held
-    if incident.watch is not None:
-        times.append(incident.watch.next_check_at)
-    # a silenced incident is paged when its window ends; a flapping one resolves once quiet (issue 14)
+    # a silenced incident is paged when its window ends; a held recovery resolves once quiet (issue 14)
     if incident.status is IncidentStatus.SILENCED and incident.silenced_until is not None:
         times.append(incident.silenced_until)
     from chalicelib.decisions.flapping import resolve_at
@@ -599,6 +606,11 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
     quiet_until = resolve_at(incident, config.routing.flapping)
     if quiet_until is not None:
         times.append(quiet_until)
+    # a snoozed chain, or one waiting on a held recovery, wakes the sweep when it may go on
+    end = max((t for t in (snooze_end(incident), quiet_until) if t is not None), default=None)
+    times += [max(t, end) for t in held] if end is not None else held
+    if incident.watch is not None:
+        times.append(incident.watch.next_check_at)
     from chalicelib.decisions.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
 
     reminder = reminder_at(incident, config)

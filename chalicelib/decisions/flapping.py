@@ -3,14 +3,19 @@
 ``routing.yaml``'s ``flapping:`` gives N (``transitions``), M (``minutes``) and S
 (``stable_minutes``). An alarm incident counts the state changes that page or resolve: the trigger
 that opened it, a recovery and a trigger after a recovery (``INSUFFICIENT_DATA`` is noted, as
-before, and changes nothing). Once N fall within M minutes the incident is flapping: it stays one incident
-(its first page was its only page), a recovery no longer resolves it but starts a quiet period,
-the next trigger ends that quiet period (nobody paged), and the sweep resolves it once it has been
-quiet for S minutes. Each change is on the timeline with its count.
+before, and changes nothing).
 
-A repeat counted on the hot path (the same state again) is not a change. A flapping incident that
-is waiting to be resolved takes the full path for every trigger (``bounds.repeat_floor``), so the
-trigger that ends its quiet period is always seen.
+Nobody can tell from one recovery that an alarm flaps, so a *quick* recovery (within M minutes of
+the trigger before it) is held: the incident stays open, quiet, its escalation paused, and the
+sweep resolves it once it has been quiet for S minutes; if the alarm fires again meanwhile it is the
+same incident (nobody paged again). A recovery after a longer firing resolves at once, as before.
+Once N changes fall within M minutes the incident is flapping: every recovery is held the same way
+and every change is on the timeline with its count. So a flapping alarm is one incident, one page and
+one resolve, whatever N is.
+
+A repeat counted on the hot path (the same state again) is not a change. An incident waiting to be
+resolved takes the full path for every trigger (``bounds.repeat_floor``), so the trigger that ends its
+quiet period is always seen.
 """
 
 from __future__ import annotations
@@ -29,15 +34,17 @@ FLAPPING_KINDS = frozenset({SignalKind.ALARM.value})
 class FlapReason(StrEnum):
     OFF = "OFF"                    # no ``flapping:`` config, or not an alarm
     NOT_FLAPPING = "NOT_FLAPPING"  # fewer than N changes within M minutes: decided as usual
+    HELD = "HELD"                  # not (yet) flapping, but a recovery within M minutes of its trigger:
+                                   # held until quiet for S minutes, in case the alarm fires again
     STARTED = "STARTED"            # this change makes N within M: flapping from now
     FLAPPING = "FLAPPING"          # flapping already: counted, nobody paged, a recovery is held
 
 
 class StableReason(StrEnum):
-    STABLE = "STABLE"              # flapping, recovered and quiet for S minutes: resolve now
-    NOT_YET = "NOT_YET"            # recovered, quiet for less than S minutes
-    FIRING = "FIRING"              # flapping and in its trigger state: nothing to resolve
-    NOT_FLAPPING = "NOT_FLAPPING"  # resolves like any incident
+    STABLE = "STABLE"              # a held recovery, quiet for S minutes: resolve now
+    NOT_YET = "NOT_YET"            # a held recovery, quiet for less than S minutes
+    FIRING = "FIRING"              # in its trigger state: nothing to resolve
+    NOT_HELD = "NOT_HELD"          # no recovery held (or no flapping config): resolves like any incident
 
 
 def applies(kind: str, config: Flapping | None) -> bool:
@@ -82,13 +89,18 @@ def on_change(state: FlapState | None, now: datetime, config: Flapping | None, k
     if state.since is not None:
         return FlapReason.FLAPPING
     since = now - timedelta(minutes=config.minutes)
-    if sum(1 for t in state.changes if t > since) >= config.transitions:
+    recent = sum(1 for t in state.changes if t > since)
+    if recent >= config.transitions:
         return FlapReason.STARTED
+    # changes alternate, so a recovery with two recent changes came within M minutes of its trigger
+    if state.last is Transition.RESOLVE and recent >= 2:
+        return FlapReason.HELD
     return FlapReason.NOT_FLAPPING
 
 
 def resolve_at(incident: Incident, config: Flapping | None) -> datetime | None:
-    """When the sweep resolves a flapping incident that stays quiet (None: it is not waiting)."""
+    """When the sweep resolves an incident whose recovery is held, if it stays quiet (None: it is
+    not waiting). Its escalation is paused until then (``escalation.paused_until``)."""
     flap = incident.flap
     if config is None or flap is None or flap.quiet_since is None or not incident.is_open:
         return None
@@ -96,13 +108,13 @@ def resolve_at(incident: Incident, config: Flapping | None) -> datetime | None:
 
 
 def stable(incident: Incident, now: datetime, config: Flapping | None) -> StableReason:
-    """Has a flapping incident been quiet long enough to resolve?"""
+    """Has an incident whose recovery is held been quiet long enough to resolve?"""
     flap = incident.flap
-    if config is None or flap is None or flap.since is None or not incident.is_open:
-        return StableReason.NOT_FLAPPING
+    if config is None or flap is None or not incident.is_open:
+        return StableReason.NOT_HELD
     due = resolve_at(incident, config)
     if due is None:
-        return StableReason.FIRING
+        return StableReason.FIRING if flap.last is Transition.TRIGGER else StableReason.NOT_HELD
     return StableReason.STABLE if now >= due else StableReason.NOT_YET
 
 

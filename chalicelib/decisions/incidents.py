@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.config import ResponderConfig
@@ -50,6 +50,8 @@ class Reason(StrEnum):
                                            # resolved (a replay): on the timeline, nothing changed
     FLAPPING = "FLAPPING"                  # a state change of a flapping alarm: counted, nobody paged,
                                            # a recovery held until it stays quiet (decisions/flapping.py)
+    RECOVERY_HELD = "RECOVERY_HELD"        # an alarm recovered within minutes of firing: held open and
+                                           # quiet, resolved once quiet for the stable period (ditto)
     GROUPED = "GROUPED"                    # its own incident, held: joined its service's open incident
     INHIBITED = "INHIBITED"                # its own incident, held: an open cause of its service explains it
     WATCHING = "WATCHING"                  # a deployment in progress: its service is watched, nobody paged
@@ -187,23 +189,44 @@ MAX_FLAP_ENTRIES = 20  # a flapping alarm's first state changes are on the timel
 
 def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now: datetime,
                   config: ResponderConfig) -> tuple[Reason, Incident | None]:
-    """A state change of an alarm incident, counted (decisions/flapping.py). Once it is flapping the
-    change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held. A worse
-    severity still raises it (and ends a quiet period)."""
+    """A state change of an alarm incident, counted (decisions/flapping.py). A quick recovery is
+    ``RECOVERY_HELD``: the incident stays open and quiet until the sweep resolves it. Once the alarm is
+    flapping a change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held.
+    A trigger ends a quiet period (nobody paged again); a worse severity still raises the incident."""
     settings = config.routing.flapping
     if (current is None or current.flap is None or settings is None
             or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.SEVERITY_RAISED)):
         return reason, current
     if current.flap.last is signal.transition:  # the same state again: not a change
-        if reason is Reason.RESOLVED and current.flap.since is not None:
-            return Reason.FLAPPING, current.model_copy(update={"last_seen": now})  # still held
+        if reason is Reason.RESOLVED and current.flap.quiet_since is not None:  # still held
+            return (Reason.FLAPPING if current.flap.since else Reason.RECOVERY_HELD,
+                    current.model_copy(update={"last_seen": now}))
         return reason, current
     flap = flapping.changed(current.flap, now, settings).model_copy(update={"last": signal.transition})
     verdict = flapping.on_change(flap, now, settings, current.kind)
-    if verdict is flapping.FlapReason.NOT_FLAPPING or reason is Reason.SEVERITY_RAISED:
-        return reason, current.model_copy(update={"flap": flap.model_copy(update={"quiet_since": None})})
     recovered = signal.transition is Transition.RESOLVE
-    flap = flap.model_copy(update={"since": flap.since or now, "quiet_since": now if recovered else None})
+    if reason is Reason.SEVERITY_RAISED or verdict is flapping.FlapReason.NOT_FLAPPING:
+        unheld = current.model_copy(update={"flap": flap.model_copy(update={"quiet_since": None})})
+        if current.flap.quiet_since is None or recovered:
+            return reason, unheld
+        quiet = _minutes(now - current.flap.quiet_since)
+        return reason, unheld.noted(TimelineEntry(
+            at=now, delivery_id=signal.delivery_id,
+            what=f"fired again {quiet} after recovering (state change #{flap.count}): the held recovery "
+                 f"is void, nobody paged again: {signal.title}"))
+    if verdict is flapping.FlapReason.HELD and (current.held or current.status is IncidentStatus.SILENCED):
+        # it paged nobody: a quick recovery resolves at once, so a recovered effect never pages on its
+        # own after its cause resolves, nor a recovered silenced alarm when its window ends
+        return reason, current.model_copy(update={"flap": flap})
+    flap = flap.model_copy(update={"quiet_since": now if recovered else None})
+    if verdict is flapping.FlapReason.HELD:
+        fired = _minutes(now - current.flap.changes[-1]) if current.flap.changes else "minutes"
+        return Reason.RECOVERY_HELD, current.noted(TimelineEntry(
+            at=now, delivery_id=signal.delivery_id,
+            what=f"recovered {fired} after firing (state change #{flap.count}): held, resolves after "
+                 f"{settings.stable_minutes} quiet minutes unless it fires again: {signal.title}"),
+            flap=flap, last_seen=now)
+    flap = flap.model_copy(update={"since": flap.since or now})
     seen = {"flap": flap, "last_seen": now, "count": current.count + (signal.transition is Transition.TRIGGER)}
     if flap.count > MAX_FLAP_ENTRIES and verdict is flapping.FlapReason.FLAPPING:
         return Reason.FLAPPING, current.model_copy(update=seen)
@@ -215,13 +238,20 @@ def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now:
     return Reason.FLAPPING, current.noted(TimelineEntry(at=now, delivery_id=signal.delivery_id, what=what), **seen)
 
 
+def _minutes(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+
+
 def settled(incident: Incident, config: ResponderConfig, now: datetime) -> Incident:
-    """The sweep's part of flapping: resolved once quiet for the stable period (the same object otherwise)."""
+    """The sweep's part of flapping: a held recovery resolved once quiet for the stable period (the
+    same object otherwise)."""
     settings = config.routing.flapping
     if settings is None or flapping.stable(incident, now, settings) is not flapping.StableReason.STABLE:
         return incident
     assert incident.flap is not None
-    return close(incident, "responder", f"resolved: quiet for {settings.stable_minutes} minutes after flapping "
+    after = "flapping" if incident.flap.since is not None else "recovering"
+    return close(incident, "responder", f"resolved: quiet for {settings.stable_minutes} minutes after {after} "
                                         f"({incident.flap.count} state changes)", now, config)
 
 
@@ -276,7 +306,7 @@ class IncidentService:
             # Only a signal dated by its sender can be stale: only then is the key's last incident read.
             latest = self._latest(signal.incident_key) if current is None and signal.signed_at else None
             reason, current = flap_decision(decide(signal, c, current, latest), current, signal, now, self.config)
-            if reason is Reason.FLAPPING and current is not None:
+            if reason in (Reason.FLAPPING, Reason.RECOVERY_HELD) and current is not None:
                 return reason, self.store.save(self._stamped(current))
             if reason is Reason.OPENED:
                 fresh = new_incident(self.new_id(signal, now), signal, c, now, self.config)

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
+from chalicelib.decisions.flapping import resolve_at
 from chalicelib.models import Incident, IncidentStatus
 from chalicelib.web import api, sessions
 from chalicelib.web.ackpage import SECURITY_HEADERS, OriginCheck, check_origin
@@ -157,10 +158,19 @@ def incident_page(deps: Deps, site: str, headers: Mapping[str, str], incident_id
                            "done": f"{_when(d.done_at, zone)} by {d.done_by}" if d.done_at else "",
                            "overdue": d.done_at is None and d.due_at <= now} for d in incident.duties],
                   watch=incident.watch, snoozed=_when(incident.snoozed_until, zone) if incident.snoozed_until
-                  and incident.snoozed_until > now else "",
+                  and incident.snoozed_until > now else "", recovering=_recovering(incident, deps, zone),
                   targets=sorted(routing.people) + sorted(routing.roles), done=done, problem=problem,
                   postmortem=draft(full, deps.config, now), zone=routing.timezone,
                   default_snooze=_local_input(now + timedelta(hours=1), zone))
+
+
+def _recovering(incident: Incident, deps: Deps, zone: ZoneInfo) -> str:
+    """An alarm whose quick recovery is held (decisions/flapping.py): when the sweep resolves it."""
+    until = resolve_at(incident, deps.config.routing.flapping)
+    if until is None or incident.flap is None or incident.flap.quiet_since is None:
+        return ""
+    return (f"recovered {_when(incident.flap.quiet_since, zone)}; resolves {_when(until, zone)} unless it fires "
+            f"again (escalation waits)")
 
 
 def act(deps: Deps, site: str, headers: Mapping[str, str], incident_id: str, action: str,
