@@ -10,8 +10,10 @@
    builds from the trimmed botocore data the zip carries; the floor's client is stock boto3's).
 3. Side by side in one run, runs interleaved so machine load hits both alike: the floor against
    the first event's imports from the shipped zip, wall and CPU time (the child's user + sys:
-   steadier than wall on a busy machine), and their ratio. Then where the first event's CPU
-   goes beyond the floor, step by step in one interpreter (median of the runs).
+   steadier than wall on a busy machine), and their ratio; beside them the floor built the way the
+   app builds its clients (``FLOOR_AS_SHIPPED``), so the ratio to stock boto3 is not mistaken for
+   our own code being light. Then where the first event's CPU goes, step by step in one
+   interpreter (median of the runs).
 4. The honest figure: import + the first event handled, end to end, from the shipped zip, side by
    side with the floor. A fresh interpreter takes one new alarm through the SNS function's Lambda
    entry (``app.app.handler_map["on_alarm_sns"]``) on the prod stage's settings: DynamoDB, the
