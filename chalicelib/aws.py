@@ -66,7 +66,7 @@ _sessions: dict[str, Any] = {}
 def new_client(service: str, data: str = SHIPPED_DATA) -> Any:
     """A client for one of ``SHIPPED_OPERATIONS``' services, from the shipped data when the zip
     carries it, else from stock boto3. Its requests are the same either way."""
-    with coldstart.loading():  # boto3's import and the client's build: hundreds of thousands of objects
+    with coldstart.loading():  # botocore's import and the client's build: ~30,000 objects for the process's life
         if service in SHIPPED_OPERATIONS and os.path.isfile(os.path.join(data, "endpoints.json")):
             if data not in _sessions:
                 _sessions[data] = _shipped_session(data)

@@ -1,9 +1,9 @@
 """A Lambda cold start runs without the cyclic garbage collector while it loads.
 
-Importing the handlers (pydantic builds every model class) and building a boto3 client make a
-few hundred thousand objects that live as long as the process. CPython's collector, triggered
-every 700 new container objects, walks them again and again and frees nothing: about a quarter
-of the first event's import CPU (``bench/coldstart.py``). ``loading()`` turns the collector off for
+Importing the handlers (pydantic builds every model class) and building a botocore client make
+some 80,000 container objects that live as long as the process. CPython's collector, triggered
+every 700 new ones, walks them again and again and frees nothing: a fifth to a quarter of the
+first event's import CPU (``bench/coldstart.py``). ``loading()`` turns the collector off for
 such a stretch; at its end everything made so far is frozen (``gc.freeze``: later collections
 skip it) and the collector runs again for the objects events make. Stdlib only: ``app.py`` uses it.
 
