@@ -535,6 +535,7 @@ def cmd_override_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
+    from chalicelib.decisions.silences import unmapped_service_warning
     from chalicelib.silences import SilenceService
 
     matchers: dict[str, str] = {}
@@ -546,7 +547,10 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
     deps = _deps(args)
     added = SilenceService(deps.store, deps.clock).add(matchers=matchers, starts_at=args.start, ends_at=args.end,
                                                       reason=args.reason, by=args.by, include_sev1=args.include_sev1)
-    _print(added.model_dump(mode="json"))
+    warning = unmapped_service_warning(added.matchers, deps.config.services)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print(added.model_dump(mode="json") | ({"warnings": [warning]} if warning else {}))
     return 0
 
 

@@ -443,8 +443,9 @@ class Incident(Frozen):
     silenced_until: datetime | None = None
     flap: FlapState | None = None
     # Grouping and inhibition (decisions/grouping.py): the service the incident's resources belong
-    # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``; or a
-    # deployment watched until ``watch_until``); ``related`` the (id, title) of the incidents held
+    # to; ``held`` says why it pages nobody (grouped into, or inhibited by, ``held_by``, or held under
+    # it after paging, when it is a cause that opened later; or a deployment watched until
+    # ``watch_until``); ``related`` the (id, title) of the incidents held
     # by this one (the first MAX_RELATED), ``related_count`` all of them.
     service: str | None = None
     held: str | None = None
@@ -452,6 +453,9 @@ class Incident(Frozen):
     watch_until: datetime | None = None
     related: tuple[tuple[str, str], ...] = ()
     related_count: int = 0
+    # A cause that opened after its effects had paged holds them (decisions/grouping.took_over):
+    # their ids (also in ``related``); its pages say so, since those effects page no further.
+    took_over: tuple[str, ...] = ()
     version: int = 0
     # What a store keeps beside the record and read with it (DynamoDB's repeat counter item): the
     # repeats counted there, which ``count`` includes and the stored record does not, and its guard

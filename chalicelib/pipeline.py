@@ -214,6 +214,7 @@ class Pipeline:
 
             def opening(fresh: Incident) -> Incident:  # created with its first pages claimed
                 fresh = self._silenced(signal, classification, opened(fresh) if opened else fresh, now)
+                fresh = self.groups.taking_over(fresh, now)  # a late cause: its first page names its effects
                 prepared, claimed[:] = self.escalator.opened(fresh, now)
                 return prepared
 
@@ -284,7 +285,7 @@ class Pipeline:
         """Noise control (issue 14 §1): a new incident a silence or maintenance window matches is
         recorded in the ``silenced`` state and pages nobody until the window ends."""
         verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
-                                       now, self.config.routing.zone)
+                                       now, self.config.routing.zone, self.config.services)
         if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
             return silences.silenced(fresh, verdict, now)
         if verdict.reason is silences.SilenceReason.SEV1_NOT_SILENCED:
@@ -298,7 +299,7 @@ class Pipeline:
         if incident.status is not IncidentStatus.SILENCED:
             return incident
         verdict = silences.silenced_by(signal, classification, self.silences, self.config.routing.maintenance_windows,
-                                       now, self.config.routing.zone)
+                                       now, self.config.routing.zone, self.config.services)
         if verdict.reason in (silences.SilenceReason.SILENCED, silences.SilenceReason.IN_WINDOW):
             return incident
         return self.incidents.update(incident.id, lambda i: silences.lifted(
@@ -307,13 +308,16 @@ class Pipeline:
     def _grouped(self, signal: Signal, c: Classification, reason: Reason, incident: Incident | None,
                  now: datetime) -> tuple[PageRecord, ...]:
         """Grouping's follow-ups (decisions/grouping.py): a service's new incident is remembered
-        for its next signals; a watched deployment pages (and plans its rollback) at the first
-        alarm of its service or its own failure; a held incident made worse pages on its own;
+        for its next signals, and holds the effects it took over (a cause after its effects); a
+        watched deployment pages (and plans its rollback) at the first alarm of its service or its
+        own failure; a held incident made worse pages on its own;
         a resolved one releases what it held and still fires."""
         if incident is None or (incident.service is None and not incident.related):
             return ()
         if reason in (Reason.OPENED, Reason.WATCHING):
             self.groups.register(incident)
+            if incident.took_over:
+                self.groups.hold_taken(incident, now)
         elif reason in (Reason.GROUPED, Reason.INHIBITED) and incident.held_by:
             target = self.store.get(incident.held_by)
             if target is not None and target.held and grouping.watching(target, now):
@@ -330,6 +334,7 @@ class Pipeline:
         """A held incident pages on its own; a watched deployment's playbook plans the rollback."""
         changed = self.incidents.update(incident_id,
                                         lambda i: grouping.released(i, why, now, self.config, severity))
+        self.groups.register(changed)  # paging on its own: a later cause of its service may take it over
         records = tuple(self.escalator.advance(incident_id, now, changed))
         if evidence is not None and changed.playbook:
             self.executor.run(incident_id, evidence, now)

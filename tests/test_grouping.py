@@ -10,16 +10,18 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from moto import mock_aws
 
 from chalicelib import config
-from chalicelib.config.services import ServicesConfig
+from chalicelib.config.services import InhibitMatch, ServicesConfig
 from chalicelib.decisions import grouping
 from chalicelib.decisions.grouping import Relation, related_to, service_of
 from chalicelib.errors import ConfigError
 from chalicelib.handlers import on_event
 from chalicelib.models import Incident, IncidentStatus, PageKind, Severity, Signal
 from chalicelib.sources import to_signals
+from chalicelib.store import full_timeline
 from chalicelib.store.dynamodb import DynamoStore
 from chalicelib.store.sqlite import SqliteStore
 from chalicelib.wiring import Deps
@@ -86,9 +88,80 @@ def test_the_shipped_config_holds_an_example_service() -> None:
     assert "credentialing-api" in config.load().services.services
 
 
-def test_cause_and_effect_rules_name_rules_of_the_severity_matrix() -> None:
-    names = {rule.name for rule in CONFIG.severity.rules}
-    assert grouping.CAUSE_RULES <= names and grouping.EFFECT_RULES <= names
+# The cause and effect sets as they were written in decisions/grouping.py before they became config.
+CAUSE_RULES = {"no-healthy-targets", "rds-failover", "rds-cluster-failover", "rds-instance-unavailable",
+               "ecs-deployment"}
+CAUSE_KINDS = {"ecs_deployment"}
+EFFECT_RULES = {"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5xx", "managed-frontend-5xx", "lambda-api-errors",
+                "rds-database-connections", "ecs-task-stopped", "sentry-metric-alert-critical",
+                "sentry-metric-alert-warning", "sentry-fatal", "sentry-error"}
+EFFECT_KINDS = {"sentry_issue", "sentry_event_alert", "sentry_error", "sentry_metric_alert"}
+EFFECT_METRICS = {"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
+                  "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
+                  "httpcode_elb_5xx_count", "5xxerror", "5xxerrorrate"}
+
+
+def side(match: InhibitMatch) -> tuple[str, frozenset[str]]:
+    """One matcher side as (field, values): the shipped rules each match on one field."""
+    given = [(name, frozenset(str(v).lower() for v in values))
+             for name, values in (("rule", match.rule), ("kind", match.kind), *match.facts.items()) if values]
+    assert len(given) == 1, match
+    return given[0]
+
+
+def test_the_shipped_inhibit_rules_are_the_cause_and_effect_sets_that_were_in_code() -> None:
+    rules = SERVICES.inhibit_rules
+    causes = {side(r.source_matchers) for r in rules}
+    effects = {side(r.target_matchers) for r in rules}
+    assert causes == {("rule", frozenset(CAUSE_RULES)), ("kind", frozenset(CAUSE_KINDS))}
+    assert effects == {("rule", frozenset(EFFECT_RULES)), ("kind", frozenset(EFFECT_KINDS)),
+                       ("metric", frozenset(EFFECT_METRICS))}
+    # any cause explains any effect, as before: every pair has its rule, and each once
+    assert sorted((side(r.source_matchers), side(r.target_matchers)) for r in rules) == sorted(
+        (c, e) for c in causes for e in effects)
+    assert all(r.equal == ("service",) for r in rules)
+
+
+def write_inhibit_rules(tmp_path: Path, rules: list[dict[str, Any]]) -> Path:
+    shipped = yaml.safe_load((config.DEFAULT_DIR / "services.yaml").read_text())
+    return write_services(tmp_path, yaml.safe_dump({**shipped, "inhibit_rules": rules}))
+
+
+GOOD = {"name": "failover-explains-5xx", "source_matchers": {"rule": "rds-failover"},
+        "target_matchers": {"kind": ["alarm"], "facts": {"metric": ["HTTPCode_Target_5XX_Count"]}}}
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"colour": "red"}, "unknown field 'colour'"),
+    ({"source_matchers": {"rule": "rds-failover", "alarm_name": "x"}}, "source_matchers.alarm_name is not a matcher"),
+    ({"target_matchers": {"metric": "Latency"}}, "target_matchers.metric is not a matcher field"),
+    ({"source_matchers": {"kind": "rds_evnt"}}, "source_matchers: kind 'rds_evnt' is produced by no registered"),
+    ({"target_matchers": {"facts": {"metrik": ["Latency"]}}}, "target_matchers: facts: fact 'metrik' is declared"),
+    ({"target_matchers": {"facts": {"version_targeted": ["yes"]}}}, "takes bool values"),
+    ({"target_matchers": {}}, "target_matchers: give at least one of rule, kind, facts"),
+    ({"source_matchers": "rds-failover"}, "source_matchers must be a mapping"),
+    ({"equal": ["service", "region"]}, "equal must be [service]"),
+])
+def test_a_bad_inhibit_rule_is_refused_at_load_naming_the_rule(tmp_path: Path, change: dict[str, Any],
+                                                               named: str) -> None:
+    folder = write_inhibit_rules(tmp_path, [{**GOOD, **change}])
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "inhibit rule 'failover-explains-5xx'" in str(error.value) and named in str(error.value)
+    assert "services.yaml" in str(error.value)
+
+
+def test_an_inhibit_rule_naming_a_rule_severity_yaml_lacks_is_refused(tmp_path: Path) -> None:
+    folder = write_inhibit_rules(tmp_path, [{**GOOD, "source_matchers": {"rule": ["rds-failover", "rds-failovr"]}}])
+    with pytest.raises(ConfigError) as error:
+        config.load(folder)
+    assert "inhibit_rules[0].source_matchers.rule" in str(error.value)
+    assert "inhibit rule 'failover-explains-5xx': no rule 'rds-failovr' in severity.yaml" in str(error.value)
+
+
+def test_inhibit_rule_names_are_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="names repeat: failover-explains-5xx"):
+        config.load(write_inhibit_rules(tmp_path, [GOOD, GOOD]))
 
 
 def write_services(tmp_path: Path, text: str) -> Path:
@@ -161,6 +234,27 @@ def test_held_incidents_and_recoveries_lead_nothing() -> None:
     held = incident("rds:failover", held="inhibited by inc-y", held_by="inc-y")
     assert related_to(signal_of("06-alarm-5xx.json"), [held], SERVICES, AT).reason is Relation.NEW
     assert related_to(signal_of("11-alarm-5xx-ok.json"), [incident("rds:f")], SERVICES, AT).reason is Relation.NEW
+
+
+def test_a_change_of_the_inhibit_rules_changes_the_decision(tmp_path: Path) -> None:
+    failover = incident("rds:failover", opened=AT - timedelta(hours=3))  # outside the grouping window
+    latency, rule = signal_of("08-alarm-latency.json"), "default"  # no rule of its own: its metric says
+    assert related_to(latency, [failover], SERVICES, AT, rule=rule).reason is Relation.INHIBITED_BY
+    shipped = SERVICES.inhibit_rules
+    without = [r.model_dump() for r in shipped if r.name != "outage-explains-slow-metrics"]
+    services = config.load(write_inhibit_rules(tmp_path, without)).services
+    assert related_to(latency, [failover], services, AT, rule=rule).reason is Relation.NEW
+    # and a new rule: an open connections alarm now explains the 5xx (shipped, both are effects)
+    connections = incident("alarm:db-connections", kind="alarm", rule="rule:rds-database-connections",
+                           opened=AT - timedelta(hours=3))
+    five_xx = signal_of("06-alarm-5xx.json")
+    assert related_to(five_xx, [connections], SERVICES, AT, rule="rule:load-balancer-5xx").reason is Relation.NEW
+    added = {"name": "connections-explain-5xx", "source_matchers": {"rule": ["rds-database-connections"]},
+             "target_matchers": {"rule": ["load-balancer-5xx"]}, "equal": ["service"]}
+    services = config.load(write_inhibit_rules(tmp_path, [*without, added])).services
+    found = related_to(five_xx, [connections], services, AT, rule="rule:load-balancer-5xx")
+    assert (found.reason, found.incident) == (Relation.INHIBITED_BY, connections)
+    assert found.why.endswith("inhibit rule connections-explain-5xx")
 
 
 def test_a_resolved_cause_inhibits_nothing() -> None:
@@ -263,3 +357,126 @@ def test_a_quiet_deployment_that_completes_resolves_without_a_word(
     assert feed(deps, "29-deploy-completed.json")["reason"] == "RESOLVED"
     assert channel.sent == []
     assert deps.store.get(watch["incident_id"]).status is IncidentStatus.RESOLVED  # type: ignore[union-attr]
+
+
+# --- a cause after its effects: it takes them over (issue 14 §2) --------------------------------
+
+
+def paged_effect(key: str = "alarm:5xx", opened: datetime = AT - timedelta(minutes=1), **extra: Any) -> Incident:
+    return incident(key, kind="alarm", rule="rule:load-balancer-5xx", opened=opened,
+                    facts=(("metric", "HTTPCode_Target_5XX_Count"),), **extra)
+
+
+def test_a_cause_after_its_paging_effect_takes_it_over_instead_of_grouping_into_it() -> None:
+    effect = paged_effect()
+    found = related_to(signal_of("01-rds-failover-started.json"), [effect], SERVICES, AT, rule="rule:rds-failover",
+                       severity=Severity.SEV2)
+    assert (found.reason, found.incident) == (Relation.TAKES_OVER, effect)
+    # what is not one of its effects is grouped as before
+    other = incident("alarm:cpu", kind="alarm", rule="rule:ecs-cpu", opened=AT - timedelta(minutes=1))
+    assert related_to(signal_of("01-rds-failover-started.json"), [other], SERVICES, AT, rule="rule:rds-failover",
+                      severity=Severity.SEV2).reason is Relation.GROUPED
+
+
+def test_effects_of_takes_only_the_services_paging_effects_opened_before_the_cause() -> None:
+    cause = incident("rds:failover")
+    effect = paged_effect()
+    latency = incident("alarm:latency", kind="alarm", rule="default", facts=(("metric", "TargetResponseTime"),),
+                       opened=AT - timedelta(minutes=2))
+    skipped = [paged_effect("alarm:held", held="inhibited by inc-x", held_by="inc-x"),
+               paged_effect("alarm:silenced", status=IncidentStatus.SILENCED),
+               paged_effect("alarm:other", service="billing"),
+               paged_effect("alarm:later", opened=AT + timedelta(seconds=1)),
+               incident("alarm:cpu", kind="alarm", rule="rule:ecs-cpu")]  # no inhibit rule makes it an effect
+    found = grouping.effects_of(cause, [effect, latency, *skipped], SERVICES)
+    assert [(i.id, by.name) for i, by in found] == [("inc-alarm:latency", "outage-explains-slow-metrics"),
+                                                    ("inc-alarm:5xx", "outage-explains-error-alarms")]
+    acknowledged = paged_effect(status=IncidentStatus.ACKNOWLEDGED)
+    assert [i.id for i, _ in grouping.effects_of(cause, [acknowledged], SERVICES)] == ["inc-alarm:5xx"]
+
+
+def test_took_over_and_held_under_say_so_on_both_timelines() -> None:
+    cause, effect = incident("rds:failover"), paged_effect()
+    [(_, by)] = grouping.effects_of(cause, [effect], SERVICES)
+    taking = grouping.took_over(cause, [(effect, by)], AT)
+    assert taking.took_over == ("inc-alarm:5xx",) and taking.related == (("inc-alarm:5xx", "alarm:5xx"),)
+    assert taking.timeline[-1].what.startswith("took over: alarm:5xx (inc-alarm:5xx, SEV2), paged before this opened")
+    held = grouping.held_under(effect, taking, AT)
+    assert (held.held_by, held.held) == ("inc-rds:failover", "held under inc-rds:failover, which opened after it")
+    assert held.timeline[-1].what.startswith("held under inc-rds:failover (rds:failover), which opened after it")
+    resolved = paged_effect(status=IncidentStatus.RESOLVED)
+    assert grouping.held_under(resolved, taking, AT) is resolved
+
+
+def test_a_late_cause_takes_over_the_effect_that_paged_and_its_page_names_it(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    effect = feed(deps, "06-alarm-5xx.json")
+    assert effect["reason"] == "OPENED" and len(actionable(channel)) == 1
+    clock.advance(seconds=60)
+    cause = feed(deps, "01-rds-failover-started.json")
+    assert cause["reason"] == "OPENED"  # not grouped into its own effect
+    pages = actionable(channel)
+    assert len(pages) == 2
+    assert f"holds 1 paged before it: credentialing-api-alb-5xx-high ({effect['incident_id']})" in pages[1]
+    held = deps.store.get(effect["incident_id"])
+    assert held is not None and held.held_by == cause["incident_id"]
+    assert any(e.what.startswith(f"held under {cause['incident_id']}") and "which opened after it" in e.what
+               for e in full_timeline(deps.store, held))
+    taking = deps.store.get(cause["incident_id"])
+    assert taking is not None and taking.took_over == (effect["incident_id"],) and taking.related_count == 1
+    assert any(e.what.startswith("took over: credentialing-api-alb-5xx-high") for e in full_timeline(deps.store, taking))
+
+    # the effect's chain stops: 70 minutes on (SEV2: founder-primary at +60, a repeat at +65), only the cause escalates
+    before = len(channel.sent)
+    clock.advance(minutes=70)
+    deps.pipeline.sweep()
+    escalated = {p.incident_id for p in channel.sent[before:] if p.kind in (PageKind.TRIGGER, PageKind.ESCALATION)}
+    assert escalated == {cause["incident_id"]}
+
+    # the cause resolves with the effect still firing: its notice lists it, and the effect pages afresh
+    before = len(channel.sent)
+    deps.pipeline.resolve(cause["incident_id"], by="alice")
+    notice = [p.text for p in channel.sent if p.kind is PageKind.RESOLVE and p.incident_id == cause["incident_id"]]
+    assert notice and "related (1): credentialing-api-alb-5xx-high" in notice[0]
+    released = deps.store.get(effect["incident_id"])
+    assert released is not None and released.held is None
+    assert released.duties == held.duties  # owed once, when it first opened
+    again = [p for p in channel.sent[before:] if p.kind in (PageKind.TRIGGER, PageKind.ESCALATION)]
+    assert [p.incident_id for p in again] == [effect["incident_id"]]  # a fresh chain: its first step again
+
+
+def test_a_taken_over_effect_that_recovers_tells_whoever_it_paged(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    deps, channel, clock = night_deps
+    effect = feed(deps, "06-alarm-5xx.json")
+    clock.advance(seconds=60)
+    cause = feed(deps, "01-rds-failover-started.json")
+    clock.advance(minutes=2)
+    assert feed(deps, "11-alarm-5xx-ok.json")["reason"] == "RESOLVED"
+    notices = [p for p in channel.sent if p.incident_id == effect["incident_id"] and p.kind is PageKind.RESOLVE]
+    assert len(notices) == 1  # it paged: its resolve notice goes to the same person
+    deps.pipeline.resolve(cause["incident_id"], by="alice")
+    assert len([p for p in channel.sent if p.incident_id == effect["incident_id"] and p.kind is PageKind.TRIGGER]) == 1
+
+
+def test_every_form_of_a_late_causes_pages_says_what_it_holds_and_its_resolve_notice_does_not_repeat_it() -> None:
+    from chalicelib.notify import render
+
+    cause = grouping.took_over(incident("rds:failover"), grouping.effects_of(incident("rds:failover"),
+                                                                             [paged_effect()], SERVICES), AT)
+    for kind in (PageKind.TRIGGER, PageKind.ESCALATION):
+        page = render.content(cause, kind, CONFIG)
+        assert page.holds == "holds 1 paged before it: alarm:5xx (inc-alarm:5xx)"
+        assert page.holds in render.full_text(page)
+        assert ("holds", page.holds) in render.details(page)
+        assert "holds 1 paged before" in render.sms_text(page)
+    assert render.content(cause, PageKind.RESOLVE, CONFIG).holds is None  # the notice lists it as related
+    assert render.content(incident("rds:failover"), PageKind.TRIGGER, CONFIG).holds is None
+
+
+def test_only_a_cause_looks_for_effects_to_take_over() -> None:
+    assert grouping.is_a_cause(incident("rds:failover"), SERVICES)
+    assert grouping.is_a_cause(incident("ecs:x", kind="ecs_deployment", rule="default"), SERVICES)
+    assert not grouping.is_a_cause(paged_effect(), SERVICES)
+    assert not grouping.is_a_cause(incident("rds:failover"), ServicesConfig())

@@ -6,6 +6,7 @@ alarm still open at the window's end pages then."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -410,3 +411,86 @@ def test_the_cli_adds_lists_and_ends_silences(cli_store: None, capsys: pytest.Ca
     code, _, err = cli(capsys, "silence", "end", "sil-nope", "--by", "giles", *at)
     assert code != 0 and "sil-nope" in err
     json.dumps(added)
+
+
+# --- the service matcher reads the service map (services.yaml) --------------------------------------
+
+
+MAPPED = ["01-rds-failover-started.json", "02-sentry-error-operationalerror.json",
+          "04-sentry-issue-created-pool-timeout.json", "06-alarm-5xx.json", "07-alarm-db-connections.json",
+          "08-alarm-latency.json", "09-sentry-metric-critical.json", "15-deploy-in-progress.json",
+          "16-task-stopped-health-check.json", "18-alarm-unhealthy-hosts.json"]
+
+
+@pytest.mark.parametrize("name", MAPPED)
+def test_a_service_silence_matches_every_signal_the_service_map_assigns_it(name: str) -> None:
+    """ECS service, task, target group, load balancer, RDS instance, Sentry project (slug and id): as grouping finds them."""
+    from tests.test_grouping import signal_of
+
+    night_signal = signal_of(name)
+    mapped = silence({"service": "credentialing-api"})
+    assert silenced_by(night_signal, classified(2), [mapped], {}, T0, services=CONFIG.services).reason \
+        is SilenceReason.SILENCED
+    # the pipeline's classification carries the map's service already
+    with_service = classified(2).model_copy(update={"service": "credentialing-api"})
+    assert silenced_by(night_signal, with_service, [mapped], {}, T0).reason is SilenceReason.SILENCED
+    assert silenced_by(night_signal, classified(2), [silence({"service": "billing-api"})], {}, T0,
+                       services=CONFIG.services).reason is SilenceReason.NOT_SILENCED
+
+
+def test_the_signals_own_service_names_are_the_fallback_when_the_map_assigns_none() -> None:
+    # orders-db-prod is in no service of the map: its ServiceName dimension (or a service tag) still matches
+    assert silenced_by(signal(), classified(), [silence({"service": "checkout-api"})], {}, T0,
+                       services=CONFIG.services).reason is SilenceReason.SILENCED
+    tagged = signal(dimensions=(), tags=(("Service", "search-api"),))
+    assert silenced_by(tagged, classified(), [silence({"service": "search-api"})], {}, T0,
+                       services=CONFIG.services).reason is SilenceReason.SILENCED
+    # a signal the map assigns a service is that service's, whatever its dimensions say
+    mapped = signal(dimensions=(("LoadBalancer", "app/credentialing-alb/3f6b2a1c9d8e7f60"),
+                                ("ServiceName", "checkout-api")))
+    assert silenced_by(mapped, classified(), [silence({"service": "checkout-api"})], {}, T0,
+                       services=CONFIG.services).reason is SilenceReason.NOT_SILENCED
+
+
+def test_a_service_silence_holds_a_mapped_alarm_that_names_no_ecs_service(world: World) -> None:
+    from tests.test_grouping import night
+
+    made = world.silence({**WINDOW, "matchers": {"service": "credentialing-api"}})
+    assert made.status_code == 201 and "warnings" not in made.json_body
+    [opened] = on_event(night("06-alarm-5xx.json"), "sns", world.deps)["outcomes"]  # LoadBalancer dimension only
+    assert opened["reason"] == "OPENED" and opened["pages"] == 0 and world.console.sent == []
+    incident = world.deps.store.get(opened["incident_id"])
+    assert incident is not None and incident.status is IncidentStatus.SILENCED
+    assert incident.service == "credentialing-api"
+
+
+def test_a_service_the_map_does_not_know_is_accepted_with_a_warning(world: World) -> None:
+    made = world.silence({**WINDOW, "matchers": {"service": "checkout-api"}})
+    assert made.status_code == 201, made.json_body
+    [warning] = made.json_body["warnings"]
+    assert warning.startswith("matchers.service: 'checkout-api' is not a service of services.yaml")
+    assert "credentialing-api" in warning  # the known ones, for a typo
+    assert "warnings" not in world.get("/silences").json_body["silences"][0]  # said once, not stored
+
+
+def test_the_cli_warns_of_a_service_the_map_does_not_know(cli_store: None,  # noqa: F811
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, added, err = cli(capsys, "silence", "add", "--match", "service=credentialing-apl", "--from",
+                           WINDOW["starts_at"], "--to", WINDOW["ends_at"], "--reason", "typo", "--by", "giles",
+                           "--now", T0.isoformat())
+    assert code == 0 and "matchers.service: 'credentialing-apl' is not a service" in err
+    assert added["warnings"] == [err.strip().removeprefix("warning: ")]
+
+
+def test_a_maintenance_window_on_a_service_the_map_does_not_know_is_a_config_warning(tmp_path: Path) -> None:
+    copy_config(tmp_path)
+    shutil.copy(config.DEFAULT_DIR / "services.yaml", tmp_path / "services.yaml")
+    routing = yaml.safe_load((tmp_path / "routing.yaml").read_text())
+    routing["maintenance_windows"]["api-deploys"] = {"start": "04:00", "end": "05:00", "reason": "deploys",
+                                                     "matchers": {"service": "credentialing-apl"}}
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(routing))
+    [warning] = config.load(tmp_path).warnings
+    assert "maintenance_windows.api-deploys.matchers.service: 'credentialing-apl' is not a service" in warning
+    routing["maintenance_windows"]["api-deploys"]["matchers"] = {"service": "credentialing-api"}
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(routing))
+    assert config.load(tmp_path).warnings == ()

@@ -112,9 +112,18 @@ def _load_yaml(folder: Path) -> ResponderConfig:
         if rule.playbook and rule.playbook not in REGISTRY:
             raise ConfigError(str(folder / "severity.yaml"), f"rules[{index}].playbook",
                               f"no playbook {rule.playbook!r} (known: {', '.join(sorted(REGISTRY))})")
+    rule_names = {rule.name for rule in severity.rules}
+    for index, inhibit in enumerate(services.inhibit_rules):
+        for side, name in inhibit.rule_names():
+            if name not in rule_names:
+                raise ConfigError(str(folder / "services.yaml"), f"inhibit_rules[{index}].{side}.rule",
+                                  f"inhibit rule {inhibit.name!r}: no rule {name!r} in severity.yaml")
     from chalicelib.decisions.oncall import same_person_warnings
+    from chalicelib.decisions.silences import unmapped_service_warning
 
-    warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing))
+    warnings = tuple(f"{folder / 'routing.yaml'}: {text}" for text in same_person_warnings(routing)) + tuple(
+        f"{folder / 'routing.yaml'}: maintenance_windows.{name}.{text}" for name, window in
+        routing.maintenance_windows.items() if (text := unmapped_service_warning(window.matchers, services)))
     for text in warnings:
         log.warning("config warning: %s", text)
     return ResponderConfig(severity=severity, routing=routing, playbooks=playbooks, services=services,

@@ -40,6 +40,13 @@ def _spelling(value: dict[Any, Any], severity: Any) -> Any:
     return next(k for k in value if severity_value(k) == severity)
 
 
+def fact_value_lists(facts: Any) -> Any:
+    """``{name: value}`` → ``{name: (value,)}``: one value may stand for a list of one."""
+    if not isinstance(facts, dict):
+        return facts
+    return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
+
+
 class MatrixRow(Strict):
     definition: str
     response: str
@@ -77,12 +84,7 @@ class Match(Strict):
             raise ValueError(f"kind {unknown[0]!r} is produced by no registered source")
         return kinds
 
-    @field_validator("facts", mode="before")
-    @classmethod
-    def _one_value_is_a_list(cls, facts: Any) -> Any:
-        if not isinstance(facts, dict):
-            return facts
-        return {name: tuple(v) if isinstance(v, list | tuple) else (v,) for name, v in facts.items()}
+    _one_value_is_a_list = field_validator("facts", mode="before")(fact_value_lists)
 
     @field_validator("words")
     @classmethod
@@ -105,23 +107,29 @@ class Match(Strict):
     def undeclared(self) -> str | None:
         """Why a fact condition can never hold (a fact no source declares, a value of the wrong
         type, no value at all), or None."""
-        declared = registry.facts()
-        for name, values in self.facts.items():
-            fact = declared.get(name)
-            if fact is None:
-                return f"fact {name!r} is declared by no source"
-            if not values:
-                return f"fact {name!r} lists no value"
-            wrong = next((v for v in values if not registry.value_has_type(v, fact.type)), None)
-            if wrong is not None:
-                return f"fact {name!r} takes {fact.type.__name__} values, not {wrong!r}"
-            impossible = next((v for v in values if fact.values and v not in fact.values), None)
-            if impossible is not None:
-                return f"fact {name!r} is one of {', '.join(fact.values)}, never {impossible!r}"
-        return None
+        return undeclared_facts(self.facts)
 
     def wanted(self, name: str) -> frozenset[registry.FactValue]:
         return self._wanted[name]
+
+
+def undeclared_facts(facts: dict[str, tuple[registry.FactValue, ...]]) -> str | None:
+    """Why a condition on ``facts`` can never hold (a fact no source declares, a value of the wrong
+    type, no value at all), or None. Rules and inhibit rules (services.yaml) are checked alike."""
+    declared = registry.facts()
+    for name, values in facts.items():
+        fact = declared.get(name)
+        if fact is None:
+            return f"fact {name!r} is declared by no source"
+        if not values:
+            return f"fact {name!r} lists no value"
+        wrong = next((v for v in values if not registry.value_has_type(v, fact.type)), None)
+        if wrong is not None:
+            return f"fact {name!r} takes {fact.type.__name__} values, not {wrong!r}"
+        impossible = next((v for v in values if fact.values and v not in fact.values), None)
+        if impossible is not None:
+            return f"fact {name!r} is one of {', '.join(fact.values)}, never {impossible!r}"
+    return None
 
 
 class Rule(Strict):

@@ -177,8 +177,9 @@ def recovery_held(incident: Incident) -> bool:
 def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> list[int]:
     """Indices of this loop's chain steps whose time has come, for an open, unacknowledged incident."""
     state = incident.escalation
+    # held (decisions/grouping.py): it pages nobody, though a taken-over effect keeps its chain for its notices
     if (state is None or incident.status is not IncidentStatus.OPEN or snoozed(incident, now)
-            or recovery_held(incident)):
+            or recovery_held(incident) or incident.held):
         return []
     steps = chain_for(state.severity, config).steps
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
@@ -381,7 +382,7 @@ def escalate(incident: Incident, config: ResponderConfig, now: datetime,
     """The incident with every due step queued (a new loop first, if one is due); the same
     object when nothing is due."""
     state = incident.escalation
-    if state is None or incident.status is not IncidentStatus.OPEN:
+    if state is None or incident.status is not IncidentStatus.OPEN or incident.held:
         return incident
     if repeat_decision(incident, config, now) is RepeatReason.REPEAT:
         chain = chain_for(state.severity, config)
@@ -578,7 +579,7 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
     times: list[datetime] = []
     held: list[datetime] = []  # what calls for action: it waits for a snooze to end
     state = incident.escalation
-    if state is not None and incident.status is IncidentStatus.OPEN:
+    if state is not None and incident.status is IncidentStatus.OPEN and not incident.held:
         steps = chain_for(state.severity, config).steps
         if state.next_step < len(steps):
             held.append(step_due_at(state, state.next_step, config))

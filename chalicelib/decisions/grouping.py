@@ -6,11 +6,14 @@ key has nothing open, what the service's open incidents make of it, the way Aler
 inhibition does (a *source* alert silences *target* alerts with the same ``equal`` labels;
 here the label is the service, ``config/services.yaml``):
 
-- ``INHIBITED_BY``: an open *cause* of the service (no healthy targets, an RDS failover or
-  unavailable instance, a failing deployment) explains this *effect* (5xx, latency,
-  connection alarms, Sentry errors and spikes), whatever its severity;
+- ``INHIBITED_BY``: an open *cause* of the service explains this *effect*, whatever its
+  severity: an inhibit rule of ``services.yaml`` has the cause among its sources and the effect
+  among its targets (shipped: no healthy targets, an RDS failover or unavailable instance, a
+  deployment explain 5xx, latency, connection alarms, Sentry errors and spikes);
 - ``INHIBITED_BY`` too: a deployment of the service is being watched (runbook §2: alarms are
   watched for 10 minutes after a deployment starts): anything of the service attaches to it;
+- ``TAKES_OVER``: this signal is the cause of open effects of the service that paged before
+  it: it opens and pages on its own, naming them, and holds them (never grouped into them);
 - ``GROUPED``: another incident of the service opened within the grouping window, and this
   signal is no more severe than it (a worse one pages on its own, as in ``context.py``);
 - ``NEW``: pages on its own.
@@ -19,6 +22,13 @@ A grouped or inhibited signal still opens its *own* incident, held: it pages nob
 incident it joined lists it (``related``). Its repeats and its recovery land on it as on any
 incident, so when the cause resolves, whatever is still firing is released and pages on its
 own; whatever recovered was resolved quietly. Every signal is still recorded.
+
+A cause can arrive after its effects (the 5xx alarm fires before RDS reports the failover).
+``effects_of`` finds the service's open incidents it explains that paged on their own before it
+opened; the new cause takes them over (``took_over``): its pages name them (they page no further),
+and each is held under it (``held_under``): its escalation stops, its timeline says why, and when
+the cause resolves it is released like any held effect (a fresh chain if it still fires), or, if it
+recovered meanwhile, its resolve notice reaches whoever it paged. Nobody is un-paged silently.
 
 ``ServiceGroups`` applies the decision with the store: each service's paging and watched
 incidents are listed in one small document (``group:<service>``), read once per trigger of a
@@ -34,12 +44,21 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from chalicelib.config import ResponderConfig
-from chalicelib.config.services import ServicesConfig
+from chalicelib.config.services import InhibitRule, ServicesConfig
 from chalicelib.decisions import comms, escalation
-from chalicelib.decisions.incidents import IncidentService, Reason
+from chalicelib.decisions.incidents import IncidentService, Reason, ever_paged
 from chalicelib.decisions.words import any_phrase_in
 from chalicelib.errors import ConflictError
-from chalicelib.models import Classification, Incident, Severity, Signal, SignalKind, TimelineEntry, Transition
+from chalicelib.models import (
+    Classification,
+    Incident,
+    IncidentStatus,
+    Severity,
+    Signal,
+    SignalKind,
+    TimelineEntry,
+    Transition,
+)
 from chalicelib.store import IncidentStore
 from chalicelib.store.retry import retried
 
@@ -47,22 +66,8 @@ MAX_RELATED = 50   # (id, title) pairs an incident lists; ``related_count`` coun
 MAX_MEMBERS = 20   # incidents a service's group document remembers (the newest)
 IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
 
-# What explains other signals of its service, and what is explained (severity.yaml rule names).
-CAUSE_RULES = frozenset({"no-healthy-targets", "rds-failover", "rds-cluster-failover", "rds-instance-unavailable",
-                         "ecs-deployment"})
-CAUSE_KINDS = frozenset({SignalKind.ECS_DEPLOYMENT.value})
-EFFECT_RULES = frozenset({"load-balancer-5xx", "api-gateway-5xx", "cloudfront-5xx", "managed-frontend-5xx",
-                          "lambda-api-errors", "rds-database-connections", "ecs-task-stopped",
-                          "sentry-metric-alert-critical", "sentry-metric-alert-warning", "sentry-fatal",
-                          "sentry-error"})
-EFFECT_KINDS = frozenset({SignalKind.SENTRY_ISSUE.value, SignalKind.SENTRY_EVENT_ALERT.value,
-                          SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_METRIC_ALERT.value})
 # Kinds that never send a recovery (one Sentry event each): held, they are resolved with their cause.
 ONE_SHOT_KINDS = frozenset({SignalKind.SENTRY_ERROR.value, SignalKind.SENTRY_EVENT_ALERT.value})
-# Latency and connection metrics have no rule of their own (they are Sev3 by default).
-EFFECT_METRICS = frozenset({"targetresponsetime", "latency", "integrationlatency", "readlatency", "writelatency",
-                            "databaseconnections", "targetconnectionerrorcount", "httpcode_target_5xx_count",
-                            "httpcode_elb_5xx_count", "5xxerror", "5xxerrorrate"})
 
 _ECS_SERVICE_ARN = re.compile(r":service/(?P<cluster>[^/]+)/(?P<service>[^/]+)$")
 _ECS_TASK_ARN = re.compile(r":task/(?P<cluster>[^/]+)/")
@@ -74,13 +79,8 @@ _DIMENSIONS = {"LoadBalancer": "load_balancer", "TargetGroup": "target_group",
 class Relation(StrEnum):
     GROUPED = "GROUPED"            # joins the service's incident opened within the window
     INHIBITED_BY = "INHIBITED_BY"  # an open cause (or a watched deployment) of the service explains it
+    TAKES_OVER = "TAKES_OVER"      # a cause of the service's open effects, which paged before it: it pages, holds them
     NEW = "NEW"                    # pages on its own
-
-
-class Role(StrEnum):
-    CAUSE = "cause"
-    EFFECT = "effect"
-    OTHER = "other"
 
 
 class Related(NamedTuple):
@@ -134,18 +134,40 @@ def _rule(rule: str) -> str:
     return rule.removeprefix("rule:")
 
 
-def role_of(signal: Signal, rule: str) -> Role:
-    """Cause, effect or neither: by the rule that classified it, its kind, or the metrics it watches."""
-    if _rule(rule) in CAUSE_RULES or signal.kind in CAUSE_KINDS:
-        return Role.CAUSE
-    if (_rule(rule) in EFFECT_RULES or signal.kind in EFFECT_KINDS
-            or any(str(m).lower() in EFFECT_METRICS for m in signal.fact_values("metric"))):
-        return Role.EFFECT
-    return Role.OTHER
+class Traits(NamedTuple):
+    """What inhibit rules match on, of a new signal or of an open incident (its opening signal's)."""
+
+    kind: str
+    rule: str  # the severity.yaml rule's name, without ``rule:``
+    facts: tuple[tuple[str, object], ...]
+
+    @classmethod
+    def of_signal(cls, signal: Signal, rule: str) -> Traits:
+        return cls(str(signal.kind), _rule(rule), tuple(signal.facts))
+
+    @classmethod
+    def of(cls, incident: Incident) -> Traits:
+        return cls(str(incident.kind), _rule(incident.rule), tuple(incident.facts))
 
 
-def is_cause(incident: Incident) -> bool:
-    return _rule(incident.rule) in CAUSE_RULES or incident.kind in CAUSE_KINDS
+def inhibit_rule(cause: Traits, effect: Traits, services: ServicesConfig) -> InhibitRule | None:
+    """The first inhibit rule (services.yaml) under which ``cause`` explains ``effect``, or None.
+    Both are of one service (``equal: [service]``): the caller's filter."""
+    for inhibit in services.inhibit_rules:
+        if inhibit.source_matchers.matches(*cause) and inhibit.target_matchers.matches(*effect):
+            return inhibit
+    return None
+
+
+def is_a_cause(incident: Incident, services: ServicesConfig) -> bool:
+    """Is ``incident`` a source of any inhibit rule (something it could explain)?"""
+    traits = Traits.of(incident)
+    return any(inhibit.source_matchers.matches(*traits) for inhibit in services.inhibit_rules)
+
+
+def paging_on_its_own(incident: Incident) -> bool:
+    """Open, not held, not silenced: an incident whose pages went out."""
+    return incident.held is None and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
 
 
 def watching(incident: Incident, now: datetime) -> bool:
@@ -173,11 +195,18 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
     if watched:
         target = max(watched, key=newest)
         return Related(Relation.INHIBITED_BY, target, f"during the watch of deployment {target.id} of {service}")
-    role = role_of(signal, rule)
-    causes = [i for i in live if i.held is None and is_cause(i)]
-    if role is Role.EFFECT and causes:
-        target = max(causes, key=newest)
-        return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}")
+    mine = Traits.of_signal(signal, rule)
+    causes = [(i, by) for i in live if i.held is None and (by := inhibit_rule(Traits.of(i), mine, services))]
+    if causes:
+        target, by = max(causes, key=lambda found: newest(found[0]))
+        return Related(Relation.INHIBITED_BY, target, f"an effect of {target.id} ({target.title}) on {service}, "
+                                                      f"inhibit rule {by.name}")
+    # a cause after its effects: it opens and pages, naming them, and takes them over (``effects_of``)
+    effects = [i for i in live if paging_on_its_own(i) and inhibit_rule(mine, Traits.of(i), services)]
+    if effects:
+        target = max(effects, key=newest)
+        return Related(Relation.TAKES_OVER, target, f"a cause of {', '.join(sorted(i.id for i in effects))} "
+                                                    f"on {service}, which paged before it: it takes them over")
     window = timedelta(minutes=services.grouping.window_minutes)
     recent = [i for i in live if i.held is None and now - i.opened_at <= window]
     if recent:
@@ -190,6 +219,41 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
 
 
 # --- incidents as the decisions leave them (pure) ---------------------------------------------
+
+
+def effects_of(cause: Incident, open_incidents: Iterable[Incident],
+               services: ServicesConfig) -> list[tuple[Incident, InhibitRule]]:
+    """The incidents a new cause takes over: of its service, paging on their own (not held, not
+    silenced: those never paged), opened before it, explained by it under an inhibit rule."""
+    found = []
+    for incident in open_incidents:
+        if (incident.id == cause.id or incident.service != cause.service or not paging_on_its_own(incident)
+                or incident.opened_at > cause.opened_at):
+            continue
+        by = inhibit_rule(Traits.of(cause), Traits.of(incident), services)
+        if by is not None:
+            found.append((incident, by))
+    return sorted(found, key=lambda pair: (pair[0].opened_at, pair[0].id))
+
+
+def took_over(cause: Incident, effects: Iterable[tuple[Incident, InhibitRule]], now: datetime) -> Incident:
+    """A new cause listing the effects it takes over, before its first page is written (which names them)."""
+    for effect, by in effects:
+        cause = with_related(cause, effect, f"paged before this opened (inhibit rule {by.name}); held under this "
+                                            "now, its escalation stopped", now, taken=True)
+    return cause
+
+
+def held_under(effect: Incident, cause: Incident, now: datetime) -> Incident:
+    """An effect that paged, taken over by ``cause``: held under it, nothing more of its chain sent
+    (its chain is kept: its acknowledgement and resolve notices reach whoever it paged)."""
+    if not effect.is_open or effect.held is not None:
+        return effect  # resolved or held meanwhile: the cause's page names it all the same
+    stopped = escalation.cancel_unsent(effect, now, f"held under {cause.id}")
+    return stopped.noted(TimelineEntry(at=now, what=f"held under {cause.id} ({cause.title}), which opened after "
+                                                    f"it: its escalation stops (it paged already); "
+                                                    f"{cause.id}'s pages name it"),
+                         held=f"held under {cause.id}, which opened after it", held_by=cause.id)
 
 
 def held(fresh: Incident, relation: Related) -> Incident:
@@ -211,14 +275,17 @@ def watched(fresh: Incident, minutes: int) -> Incident:
                        escalation=None, pages=(), duties=())
 
 
-def with_related(incident: Incident, member: Incident, why: str, now: datetime) -> Incident:
-    """``incident`` listing ``member``, which it holds, on its timeline and in ``related``."""
+def with_related(incident: Incident, member: Incident, why: str, now: datetime, *, taken: bool = False) -> Incident:
+    """``incident`` listing ``member``, which it holds, on its timeline and in ``related``
+    (``taken``: a member that paged before, taken over, ``took_over``)."""
     related = incident.related if len(incident.related) >= MAX_RELATED else (
         *incident.related, (member.id, member.title))
+    what = "took over" if taken else "related"
     return incident.noted(TimelineEntry(at=now, delivery_id=None,
-                                        what=f"related: {member.title} ({member.id}, SEV{member.severity.value}), "
-                                             f"{why}; not paged"),
-                          related=related, related_count=incident.related_count + 1, last_seen=now)
+                                        what=f"{what}: {member.title} ({member.id}, SEV{member.severity.value}), "
+                                             f"{why}" + ("" if taken else "; not paged")),
+                          related=related, related_count=incident.related_count + 1, last_seen=now,
+                          took_over=(*incident.took_over, member.id) if taken else incident.took_over)
 
 
 def released(incident: Incident, why: str, now: datetime, config: ResponderConfig,
@@ -229,10 +296,18 @@ def released(incident: Incident, why: str, now: datetime, config: ResponderConfi
     if severity is not None and severity < incident.severity:
         owner = config.severity.matrix[severity].owner
         incident = incident.model_copy(update={"severity": severity, "owner": owner})
-    # a raise of its own started its chain already (incidents.raise_severity): it goes on
-    chain = incident.escalation or escalation.start(incident.severity, config, now)
+    # a raise of its own started its chain already (incidents.raise_severity): it goes on; one
+    # taken over after it paged starts afresh (it is a problem of its own now), keeping who it reached
+    before = incident.escalation
+    chain = before or escalation.start(incident.severity, config, now)
+    taken = before is not None and ever_paged(incident)
+    if taken:
+        chain = escalation.start(incident.severity, config, now, restart=escalation.restart_of(chain) + 1,
+                                 previous=before)
     started = incident.noted(TimelineEntry(at=now, what=f"paging on its own: {why}"), held=None, held_by=None,
                              watch_until=None, escalation=chain)
+    if taken:  # its duties and the founders' word were written when it first opened
+        return started
     started = started.model_copy(update={"duties": (*started.duties, *comms.opening_duties(started, config))})
     return started.with_pages(*comms.founder_update(started, "opened", config, now))
 
@@ -266,13 +341,26 @@ class ServiceGroups:
         relation = related_to(signal, self.members(c.service), services, now, rule=c.rule, severity=c.severity,
                               service=c.service)
         target = relation.incident
-        if target is None:
-            return None
+        if target is None or relation.reason is Relation.TAKES_OVER:
+            return None  # it pages on its own (a late cause takes its effects over as it opens: Pipeline)
         reason, incident = self.incidents.handle(signal, c, now, lambda fresh: held(fresh, relation))
         if reason is not Reason.OPENED or incident is None:
             return (reason, incident) if incident is not None else None
         self.incidents.update(target.id, lambda i: with_related(i, incident, relation.why, now))
         return (Reason.GROUPED if relation.reason is Relation.GROUPED else Reason.INHIBITED), incident
+
+    def taking_over(self, fresh: Incident, now: datetime) -> Incident:
+        """A new cause that will page lists the open effects of its service that paged before it."""
+        services = self.config().services
+        if (fresh.service is None or fresh.held is not None or fresh.status is not IncidentStatus.OPEN
+                or not is_a_cause(fresh, services)):
+            return fresh  # most new incidents: no store read
+        return took_over(fresh, effects_of(fresh, self.members(fresh.service), services), now)
+
+    def hold_taken(self, cause: Incident, now: datetime) -> None:
+        """Hold what ``cause`` took over under it (once it is stored: its page named them)."""
+        for effect_id in cause.took_over:
+            self.incidents.update(effect_id, lambda effect: held_under(effect, cause, now))
 
     def members(self, service: str) -> list[Incident]:
         doc, _ = self.store.get_doc(f"group:{service}")

@@ -125,12 +125,19 @@ def close(incident: Incident, by: str, what: str, now: datetime, config: Respond
     closed = escalation.cancel_unsent(incident, now, "incident resolved").noted(
         TimelineEntry(at=now, by=by, what=what), status=IncidentStatus.RESOLVED, resolved_at=now, resolved_by=by,
         changed_at=changed_at or now)
-    if incident.held:  # it never paged (decisions/grouping.py): nobody to tell, nothing owed
+    if incident.held and not ever_paged(incident):  # it never paged (decisions/grouping.py): nobody to tell
         return closed
-    closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
+    if not incident.held:  # a held one's cause owes the duties
+        closed = closed.model_copy(update={"duties": (*closed.duties, *comms.closing_duties(closed, config, now))})
     return closed.with_pages(*escalation.resolve_pages(closed, now, pagerduty_channels(config), by,
                                                        _heard_from(source, pagerduty_key, incident)),
                              *comms.founder_update(closed, "resolved", config, now))
+
+
+def ever_paged(incident: Incident) -> bool:
+    """Did a page calling for action reach anyone (an effect a late cause took over had paged)?"""
+    state = incident.escalation
+    return bool(state and state.reached) or any(p.kind.calls_for_action and p.delivered for p in incident.pages)
 
 
 def _heard_from(source: str, pagerduty_key: str | None, incident: Incident) -> str | None:
@@ -215,8 +222,9 @@ def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now:
             what=f"fired again {quiet} after recovering (state change #{flap.count}): the held recovery "
                  f"is void, nobody paged again: {signal.title}"))
     if verdict is flapping.FlapReason.HELD and (current.held or current.status is IncidentStatus.SILENCED):
-        # it paged nobody: a quick recovery resolves at once, so a recovered effect never pages on its
-        # own after its cause resolves, nor a recovered silenced alarm when its window ends
+        # nobody is being paged for it (held under a cause, or silenced): a quick recovery resolves at
+        # once, so a recovered effect never pages on its own after its cause resolves, nor a recovered
+        # silenced alarm when its window ends (an effect taken over after paging still gets its notice)
         return reason, current.model_copy(update={"flap": flap})
     flap = flap.model_copy(update={"quiet_since": now if recovered else None})
     if verdict is flapping.FlapReason.HELD:

@@ -11,8 +11,11 @@ Matchers, all of which must match:
 
 - ``kind``: the signal's kind (``alarm``, ``rds_event`` …), exactly;
 - ``resource``: the signal's resource, exactly or as a glob (``db-prod-*``);
-- ``service``: the ECS service the signal names (an alarm's ``ServiceName`` dimension, a task's
-  ``service:`` group) or its ``service`` tag;
+- ``service``: the service the service map (``services.yaml``) assigns the signal, found as
+  grouping finds it (``grouping.service_of``: ECS cluster/service, load balancer or target group,
+  RDS instance, Sentry project, alarm-name words); for a signal the map assigns nothing, the
+  ECS service it names (an alarm's ``ServiceName`` dimension, a task's ``service:`` group) or
+  its ``service`` tag;
 - ``words``: each of these whole words (``decisions/words.py``: ``5xx`` matches ``alb-5xx-high``,
   ``cpu`` not ``cpus``) in the alarm name, else the title;
 - ``severity``: the classified severity (``SEV2`` or ``2``).
@@ -29,7 +32,8 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.config import ResponderConfig
 from chalicelib.config.routing import WEEKDAYS, MaintenanceWindow
-from chalicelib.decisions import comms, escalation, words
+from chalicelib.config.services import ServicesConfig
+from chalicelib.decisions import comms, escalation, grouping, words
 from chalicelib.models import Classification, Frozen, Incident, IncidentStatus, Severity, Signal, TimelineEntry
 
 
@@ -68,7 +72,16 @@ class Verdict(NamedTuple):
     until: datetime | None = None  # when it stops silencing
 
 
-def service_of(signal: Signal) -> str | None:
+def service_of(signal: Signal, classification: Classification, services: ServicesConfig | None = None) -> str | None:
+    """The service a ``service`` matcher compares with: the service map's (the classification
+    carries it when the pipeline classified; else ``grouping.service_of`` finds it), else what
+    the signal itself names."""
+    mapped = classification.service or (grouping.service_of(signal, services) if services is not None else None)
+    return mapped or named_service(signal)
+
+
+def named_service(signal: Signal) -> str | None:
+    """The fallback for signals the map assigns nothing: the ECS service or ``service`` tag it names."""
     for name, value in signal.dimensions:
         if name == "ServiceName":
             return value
@@ -78,14 +91,15 @@ def service_of(signal: Signal) -> str | None:
     return next((value for name, value in signal.tags if name.lower() == "service"), None)
 
 
-def matches(matchers: Mapping[str, str], signal: Signal, classification: Classification) -> bool:
+def matches(matchers: Mapping[str, str], signal: Signal, classification: Classification,
+            services: ServicesConfig | None = None) -> bool:
     """Does every matcher match? (``check_matchers`` refused unknown fields when they were made.)"""
     for name, wanted in matchers.items():
         if name == "kind" and str(signal.kind) != wanted:
             return False
         if name == "resource" and not fnmatchcase(signal.resource, wanted):
             return False
-        if name == "service" and service_of(signal) != wanted:
+        if name == "service" and service_of(signal, classification, services) != wanted:
             return False
         if name == "words":
             alarm_name = signal.fact("alarm_name")
@@ -95,6 +109,18 @@ def matches(matchers: Mapping[str, str], signal: Signal, classification: Classif
         if name == "severity" and classification.severity.value != int(wanted.upper().removeprefix("SEV")):
             return False
     return True
+
+
+def unmapped_service_warning(matchers: Mapping[str, str], services: ServicesConfig) -> str | None:
+    """A ``service`` matcher naming no service of the map is accepted (the signals' own names may
+    still match it), with this warning, so a typo is seen when the silence is made."""
+    wanted = matchers.get("service")
+    if wanted is None or wanted in services.services:
+        return None
+    known = ", ".join(sorted(services.services)) or "none"
+    return (f"matchers.service: {wanted!r} is not a service of services.yaml (known: {known}); it matches only "
+            "signals the map assigns no service whose ServiceName dimension, ECS task group or service tag "
+            "names it")
 
 
 def occurrence(window: MaintenanceWindow, now: datetime, zone: tzinfo) -> tuple[datetime, datetime] | None:
@@ -113,7 +139,8 @@ def occurrence(window: MaintenanceWindow, now: datetime, zone: tzinfo) -> tuple[
 
 
 def silenced_by(signal: Signal, classification: Classification, silences: Iterable[Silence],
-                windows: Mapping[str, MaintenanceWindow], now: datetime, zone: tzinfo = UTC) -> Verdict:
+                windows: Mapping[str, MaintenanceWindow], now: datetime, zone: tzinfo = UTC,
+                services: ServicesConfig | None = None) -> Verdict:
     """Which silence or window (if any) keeps this signal's new incident from paging, and until when.
 
     Of several, the one silencing longest wins; a match that may not silence a Sev1 counts only
@@ -122,14 +149,14 @@ def silenced_by(signal: Signal, classification: Classification, silences: Iterab
     sev1_refused = False
     sev1 = classification.severity is Severity.SEV1
     for silence in silences:
-        if silence.active(now) and matches(silence.matchers, signal, classification):
+        if silence.active(now) and matches(silence.matchers, signal, classification, services):
             if sev1 and not silence.include_sev1:
                 sev1_refused = True
                 continue
             found.append(Verdict(SilenceReason.SILENCED, f"silence {silence.id} ({silence.reason})", silence.until))
     for name, window in windows.items():
         span = occurrence(window, now, zone)
-        if span is not None and matches(window.matchers, signal, classification):
+        if span is not None and matches(window.matchers, signal, classification, services):
             if sev1 and not window.include_sev1:
                 sev1_refused = True
                 continue

@@ -54,6 +54,7 @@ class PageContent(Frozen):
     next_up: str | None = None  # "christian (founder-backup) at 10:47 EDT"
     incident_id: str
     service: str | None = None  # the service it belongs to (services.yaml), when known
+    holds: str | None = None  # a cause's effects that paged before it and page no further (grouping.took_over)
     phi: bool = False
     other_links: tuple[str, ...] = ()
 
@@ -263,7 +264,18 @@ def content(incident: Incident, kind: PageKind, config: ResponderConfig, *, why:
         done=done if done is not None else responder_did(incident), why=why,
         runbook=runbook_link(incident, config), console=console, next_up=next_up,
         incident_id=incident.id, service=incident.service or None, phi=incident.phi_exposure_suspected,
-        other_links=others[:2])
+        other_links=others[:2], holds=holds(incident) if kind.calls_for_action else None)
+
+
+def holds(incident: Incident, shown: int = 3) -> str | None:
+    """"holds 2 paged before it: <title> (<id>); …": the effects a late cause took over, which
+    page no further; its pages say so, so nobody is un-paged silently."""
+    if not incident.took_over:
+        return None
+    titles = dict(incident.related)
+    named = "; ".join(f"{titles.get(i, i)} ({i})" for i in incident.took_over[:shown])
+    more = len(incident.took_over) - shown
+    return f"holds {len(incident.took_over)} paged before it: {named}" + (f" and {more} more" if more > 0 else "")
 
 
 def responder_did(incident: Incident) -> str | None:
@@ -280,6 +292,8 @@ def full_text(c: PageContent, ack: str | None = None) -> str:
     parts = [f"[SEV{c.severity.value}] {c.verb}" + (f" ({c.why})" if c.why else "") + f": {c.what}"]
     if c.service:
         parts.append(f"service {c.service}")
+    if c.holds:
+        parts.append(c.holds)
     if c.phi:
         parts.append("PHI exposure suspected")  # the fact, never the data
     parts.append(f"started {c.started}" + (f", fired {c.fired}x" if c.fired > 1 else ""))
@@ -304,7 +318,8 @@ def sms_text(c: PageContent, ack: str | None = None) -> str:
     what = re.sub(r" \([^)]*\)$", "", c.what)  # "(prod-cluster)": the console page has it
     when = f"since {c.started}" + (f" x{c.fired}" if c.fired > 1 else "")
     done = _short_done(c.done)
-    optional = [o for o in ("PHI suspected" if c.phi else "", "" if c.verb == "UPDATE" else done,
+    took = f"holds {c.holds.split()[1]} paged before" if c.holds else ""  # their names: the other channels
+    optional = [o for o in ("PHI suspected" if c.phi else "", took, "" if c.verb == "UPDATE" else done,
                             f"Next {_short_next(c.next_up)}" if c.next_up else "") if o]
     if c.verb == "UPDATE" and done:  # the update is what was done: it replaces the time
         when = done
@@ -334,7 +349,7 @@ def fit_sms(text: str, placeholder: str, url: str) -> str:
 def details(c: PageContent) -> tuple[tuple[str, str], ...]:
     """The page's fields by name, in the page's order (PagerDuty ``custom_details``, the console)."""
     rows = [("severity", f"SEV{c.severity.value}"), ("what", c.what), ("service", c.service or ""),
-            ("why", c.why or ""), ("phi", "exposure suspected" if c.phi else ""),
+            ("holds", c.holds or ""), ("why", c.why or ""), ("phi", "exposure suspected" if c.phi else ""),
             ("started", c.started), ("fired", str(c.fired)), ("responder did", c.done or ""),
             ("runbook", c.runbook or ""), ("console", c.console[1] if c.console else ""),
             ("next", c.next_up or ""), ("incident", c.incident_id)]

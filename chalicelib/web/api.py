@@ -268,13 +268,16 @@ def remove_override(deps: Deps, principal: Principal | None, override_id: str) -
 
 def add_silence(deps: Deps, principal: Principal | None, raw_body: bytes) -> ApiResponse:
     """``{"matchers", "starts_at", "ends_at", "reason", "include_sev1"?}``: 201 with the stored silence."""
+    from chalicelib.decisions.silences import unmapped_service_warning
     from chalicelib.silences import SilenceService
 
     def run(user: str, body: dict[str, Any]) -> ApiResponse:
         added = SilenceService(deps.store, deps.clock).add(
             matchers=body.get("matchers"), starts_at=body.get("starts_at"), ends_at=body.get("ends_at"),
             reason=body.get("reason"), by=user, include_sev1=body.get("include_sev1", False))
-        return ApiResponse(201, added.model_dump(mode="json"))
+        # a service the map does not know is accepted, said back (decisions/silences.py)
+        warning = unmapped_service_warning(added.matchers, deps.config.services)
+        return ApiResponse(201, added.model_dump(mode="json") | ({"warnings": [warning]} if warning else {}))
     return _operation(principal, raw_body, None, {"matchers", "starts_at", "ends_at", "reason", "include_sev1"}, run)
 
 
