@@ -12,6 +12,8 @@ the zip's own botocore and stored as plain JSON: a cold start then parses a few 
 botocore's 1.2 MB endpoints.json and the gzipped service model, and lists 4 service folders
 instead of 400 (``bench/coldstart.py`` measures it). Without that folder (a work tree, tests)
 clients come from stock boto3. Playbooks call any service and operation, so ``Aws`` uses stock.
+The shipped data names no other service, so these clients cannot get credentials through one
+(STS web identity, SSO): in Lambda they come from the environment.
 """
 
 from __future__ import annotations
