@@ -12,7 +12,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, ChaliceAuthorizer, CloudWatchEvent, Request, SNSEvent, SQSEvent
 
-from chalicelib import observability
+from chalicelib import coldstart, observability
 from chalicelib.sources import registry
 from chalicelib.web import (
     gateway,  # Before the decorators: sentry-sdk's Chalice integration wraps handlers declared after init.
@@ -26,9 +26,16 @@ observability.setup_logging(None, app.log)  # Chalice's own log too: its default
 if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # chalice local, the test client: API Gateway's error bodies
     gateway.install_local_gateway_responses(os.path.join(os.path.dirname(__file__), ".chalice", "merge-template.json"))
 
+_loaded_handlers = None
+
+
 def _handlers():  # type: ignore[no-untyped-def]
-    from chalicelib import handlers
-    return handlers
+    global _loaded_handlers
+    if _loaded_handlers is None:
+        with coldstart.loading():  # the first event's imports (pydantic, the pipeline, the config)
+            from chalicelib import handlers
+        _loaded_handlers = handlers
+    return _loaded_handlers
 
 
 def _guarded():  # type: ignore[no-untyped-def]

@@ -132,6 +132,7 @@ class Pipeline:
         self.lease_seconds, self.keep_days = lease_seconds, keep_days
         self.incidents = IncidentService(store, config, new_id)
         self.escalator = Escalator(store, self.incidents, pager, config, ack_link)
+        self.escalator.on_resolved = self._release_held  # a cause the sweep resolved releases what it held
         self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)

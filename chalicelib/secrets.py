@@ -36,9 +36,9 @@ class SecretsManagerSecret:
         from botocore.exceptions import BotoCoreError, ClientError
 
         if self._client is None:
-            import boto3
+            from chalicelib.aws import new_client
 
-            self._client = boto3.client("secretsmanager")
+            self._client = new_client("secretsmanager")
         try:
             value = self._client.get_secret_value(SecretId=self.secret_id).get("SecretString")
         except (ClientError, BotoCoreError) as exc:

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from chalicelib import coldstart
 from chalicelib import config as config_module
-from chalicelib.aws import Aws
+from chalicelib.aws import Aws, new_client
 from chalicelib.config import ResponderConfig, RoutingConfig
 from chalicelib.decisions.incidents import NewId
 from chalicelib.errors import ConfigError
@@ -164,9 +165,7 @@ class _LazyClients:
 
     def get(self, name: str) -> Any:
         if name not in self._clients:
-            import boto3
-
-            self._clients[name] = boto3.client(name)
+            self._clients[name] = new_client(name)
         return self._clients[name]
 
 
@@ -186,10 +185,11 @@ def learn_public_url(url: str | None) -> None:
 def get_deps() -> Deps:
     global _deps
     if _deps is None:
-        settings = Settings.from_env()
-        if _public_url and settings.public_url is None:
-            settings = settings.model_copy(update={"public_url": _public_url})
-        _deps = build_deps(settings)
+        with coldstart.loading():  # the config, the store, the channels: built once, kept for the process
+            settings = Settings.from_env()
+            if _public_url and settings.public_url is None:
+                settings = settings.model_copy(update={"public_url": _public_url})
+            _deps = build_deps(settings)
     return _deps
 
 

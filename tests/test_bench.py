@@ -209,6 +209,19 @@ def test_the_goal_table_gives_the_side_by_side_cold_start_and_the_first_event_ha
 
 
 
+def test_the_goal_table_says_what_the_first_event_is_against_a_floor_built_the_apps_way(tmp_path: Path) -> None:
+    """The floor is stock boto3; the app builds its clients from trimmed data with the collector
+    paused, so the table also gives the ratio to a bare client built that way."""
+    (tmp_path / "coldstart.json").write_text(json.dumps({"side_by_side": {
+        "ratio_cpu": 1.1, "ratio_wall": 1.2, "first_event_cpu_ms": 440.0, "floor_cpu_ms": 400.0,
+        "floor_as_shipped_cpu_ms": 220.0, "ratio_cpu_to_floor_as_shipped": 2.0}}))
+    figures = {goal: figure for goal, _, figure in table.rows(tmp_path)}
+    assert figures["4 first event's imports from the shipped zip"] == (
+        "1.10× CPU, 1.20× wall side by side (440 ms CPU against the floor 400 ms) "
+        "(2.00× a floor built the app's way, 220 ms)")
+
+
+
 coldstart = _load("coldstart")
 
 

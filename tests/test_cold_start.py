@@ -5,10 +5,15 @@ Each probe is a fresh interpreter, because what matters is what an import does t
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from chalicelib import coldstart
 from tests.conftest import ROOT
 
 PLAYBOOK_MODULES = """
@@ -55,3 +60,45 @@ def test_wire_shapes_and_playbook_values_build_their_validators_on_first_use_not
                                "RuntimeValue": False}
     assert probe["after"] == {"SnsNotification": True, "SnsAlarmMessage": False, "CamelAlarmData": False,
                               "RuntimeValue": False}
+
+
+COLLECTOR = """
+import gc, json
+runs = []
+gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
+import app
+start = len(runs)
+app._handlers()
+from chalicelib import aws, wiring
+aws.new_client("dynamodb")
+wiring.get_deps()
+print(json.dumps({"collections_while_loading": len(runs) - start, "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_in_lambda_the_first_events_imports_and_builds_run_without_the_collector(tmp_path: Path) -> None:
+    """chalicelib/coldstart.py: nothing loaded or built once per process (the handlers' modules, a
+    client, the deps) is garbage, so the collector is not run over it; afterwards it is on again
+    and all that is frozen. Outside Lambda nothing changes."""
+    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "RESPONDER_LINK_SECRET": "k" * 32,
+           "RESPONDER_STORE": f"sqlite:///{tmp_path / 'state.db'}", "RESPONDER_AUDIT": f"file://{tmp_path}/a.jsonl"}
+    lambda_env = env | {"AWS_LAMBDA_FUNCTION_NAME": "alarm-responder-prod-on_alarm_sns"}
+    in_lambda, outside = (json.loads(subprocess.run([sys.executable, "-c", COLLECTOR], cwd=ROOT, env=e, check=True,
+                                                    capture_output=True, text=True).stdout) for e in (lambda_env, env))
+    assert in_lambda["collections_while_loading"] == 0
+    assert in_lambda["enabled"] is True and in_lambda["frozen"] > 20_000
+    assert outside["collections_while_loading"] > 10 and outside["enabled"] is True and outside["frozen"] == 0
+
+
+def test_a_collector_stopped_by_someone_else_stays_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stretch inside another (a client built while the handlers load) leaves the resuming to
+    the outer one; and a collector the process had stopped itself is not started behind its back."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "alarm-responder-prod-on_alarm_sns")
+    gc.disable()
+    try:
+        with coldstart.loading():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -19,7 +19,7 @@ from chalicelib.decisions import grouping
 from chalicelib.decisions.grouping import Relation, related_to, service_of
 from chalicelib.errors import ConfigError
 from chalicelib.handlers import on_event
-from chalicelib.models import Incident, IncidentStatus, PageKind, Severity, Signal
+from chalicelib.models import FlapState, Incident, IncidentStatus, PageKind, Severity, Signal, Transition
 from chalicelib.sources import to_signals
 from chalicelib.store import full_timeline
 from chalicelib.store.dynamodb import DynamoStore
@@ -197,6 +197,17 @@ def test_an_effect_is_inhibited_by_an_open_cause_of_its_service_whatever_its_age
     found = related_to(signal_of("06-alarm-5xx.json"), [cause], SERVICES, AT, rule="rule:load-balancer-5xx",
                        severity=Severity.SEV1)
     assert (found.reason, found.incident) == (Relation.INHIBITED_BY, cause)
+
+
+def test_a_cause_whose_recovery_is_held_explains_no_new_signal() -> None:
+    """An unhealthy-hosts alarm that recovered a minute ago (held for the stable period) says the
+    service is fine again: a new 5xx alarm is news and pages, rather than wait for the hold to end."""
+    cause = incident("alarm:hosts", rule="rule:no-healthy-targets", kind="alarm")
+    five_xx = signal_of("06-alarm-5xx.json")
+    assert related_to(five_xx, [cause], SERVICES, AT, rule="rule:load-balancer-5xx").reason is Relation.INHIBITED_BY
+    recovered = cause.model_copy(update={"flap": FlapState(changes=(AT, AT), count=2, last=Transition.RESOLVE,
+                                                           quiet_since=AT)})
+    assert related_to(five_xx, [recovered], SERVICES, AT, rule="rule:load-balancer-5xx").reason is Relation.NEW
 
 
 def test_a_sentry_spike_is_an_effect() -> None:

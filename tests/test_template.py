@@ -85,6 +85,8 @@ def test_shipped_zip_holds_only_the_app_its_dependencies_and_fresh_bytecode(
     assert [n for n in names if precompile_zip.is_litter(n) and not n.endswith(".cpython-311.pyc")] == []
     assert "chalicelib/__pycache__/wiring.cpython-311.pyc" in pycs
     assert "chalicelib/config/compiled-config.pickle" in names  # the config, pre-validated
+    assert {"chalicelib/aws_data/endpoints.json", "chalicelib/aws_data/dynamodb/2012-08-10/service-2.json",
+            "chalicelib/aws_data/secretsmanager/2017-10-17/service-2.json"} <= set(names)  # chalicelib.aws
     for name, header in pycs.items():
         folder, _, file = name.rpartition("__pycache__/")
         assert file.endswith(".cpython-311.pyc") and f"{folder}{file.split('.')[0]}.py" in names, name

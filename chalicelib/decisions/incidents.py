@@ -201,6 +201,11 @@ def flap_decision(reason: Reason, current: Incident | None, signal: Signal, now:
     flapping a change is ``FLAPPING``: on the timeline with its count, nobody paged, a recovery held.
     A trigger ends a quiet period (nobody paged again); a worse severity still raises the incident."""
     settings = config.routing.flapping
+    if (settings is None and current is not None and current.flap is not None and current.flap.quiet_since is not None
+            and reason in (Reason.ALREADY_OPEN, Reason.SEVERITY_RAISED)):
+        # held under a config that had ``flapping:``: a trigger still ends the hold, so the chain goes on
+        return reason, current.model_copy(update={"flap": current.flap.model_copy(
+            update={"quiet_since": None, "last": Transition.TRIGGER})})
     if (current is None or current.flap is None or settings is None
             or reason not in (Reason.ALREADY_OPEN, Reason.RESOLVED, Reason.SEVERITY_RAISED)):
         return reason, current
@@ -255,6 +260,10 @@ def settled(incident: Incident, config: ResponderConfig, now: datetime) -> Incid
     """The sweep's part of flapping: a held recovery resolved once quiet for the stable period (the
     same object otherwise)."""
     settings = config.routing.flapping
+    if settings is None and escalation.recovery_held(incident):
+        # held under a config that had ``flapping:``; nothing holds it now: it recovered, resolve it
+        return close(incident, "responder", "resolved: it had recovered (its recovery was held for flapping, "
+                                            "which the config no longer sets)", now, config)
     if settings is None or flapping.stable(incident, now, settings) is not flapping.StableReason.STABLE:
         return incident
     assert incident.flap is not None

@@ -84,6 +84,9 @@ class Escalator:
         self._failed: dict[str, datetime] = {}
         self._reported: dict[tuple[str, str], datetime] = {}
         self.queue: sweep_queue.SweepQueue | None = None  # deployed: the sweep's fan-out (wiring sets it)
+        # The pipeline's: what an incident this routine resolved (a held recovery gone quiet,
+        # decisions/flapping.py) held under it pages on its own if it still fires
+        self.on_resolved: Callable[[Incident, datetime], Sequence[PageRecord]] | None = None
 
     def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None,
               clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
@@ -186,13 +189,19 @@ class Escalator:
         the incident is billed on DynamoDB, and the lease is what keeps one page per step under
         races either way. If this worker dies after it, the leases expire and the sweep sends."""
         taken: list[PageRecord] = []
+        resolved_here: list[bool] = []
 
         def queued_and_claimed(incident: Incident) -> Incident:
+            was_open = incident.is_open
             claimed, taken[:] = self.advanced(incident, now)
+            resolved_here[:] = [was_open and not claimed.is_open]
             return claimed
 
         incident = self.incidents.update(incident_id, queued_and_claimed, current)
-        return self.send_claimed(incident, list(taken), now)
+        records = self.send_claimed(incident, list(taken), now)
+        if any(resolved_here) and incident.related and self.on_resolved is not None:
+            records += self.on_resolved(incident, now)
+        return records
 
     def advanced(self, incident: Incident, now: datetime) -> tuple[Incident, list[PageRecord]]:
         """``incident`` as ``advance`` writes it (due steps queued, pages claimed), for a caller that

@@ -97,9 +97,9 @@ class DynamoStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # deferred: cold starts that never touch the store skip it
+            from chalicelib.aws import new_client  # deferred: cold starts that never touch the store skip boto3
 
-            self._client = boto3.client("dynamodb")
+            self._client = new_client("dynamodb")
         return self._client
 
     def _call(self, op: str, **kwargs: Any) -> Any:
