@@ -324,3 +324,40 @@ def test_the_due_entry_stays_put_for_a_short_lease_and_is_never_later_than_the_i
         store.save(store.get("inc-1").model_copy(update={"next_action_at": earlier}))
         assert indexed() == int(earlier.timestamp())  # earlier: always moved (no step waits)
         assert [d.incident_id for d in store.due(earlier)] == ["inc-1"]
+
+
+# --- the repeat counter's guard: a late widening never re-arms what a later write disarmed ----------
+
+@pytest.mark.parametrize("first", ["first save after create", "severity raised"])
+def test_a_late_widening_never_arms_the_counter_of_an_incident_resolved_meanwhile(first: str) -> None:
+    """Lambda A writes version n and widens the guard after it; before its widening lands, Lambda B
+    reads version n and resolves it. A's widening must not arm the counter again: every Lambda that
+    remembers the alarm (``Pipeline.repeat``) would count its next trigger on the resolved incident,
+    and nobody would be paged for it."""
+    from chalicelib.store import Repeat
+
+    with mock_aws():
+        raw = boto3.client("dynamodb", region_name="us-east-1")
+        store_b = DynamoStore(create_table(raw), client=raw)
+        store_a = DynamoStore(store_b.table, client=raw)
+        late: list[tuple[str, dict[str, Any]]] = []
+        store_a._after_write = lambda what, op, params: late.append((op, params))  # type: ignore[method-assign]
+        assert store_b.create(incident()) is not None
+        if first == "severity raised":
+            store_b.save(noted(store_b.get("inc-1"), "paged"))  # armed at SEV2
+            change = {"severity": Severity.SEV1}
+        else:
+            change = {}
+        store_a.save(noted(store_a.get("inc-1"), "paged").model_copy(update=change))  # its widening is slow
+        assert late and late[0][0] == "update_item"
+        resolved = store_b.save(noted(store_b.get("inc-1"), "resolved by alice").model_copy(
+            update={"status": IncidentStatus.RESOLVED}))
+        assert resolved.status is IncidentStatus.RESOLVED
+        for op, params in late:  # A's widening lands now; refused or not, it raises nothing
+            try:
+                getattr(raw, op)(**params)
+            except raw.exceptions.ConditionalCheckFailedException:
+                pass
+        counted = store_b.record_repeat("delivery-1", "inc-1", int(Severity.SEV2), {}, T0, 7)
+        assert counted is Repeat.NOT_COUNTABLE
+        assert store_b.get("inc-1").count == resolved.count
