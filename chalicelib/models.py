@@ -464,6 +464,9 @@ class Incident(Frozen):
     # The due time (epoch seconds) the store's index held for it as read, if the store keeps one
     # (DynamoDB's ``due`` index: see store.dynamodb.DUE_SLACK). Never serialised.
     _due_read: int | None = PrivateAttr(default=None)
+    # Read with no guard beside it: the guard its own version asks for (``bounds.repeat_floor``),
+    # whose writer may still be arming it (store.dynamodb ``save``). Never serialised.
+    _floor_read: int | None = PrivateAttr(default=None)
 
     @field_validator("kind")
     @classmethod

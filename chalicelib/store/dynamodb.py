@@ -216,7 +216,7 @@ class DynamoStore:
             self._transact(items, f"create {incident.id}")
         except _Guarded:
             return None  # the key has an open incident (or a stale pointer: get_open heals it)
-        stored._beside, stored._due_read = (0, None), _due_at(stored)
+        stored._beside, stored._due_read, stored._floor_read = (0, None), _due_at(stored), None
         return stored
 
     def save(self, incident: Incident) -> Incident:
@@ -237,15 +237,22 @@ class DynamoStore:
         # counter's guard: rewritten when it changes, always by the resolving write (it disarms it).
         apart, guard_read = incident._beside or (0, None)
         guard = bounds.repeat_floor(stored)
-        guarding = guard_read != guard or (releasing and incident._beside is None)
-        widening = guarding and guard is not None and (guard_read is None or guard < guard_read)
+        # Narrowed before: the guard read, or with none read the one the version read asks for (its
+        # writer's widening may still land; the guard's version refuses it once this one is set).
+        widest = guard_read if guard_read is not None else incident._floor_read
+        narrowing = ((widest is not None and (guard is None or guard > widest))
+                     or (releasing and incident._beside is None))
+        widening = not narrowing and guard is not None and (guard_read is None or guard < guard_read)
         put = {"TableName": self.table, "Item": self._incident_item(stored, apart),
                "ConditionExpression": "version = :v",
                "ExpressionAttributeValues": {":v": _n(incident.version)}}
         conflict = f"incident {incident.id} changed since version {incident.version}"
-        stored._beside, stored._due_read = (apart, guard), _due_at(stored)
-        if guarding and not widening:
-            self._call("update_item", **self._guard(incident.id, guard))
+        stored._beside, stored._due_read, stored._floor_read = (apart, guard), _due_at(stored), None
+        if narrowing:
+            try:
+                self._call("update_item", **self._guard(incident.id, guard, stored.version))
+            except _ConditionFailed:  # a writer of a later version set it: this one's write would lose
+                raise ConflictError(conflict) from None
         try:
             if entries:
                 self._transact([{"Put": put}, *self._entry_puts(incident.id, entries)], f"save {incident.id}")
@@ -255,7 +262,7 @@ class DynamoStore:
             raise ConflictError(conflict) from None
         if widening:
             self._after_write(f"arm the repeat counter of {incident.id}", "update_item",
-                              self._guard(incident.id, guard))
+                              self._guard(incident.id, guard, stored.version))
         if releasing:
             self._after_write(f"release the open key of {incident.id}", "delete_item",
                               {"TableName": self.table, "Key": {"pk": _s(f"OPENKEY#{stored.key}")},
@@ -278,13 +285,18 @@ class DynamoStore:
             log.warning("dynamodb: left undone after an incident write",
                         extra={"outcome": {"what": what, "error": type(exc).__name__}})
 
-    def _guard(self, incident_id: str, guard: int | None) -> dict[str, Any]:
-        """The counter item's guard set to ``guard`` (None: nothing counts until a full write sets it)."""
-        update: dict[str, Any] = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))}}
+    def _guard(self, incident_id: str, guard: int | None, version: int) -> dict[str, Any]:
+        """The counter item's guard set to ``guard`` (None: nothing counts until a full write sets it)
+        for the incident's ``version``, unless a writer of a later version set it already: a widening
+        that lands late (after the write that follows its version) never re-arms what that write disarmed."""
+        update: dict[str, Any] = {"TableName": self.table, "Key": {"pk": _s(_counter_pk(incident_id))},
+                                  "ConditionExpression": "attribute_not_exists(guard_version) OR guard_version <= :ver"}
         if guard is None:
-            return update | {"UpdateExpression": "REMOVE repeat_sev"}
-        return update | {"UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero)",
-                         "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0)}}
+            return update | {"UpdateExpression": "REMOVE repeat_sev SET guard_version = :ver",
+                             "ExpressionAttributeValues": {":ver": _n(version)}}
+        return update | {"UpdateExpression": "SET repeat_sev = :sev, repeats = if_not_exists(repeats, :zero), "
+                                             "guard_version = :ver",
+                         "ExpressionAttributeValues": {":sev": _n(guard), ":zero": _n(0), ":ver": _n(version)}}
 
     def _transact(self, items: builtins.list[dict[str, Any]], what: str) -> None:
         """Write ``items`` at once. Item 0 is the guarded one: its failed condition raises ``_Guarded``;
@@ -505,6 +517,7 @@ def _incident(item: dict[str, Any], counter: dict[str, Any] | None = None) -> In
     if apart:
         incident = bounds.with_repeats(incident, incident.version, apart, counter.get("repeat_seen", {}).get("S"))
     incident._beside = (apart, guard)
+    incident._floor_read = bounds.repeat_floor(incident) if guard is None else None
     incident._due_read = int(item["due_at"]["N"]) if "due_at" in item else None
     return incident
 
