@@ -491,3 +491,28 @@ def test_only_a_cause_looks_for_effects_to_take_over() -> None:
     assert grouping.is_a_cause(incident("ecs:x", kind="ecs_deployment", rule="default"), SERVICES)
     assert not grouping.is_a_cause(paged_effect(), SERVICES)
     assert not grouping.is_a_cause(incident("rds:failover"), ServicesConfig())
+
+
+def test_an_effect_whose_cause_resolved_without_releasing_it_still_pages_on_the_sweep(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cause's resolving write is stored, then the worker dies before it releases what it held
+    (a Lambda timeout; the release's write failing). The effect's alarm still fires and CloudWatch
+    will not say so again: the sweep must page it, not leave it held for ever."""
+    deps, channel, clock = night_deps
+    cause = feed(deps, "01-rds-failover-started.json")
+    clock.advance(seconds=60)
+    effect = feed(deps, "06-alarm-5xx.json")
+    assert effect["reason"] == "INHIBITED"
+    clock.advance(minutes=5)
+
+    def dies(*_: Any) -> Any:
+        raise RuntimeError("the worker died after the cause's resolving write")
+    monkeypatch.setattr(deps.pipeline, "_release_held", dies)
+    with pytest.raises(RuntimeError):
+        deps.pipeline.resolve(cause["incident_id"], by="alice")
+    monkeypatch.undo()
+    deps.pipeline.resolve(cause["incident_id"], by="alice")  # the caller's retry: already resolved
+    for _ in range(10):
+        clock.advance(minutes=1)
+        deps.pipeline.sweep()
+    assert any("credentialing-api-alb-5xx-high" in text for text in actionable(channel)[1:])
