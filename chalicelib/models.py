@@ -450,6 +450,9 @@ class Incident(Frozen):
     service: str | None = None
     held: str | None = None
     held_by: str | None = None
+    # when the sweep last found ``held_by`` open (escalation.HELD_RECHECK: a holder that resolved
+    # without releasing this, its worker gone, is found within that and this pages on its own)
+    held_checked_at: datetime | None = None
     watch_until: datetime | None = None
     related: tuple[tuple[str, str], ...] = ()
     related_count: int = 0

@@ -133,6 +133,7 @@ class Pipeline:
         self.incidents = IncidentService(store, config, new_id)
         self.escalator = Escalator(store, self.incidents, pager, config, ack_link)
         self.escalator.on_resolved = self._release_held  # a cause the sweep resolved releases what it held
+        self.escalator.on_held = self._recheck_held  # a holder that resolved without releasing it
         self.executor = Executor(store, self.incidents, config, aws or Aws(), http,
                                  audit or JsonlAuditLog(".responder/audit.jsonl"), stage,
                                  escalate_now=self.escalator.escalate_now)
@@ -355,11 +356,24 @@ class Pipeline:
             member = self.store.get(member_id)
             if member is None or not member.is_open or member.held_by != cause.id:
                 continue
-            if member.kind in grouping.ONE_SHOT_KINDS:  # nothing will say it stopped: it ends with its cause
-                self.incidents.resolve(member_id, "responder", now, note=f"resolved with its cause {cause.id}")
-            else:
-                records += self._release(member_id, now, f"{cause.id} resolved and this still fires", None, None)
+            records += self._release_from(member, cause.id, now)
         return records
+
+    def _release_from(self, member: Incident, cause_id: str, now: datetime) -> tuple[PageRecord, ...]:
+        if member.kind in grouping.ONE_SHOT_KINDS:  # nothing will say it stopped: it ends with its cause
+            self.incidents.resolve(member.id, "responder", now, note=f"resolved with its cause {cause_id}")
+            return ()
+        return self._release(member.id, now, f"{cause_id} resolved and this still fires", None, None)
+
+    def _recheck_held(self, member: Incident, now: datetime) -> tuple[PageRecord, ...]:
+        """The sweep's look at a held incident's holder: gone or resolved (its release lost), this
+        pages on its own; still open, it is looked at again later (and whatever else is due goes out)."""
+        assert member.held_by is not None
+        holder = self.store.get(member.held_by)
+        if holder is None or not holder.is_open:
+            return self._release_from(member, member.held_by, now)
+        checked = self.incidents.update(member.id, lambda i: i.model_copy(update={"held_checked_at": now}), member)
+        return tuple(self.escalator.advance(member.id, now, checked))
 
     def refresh_schedule(self) -> None:
         """Overrides made through the API or CLI (``chalicelib.overrides``) join routing.yaml's, and the

@@ -516,3 +516,20 @@ def test_an_effect_whose_cause_resolved_without_releasing_it_still_pages_on_the_
         clock.advance(minutes=1)
         deps.pipeline.sweep()
     assert any("credentialing-api-alb-5xx-high" in text for text in actionable(channel)[1:])
+
+
+def test_the_sweep_leaves_an_effect_held_while_its_cause_is_open_and_looks_again_later(
+        night_deps: tuple[Deps, RecordingChannel, FakeClock]) -> None:
+    from chalicelib.decisions.escalation import HELD_RECHECK
+
+    deps, channel, clock = night_deps
+    cause = feed(deps, "01-rds-failover-started.json")
+    effect = feed(deps, "06-alarm-5xx.json")
+    opened = deps.store.get(effect["incident_id"])
+    assert opened is not None and opened.next_action_at == opened.opened_at + HELD_RECHECK
+    clock.advance(minutes=HELD_RECHECK.total_seconds() / 60 + 1)
+    deps.pipeline.sweep()
+    still = deps.store.get(effect["incident_id"])
+    assert still is not None and still.held_by == cause["incident_id"] and still.pages == ()
+    assert still.next_action_at == clock() + HELD_RECHECK  # not due again at the next minute's sweep
+    assert len(actionable(channel)) == 1

@@ -97,6 +97,13 @@ class DueReason(StrEnum):
 DUE_GRANULARITY = timedelta(seconds=1)
 
 
+# A held incident's holder releases it when it resolves, after its own resolving write: a worker that
+# dies in between (or a release that fails) would leave it held, paging nobody, while its alarm, which
+# says nothing more, still fires. The sweep looks at its holder this often (a read, and a write while
+# it is still open) and releases it if the holder is gone.
+HELD_RECHECK = timedelta(minutes=15)
+
+
 def due_reason(incident: Incident | None, now: datetime) -> DueReason:
     """Is anything about ``incident`` due at ``now``, as the store last saved it?"""
     if incident is None:
@@ -612,6 +619,8 @@ def next_action_at(incident: Incident, config: ResponderConfig) -> datetime | No
     times += [max(t, end) for t in held] if end is not None else held
     if incident.watch is not None:
         times.append(incident.watch.next_check_at)
+    if incident.held_by is not None and incident.is_open:  # is its holder still open? (``HELD_RECHECK``)
+        times.append((incident.held_checked_at or incident.opened_at) + HELD_RECHECK)
     from chalicelib.decisions.comms import reminder_at  # comms renders pages too; imported here to avoid a cycle
 
     reminder = reminder_at(incident, config)

@@ -87,6 +87,8 @@ class Escalator:
         # The pipeline's: what an incident this routine resolved (a held recovery gone quiet,
         # decisions/flapping.py) held under it pages on its own if it still fires
         self.on_resolved: Callable[[Incident, datetime], Sequence[PageRecord]] | None = None
+        # The pipeline's: a held incident due here has its holder looked at (escalation.HELD_RECHECK)
+        self.on_held: Callable[[Incident, datetime], Sequence[PageRecord]] | None = None
 
     def sweep(self, now: datetime, also: Callable[[str, datetime], object] | None = None,
               clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
@@ -138,7 +140,11 @@ class Escalator:
                 if incident is None or reason is not escalation.DueReason.DUE:
                     done.not_due[incident_id] = reason
                     continue
-                for page in self.advance(incident_id, now, incident):  # as read: advancing reads it no more
+                if incident.held_by is not None and self.on_held is not None:
+                    pages: Sequence[PageRecord] = self.on_held(incident, now)
+                else:
+                    pages = self.advance(incident_id, now, incident)  # as read: advancing reads it no more
+                for page in pages:
                     done.sent += page.status is PageStatus.SENT
                     done.failed += page.status is not PageStatus.SENT
                 if also is not None and incident.watch is not None:  # advancing never starts a watch
