@@ -361,3 +361,13 @@ def test_a_late_widening_never_arms_the_counter_of_an_incident_resolved_meanwhil
         counted = store_b.record_repeat("delivery-1", "inc-1", int(Severity.SEV2), {}, T0, 7)
         assert counted is Repeat.NOT_COUNTABLE
         assert store_b.get("inc-1").count == resolved.count
+
+
+def test_a_narrowing_refused_because_a_later_version_set_the_guard_is_a_conflict(stubbed: Stubbed) -> None:
+    """Its guard was set for a later version: this write, based on an older read, would lose anyway."""
+    stubbed.stub.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+    with pytest.raises(ConflictError):
+        stubbed.store.save(resolving())
+    assert writes(stubbed) == ["UpdateItem:REPEATS#inc-1"]
+    assert stubbed.requests[0][1]["ConditionExpression"] == "attribute_not_exists(guard_version) OR guard_version <= :ver"
+    assert stubbed.requests[0][1]["ExpressionAttributeValues"][":ver"] == {"N": "2"}
