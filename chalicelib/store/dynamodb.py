@@ -16,7 +16,8 @@ Items (no item grows with the events an incident receives; see ``chalicelib.stor
   counted: the incident's ``count`` is its doc's plus these, never folded) and ``repeat_sev``,
   the guard (``bounds.repeat_floor``; absent: nothing counts here). Read with the incident in one
   BatchGetItem; armed by the first write after create, its guard rewritten (narrowed before the
-  incident write, widened after it) when it changes.
+  incident write, widened after it) when it changes, each time with the incident version it is for
+  (``guard_version``): a widening that lands after a later version's write is refused.
 - timeline entry ``TL#<id>#<seq:09d>``: entry (JSON, at most ~4.3 KB); written once, whole, in
   the transaction of the incident write that moves it out of the record's window, or adds it
   cut short there (``bounds.leaving_window``); an entry the window holds exactly has none yet.
