@@ -409,3 +409,20 @@ def test_a_sqlite_repeat_waits_for_another_process_s_write_lock_then_fails_clean
         other.execute("ROLLBACK")
         other.close()
     assert store.record_repeat("r-1", "inc-1", 2, {}, T0, 14) is Repeat.COUNTED
+
+
+def test_a_long_entry_that_leaves_the_tail_of_the_window_stays_whole(any_store: Any) -> None:
+    """Written whole when added (the window cuts it short); when it later leaves the window its
+    record is not written again from the window's cut copy."""
+    stored = any_store.create(incident().noted(TimelineEntry(at=T0, what="opened")))
+    for n in range(1, bounds.TIMELINE_HEAD):
+        stored = any_store.save(stored.noted(TimelineEntry(at=T0, what=f"head {n}")))
+    whole = "note: " + "w" * 3000
+    stored = any_store.save(stored.noted(TimelineEntry(at=T0, by="alice", what=whole)))
+    for n in range(bounds.TIMELINE_TAIL + 3):
+        stored = any_store.save(stored.noted(TimelineEntry(at=T0, what=f"later {n}")))
+    record = any_store.get("inc-1")
+    assert record.timeline_omitted > 0 and all(e.what != whole[:40] and "w" * 50 not in e.what
+                                               for e in record.timeline)  # it left the window
+    timeline = [e.what for e in full_timeline(any_store, record)]
+    assert timeline[bounds.TIMELINE_HEAD] == whole and len(timeline) == record.timeline_count
