@@ -238,3 +238,19 @@ def test_the_cold_first_event_runs_on_the_prod_stage_settings_with_aws_on_loopba
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5999" and "AWS_LAMBDA_FUNCTION_NAME" in env
     compile(coldstart.FIRST_EVENT_HANDLED, "first-event", "exec")
     compile(coldstart.FLOOR_ONE_CALL, "floor", "exec")
+
+
+def test_the_goal_table_names_the_chosen_memory_and_what_the_sweep_queued(tmp_path: Path) -> None:
+    sizes = [{"memory_mb": mb, "cold_first_event_ms": cold, "usd_per_million_events": usd}
+             for mb, cold, usd in ((256, 2871.0, 0.363), (512, 1446.0, 0.436), (1024, 733.0, 0.569))]
+    (tmp_path / "memory.json").write_text(json.dumps({"sizes": sizes, "chosen_mb": 1024, "rule": "the rule"}))
+    (tmp_path / "sweep-scale.json").write_text(json.dumps({
+        "incidents_due": 5000, "sweep": {"report": {"enqueued": 4990, "errors": 10}, "seconds": 3.49,
+                                         "calls": {"Query": 16, "SendMessageBatch": 499}},
+        "consumer": {"batch_seconds_p50": 0.123, "batch_seconds_max": 0.141, "dynamodb_calls_per_incident": 4.0}}))
+    figures = {goal: figure for goal, _, figure in table.rows(tmp_path)}
+    memory = figures["4 memory sweep 256/512/1024 MB"]
+    assert memory.startswith("1,024 MB (cold first event 733 ms; the rule); 256 MB: cold first event 2871 ms, $0.36/M")
+    assert figures["3 sweep: 5,000 incidents due in one minute"] == (
+        "4,990 of 5,000 queued in 3.5 s (499 SendMessageBatch, 16 Query; errors 10); consumer batch of 10: "
+        "p50 0.12 s, max 0.14 s, 4 DynamoDB calls per incident")
