@@ -401,7 +401,9 @@ def test_a_shift_notice_still_lists_an_incident_whose_recovery_is_held() -> None
     text = notice_text("engineering-oncall", Handover(at=T0 + timedelta(minutes=2), until=None, people=("x",),
                                                  incoming=("x",)), listed,
                        config.routing.zone)
-    assert "inc-held open: db-cpu-high" in text
+    assert "inc-held recovering: db-cpu-high" in text  # open until the sweep resolves it, and says why
+    assert "inc-held open: db-cpu-high" in notice_text("engineering-oncall", Handover(
+        at=T0, until=None, people=("x",), incoming=("x",)), [opened], config.routing.zone)
 
 
 def test_a_flapping_sev1_nobody_acknowledges_still_escalates_and_everyone_paged_hears_the_resolve_once(

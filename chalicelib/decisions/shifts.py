@@ -160,13 +160,20 @@ def notice_text(role: str, handover: Handover, incidents: list[Incident], zone: 
         return f"{head} | no open incidents for {role}"
     parts = [head, f"{len(incidents)} open for {role}:"]
     for shown, incident in enumerate(incidents):
-        line = f"[SEV{incident.severity.value}] {incident.id} {incident.status.value}: {incident.title}"
+        line = f"[SEV{incident.severity.value}] {incident.id} {_status(incident)}: {incident.title}"
         rest = f"and {len(incidents) - shown} more"
         if len(" | ".join([*parts, line, rest])) > SUMMARY_LIMIT:
             parts.append(rest)
             break
         parts.append(line)
     return " | ".join(parts)[:SUMMARY_LIMIT]
+
+
+def _status(incident: Incident) -> str:
+    """Its status, except that an alarm whose recovery is held (decisions/flapping.py) says so: it is
+    open only until the sweep resolves it, unless it fires again."""
+    held = incident.is_open and incident.flap is not None and incident.flap.quiet_since is not None
+    return "recovering" if held else incident.status.value
 
 
 def notice_channels(routing: RoutingConfig, person: str) -> list[str]:
