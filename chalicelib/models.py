@@ -482,6 +482,12 @@ class Incident(Frozen):
         return self.status is not IncidentStatus.RESOLVED
 
     @property
+    def recovery_held(self) -> bool:
+        """Its alarm recovered and the recovery is held (decisions/flapping.py): open, its chain
+        waiting, until the sweep resolves it, unless it fires again."""
+        return self.flap is not None and self.flap.quiet_since is not None and self.is_open
+
+    @property
     def timeline_count(self) -> int:
         """Entries on the full timeline (the window plus those omitted from it)."""
         return len(self.timeline) + self.timeline_omitted

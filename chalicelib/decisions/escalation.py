@@ -174,19 +174,12 @@ def snoozed(incident: Incident, now: datetime) -> bool:
     return end is not None and now < end
 
 
-def recovery_held(incident: Incident) -> bool:
-    """Its alarm recovered and the recovery is held (decisions/flapping.py): the chain waits. If the
-    alarm fires again the hold ends and whatever fell due meanwhile goes out on the next sweep; if it
-    stays quiet the sweep resolves it."""
-    return incident.flap is not None and incident.flap.quiet_since is not None and incident.is_open
-
-
 def due_steps(incident: Incident, config: ResponderConfig, now: datetime) -> list[int]:
     """Indices of this loop's chain steps whose time has come, for an open, unacknowledged incident."""
     state = incident.escalation
     # held (decisions/grouping.py): it pages nobody, though a taken-over effect keeps its chain for its notices
     if (state is None or incident.status is not IncidentStatus.OPEN or snoozed(incident, now)
-            or recovery_held(incident) or incident.held):
+            or incident.recovery_held or incident.held):
         return []
     steps = chain_for(state.severity, config).steps
     return [i for i in range(state.next_step, len(steps)) if step_due_at(state, i, config) <= now]
@@ -212,7 +205,7 @@ def repeat_decision(incident: Incident, config: ResponderConfig, now: datetime) 
         return RepeatReason.NOT_YET
     if snoozed(incident, now):
         return RepeatReason.SNOOZED
-    if recovery_held(incident):
+    if incident.recovery_held:
         return RepeatReason.RECOVERY_HELD
     return RepeatReason.REPEAT
 

@@ -100,11 +100,10 @@ def on_change(state: FlapState | None, now: datetime, config: Flapping | None, k
 
 def resolve_at(incident: Incident, config: Flapping | None) -> datetime | None:
     """When the sweep resolves an incident whose recovery is held, if it stays quiet (None: it is
-    not waiting). Its escalation is paused until then (``escalation.paused_until``)."""
-    flap = incident.flap
-    if config is None or flap is None or flap.quiet_since is None or not incident.is_open:
+    not waiting). Its escalation waits until then (``Incident.recovery_held``)."""
+    if config is None or incident.flap is None or incident.flap.quiet_since is None or not incident.is_open:
         return None
-    return flap.quiet_since + timedelta(minutes=config.stable_minutes)
+    return incident.flap.quiet_since + timedelta(minutes=config.stable_minutes)
 
 
 def stable(incident: Incident, now: datetime, config: Flapping | None) -> StableReason:

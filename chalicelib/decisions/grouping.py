@@ -188,7 +188,7 @@ def related_to(signal: Signal, open_incidents: Iterable[Incident], services: Ser
     # does an alarm whose recovery is held (decisions/flapping.py): it says it is fine, so it explains
     # no new signal, which pages on its own rather than wait for the sweep to resolve it.
     live = [i for i in open_incidents if i.is_open and i.service == service and i.held_by is None
-            and i.key != signal.incident_key and not (i.flap is not None and i.flap.quiet_since is not None)]
+            and i.key != signal.incident_key and not i.recovery_held]
 
     def newest(i: Incident) -> tuple[datetime, str]:
         return i.opened_at, i.id

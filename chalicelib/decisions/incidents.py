@@ -260,7 +260,7 @@ def settled(incident: Incident, config: ResponderConfig, now: datetime) -> Incid
     """The sweep's part of flapping: a held recovery resolved once quiet for the stable period (the
     same object otherwise)."""
     settings = config.routing.flapping
-    if settings is None and escalation.recovery_held(incident):
+    if settings is None and incident.recovery_held:
         # held under a config that had ``flapping:``; nothing holds it now: it recovered, resolve it
         return close(incident, "responder", "resolved: it had recovered (its recovery was held for flapping, "
                                             "which the config no longer sets)", now, config)

@@ -172,8 +172,7 @@ def notice_text(role: str, handover: Handover, incidents: list[Incident], zone: 
 def _status(incident: Incident) -> str:
     """Its status, except that an alarm whose recovery is held (decisions/flapping.py) says so: it is
     open only until the sweep resolves it, unless it fires again."""
-    held = incident.is_open and incident.flap is not None and incident.flap.quiet_since is not None
-    return "recovering" if held else incident.status.value
+    return "recovering" if incident.recovery_held else incident.status.value
 
 
 def notice_channels(routing: RoutingConfig, person: str) -> list[str]:

@@ -114,7 +114,7 @@ def repeat_floor(incident: Incident) -> Severity | None:
     flapping alarm waits to resolve. A worse severity raises the incident, so it never counts here."""
     if not incident.is_open or incident.held:
         return None
-    if incident.flap is not None and incident.flap.quiet_since is not None:
+    if incident.recovery_held:
         return None  # a flapping alarm waiting to resolve: its next trigger ends the wait (decisions/flapping.py)
     if incident.playbook and incident.actions_taken > 0:
         return None
